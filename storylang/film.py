@@ -1,0 +1,194 @@
+"""The resolved film: the one intermediate representation every later stage consumes.
+
+Every default is applied, every name is checked, every time is a whole number of frames
+and every path is relative to the directory of the main script (the film root).
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Where(Model):
+    """Where in the source a thing was written, for messages of later stages."""
+
+    file: str
+    line: int
+    column: int = 1
+
+
+class Voice(Model):
+    id: str
+    rate: int = 175  # words per minute
+    pitch: int = 50  # 0..99
+
+
+class Lora(Model):
+    file: str
+    model: float = 1.0
+    clip: float = 1.0
+
+
+class Reference(Model):
+    file: str
+    weight: float = 0.8
+
+
+class Character(Model):
+    name: str
+    look: str = ""
+    negative: str = ""
+    seed: int
+    voice: Voice
+    loras: tuple[Lora, ...] = ()
+    reference: Reference | None = None
+    where: Where
+
+
+class MusicCue(Model):
+    file: str
+    volume_db: float = -12.0
+    fade_in: int = 0  # frames
+    fade_out: int = 0  # frames
+    duck_db: float = -10.0  # extra attenuation under speech
+
+
+class Scene(Model):
+    index: int
+    heading: str
+    interior: str  # INT, EXT, INT/EXT or EST
+    place: str
+    time: str
+    setting: str = ""
+    lighting: str = ""
+    mood: str = ""
+    music: MusicCue | None = None
+    music_off: bool = False
+    where: Where
+
+
+class CameraMove(Model):
+    move: str  # static, push, pull, zoom, pan, tilt, truck, pedestal, crane, orbit, roll, shake
+    direction: str | None = None
+    speed: str = "medium"
+    amount: float = 0.0  # % for scale and travel moves, degrees for orbit and roll
+    easing: str = "ease-in-out"
+
+
+class Line(Model):
+    """A spoken line: narration (speaker None) or dialogue."""
+
+    kind: Literal["narration", "dialogue"]
+    speaker: str | None = None
+    parenthetical: str | None = None
+    text: str
+    voice: Voice
+    where: Where
+
+
+class Transition(Model):
+    kind: Literal["cut", "dissolve", "fade", "wipe"]
+    direction: str | None = None
+    frames: int = 0
+
+
+class Cue(Model):
+    """A prompt schedule entry: from `frame` on, the shot shows `text`."""
+
+    frame: int
+    text: str
+
+
+class Keyframes(Model):
+    start: str
+    end: str
+
+
+class SourceClip(Model):
+    file: str
+    start: int = 0  # frames into the source, at the film's rate
+    end: int | None = None
+
+
+class RenderSettings(Model):
+    model: str | None = None
+    vae: str | None = None
+    sampler: str = "euler"
+    scheduler: str = "normal"
+    steps: int = 25
+    cfg: float = 7.0
+    clip_skip: int = 1
+    denoise: float = 1.0
+    seed: int = 0
+    template: str = "still"
+    style: str = ""
+    negative: str = ""
+    loras: tuple[Lora, ...] = ()
+    upscale_model: str | None = None
+    upscale_factor: float = 2.0
+    motion_model: str | None = None
+    controlnet: str | None = None
+    controlnet_kind: str = "depth"
+
+
+class Shot(Model):
+    id: str  # the locked shot number, or an id derived from the shot's content
+    number: str | None = None
+    scene: int
+    framing: str
+    angle: str | None = None
+    cast: tuple[str, ...] = ()
+    frames: int
+    action: str = ""
+    setting: str = ""
+    lighting: str = ""
+    mood: str = ""
+    camera: tuple[CameraMove, ...] = ()
+    lines: tuple[Line, ...] = ()
+    transition: Transition | None = None  # into the next shot
+    schedule: tuple[Cue, ...] = ()
+    keyframes: Keyframes | None = None
+    source: SourceClip | None = None
+    overrun: Literal["extend", "error"] = "extend"
+    render: RenderSettings
+    where: Where
+
+
+class Film(Model):
+    title: str = "Untitled"
+    author: str = ""
+    width: int = 1280
+    height: int = 720
+    fps_num: int = 24
+    fps_den: int = 1
+    narrator: Voice = Voice(id="en-us")
+    fade_in: int = 0
+    fade_out: int = 0
+    characters: tuple[Character, ...] = ()
+    scenes: tuple[Scene, ...] = ()
+    shots: tuple[Shot, ...] = ()
+    script: str  # the main script's file name, relative to the film root
+    files: tuple[str, ...] = ()  # every script read, main first
+
+    @property
+    def fps(self) -> Fraction:
+        return Fraction(self.fps_num, self.fps_den)
+
+    def character(self, name: str) -> Character:
+        for c in self.characters:
+            if c.name == name:
+                return c
+        raise KeyError(name)
+
+    @property
+    def frames(self) -> int:
+        """Length of the film: the shots minus the overlaps of their transitions."""
+        overlap = sum(s.transition.frames for s in self.shots[:-1] if s.transition)
+        return sum(s.frames for s in self.shots) - overlap

@@ -1,0 +1,514 @@
+"""Source text → syntax tree, or diagnostics. Never raises on bad input."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+from lark import Lark, Token, Transformer, v_args
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
+from lark.lark import PostLex
+
+from storylang.diagnostics import Diagnostic, Span, did_you_mean
+from storylang.resources import grammar_path
+from storylang.syntax import tree as t
+
+MAX_BYTES = 32 * 1024 * 1024
+MAX_SYNTAX_ERRORS = 25
+TAB_WIDTH = 4
+
+KEYS = (
+    "title author format style negative model vae sampler scheduler steps cfg denoise seed narrator "
+    "template duration include note setting lighting mood music overrun look lora voice reference "
+    "camera action narrate at keyframes source upscale motion controlnet"
+).split() + ["clip skip"]
+
+
+class _IndentProblem(Exception):
+    def __init__(self, line: int, column: int, found: int, levels: list[int]):
+        self.line, self.column, self.found, self.levels = line, column, found, levels
+
+
+def _span(tok: Token) -> Span:
+    return Span(line=tok.line, column=tok.column, end_line=tok.end_line, end_column=tok.end_column)
+
+
+class _Indenter(PostLex):
+    """Turns leading whitespace into INDENT/DEDENT tokens placed at the indented line."""
+
+    always_accept = ("_NL",)
+
+    def __init__(self) -> None:
+        self.comments: list[tuple[int, int, str]] = []
+
+    def process(self, stream):
+        levels = [0]
+        last = None
+        for tok in stream:
+            last = tok
+            if tok.type != "_NL":
+                yield tok
+                continue
+            self._collect_comments(tok)
+            yield tok
+            indent_str = tok.value.rsplit("\n", 1)[-1] if "\n" in tok.value else ""
+            indent = sum(TAB_WIDTH if c == "\t" else 1 for c in indent_str)
+            line, column = tok.end_line, len(indent_str) + 1
+            pos = tok.end_pos
+            if indent > levels[-1]:
+                levels.append(indent)
+                yield Token("_INDENT", indent_str, pos, line, column, line, column, pos)
+            else:
+                open_levels = list(levels)
+                while indent < levels[-1]:
+                    levels.pop()
+                    yield Token("_DEDENT", "", pos, line, column, line, column, pos)
+                if indent != levels[-1]:
+                    raise _IndentProblem(line, column, indent, open_levels)
+        while len(levels) > 1:
+            levels.pop()
+            line = last.end_line if last else 1
+            column = last.end_column if last else 1
+            pos = last.end_pos if last else 0
+            yield Token("_DEDENT", "", pos, line, column, line, column, pos)
+
+    def _collect_comments(self, tok: Token) -> None:
+        for m in re.finditer(r"//[^\n]*", tok.value):
+            before = tok.value[: m.start()]
+            nl = before.rfind("\n")
+            if nl < 0:
+                line, column = tok.line, tok.column + m.start()
+            else:
+                line, column = tok.line + before.count("\n"), m.start() - nl
+            self.comments.append((line, column, m.group().rstrip()))
+
+
+_ESCAPES = {'"': '"', "\\": "\\", "n": "\n", "t": "\t"}
+
+
+@dataclass
+class _Context:
+    file: str
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+
+    def error(self, code: str, message: str, span: Span, hint: str | None = None) -> None:
+        self.diagnostics.append(
+            Diagnostic(severity="error", code=code, message=message, file=self.file, span=span, hint=hint)
+        )
+
+
+def _decode_string(tok: Token, ctx: _Context) -> str:
+    body = tok.value[1:-1]
+    if "\\" not in body:
+        return body
+    out = []
+    i = 0
+    while i < len(body):
+        c = body[i]
+        if c == "\\":
+            nxt = body[i + 1]
+            if nxt in _ESCAPES:
+                out.append(_ESCAPES[nxt])
+            else:
+                col = tok.column + 1 + i
+                ctx.error(
+                    "unknown-escape",
+                    f'unknown escape "\\{nxt}" in text',
+                    Span(line=tok.line, column=col, end_line=tok.line, end_column=col + 2),
+                    'write \\\\ for a backslash; the escapes are \\" \\\\ \\n \\t',
+                )
+                out.append(nxt)
+            i += 2
+        else:
+            out.append(c)
+            i += 1
+    return "".join(out)
+
+
+_KINDS = {
+    "STRING": "string",
+    "LONG_STRING": "string",
+    "NUMBER": "number",
+    "DURATION": "duration",
+    "AMOUNT": "amount",
+    "SIZE": "size",
+    "RATE": "rate",
+    "WORD": "word",
+    "NAME": "name",
+    "AT_SIGN": "at",
+}
+
+
+def _meta_span(meta) -> Span:
+    return Span(line=meta.line, column=meta.column, end_line=meta.end_line, end_column=meta.end_column)
+
+
+class _ToTree(Transformer):
+    def __init__(self, ctx: _Context):
+        super().__init__()
+        self.ctx = ctx
+
+    def _value(self, tok: Token) -> t.Value:
+        if tok.type == "STRING":
+            text = _decode_string(tok, self.ctx)
+        elif tok.type == "LONG_STRING":
+            text = tok.value[3:-3]
+        else:
+            text = tok.value
+        return t.Value(kind=_KINDS[tok.type], text=text, raw=tok.value, span=_span(tok))
+
+    def _values(self, toks) -> tuple[t.Value, ...]:
+        return tuple(self._value(x) for x in toks)
+
+    def key(self, children):
+        return children[0]
+
+    def clip_skip_key(self, children):
+        return ("clip skip", children)
+
+    @v_args(meta=True)
+    def setting(self, meta, children):
+        key = children[0]
+        if isinstance(key, tuple):  # clip skip
+            name = key[0]
+            key_span = Span(line=meta.line, column=meta.column, end_line=meta.line, end_column=meta.column + 9)
+        else:
+            name, key_span = str(key), _span(key)
+        return t.Setting(key=name, key_span=key_span, values=self._values(children[1:]), span=_meta_span(meta))
+
+    @v_args(meta=True)
+    def template_setting(self, meta, children):
+        kw, name = children[0], children[1].children[0]
+        value = self._value(name) if name.type != "KEY" else t.Value(kind="word", text=name.value, raw=name.value, span=_span(name))
+        return t.Setting(key="template", key_span=_span(kw), values=(value,), span=_meta_span(meta))
+
+    @v_args(meta=True)
+    def settings(self, meta, children):
+        return t.SettingsLine(settings=tuple(children), span=_meta_span(meta))
+
+    @v_args(meta=True)
+    def name(self, meta, children):
+        return t.CastName(name=" ".join(str(c) for c in children), span=_meta_span(meta))
+
+    @v_args(meta=True)
+    def character(self, meta, children):
+        name = children[0]
+        return t.Character(name=name.name, name_span=name.span, body=tuple(children[1:]), span=_meta_span(meta))
+
+    @v_args(meta=True)
+    def scene(self, meta, children):
+        heading = children[0]
+        text = re.sub(r"\s+", " ", heading.value).strip()
+        return t.Scene(heading=text, body=tuple(children[1:]), span=_meta_span(meta))
+
+    def framing(self, children):
+        return ("framing", self._values(children))
+
+    def cast(self, children):
+        return ("cast", tuple(children))
+
+    @v_args(meta=True)
+    def shot(self, meta, children):
+        fields: dict = {"span": _meta_span(meta)}
+        body = []
+        for c in children:
+            if isinstance(c, Token) and c.type == "SHOT_NUMBER":
+                fields["number"], fields["number_span"] = c.value, _span(c)
+            elif isinstance(c, Token) and c.type == "DURATION":
+                fields["duration"] = self._value(c)
+            elif isinstance(c, tuple):
+                fields[c[0]] = c[1]
+            else:
+                body.append(c)
+        fields["body"] = tuple(body)
+        # The span of a shot is its header line; its body has spans of its own.
+        return t.Shot(**fields)
+
+    @v_args(meta=True)
+    def dialogue(self, meta, children):
+        name = children[0]
+        paren = None
+        text, text_span = "", None
+        for c in children[1:]:
+            if c.type == "PARENTHETICAL":
+                paren = c.value[1:-1].strip()
+            elif c.type == "LINE_TEXT":
+                text, text_span = c.value.strip(), _span(c)
+        return t.Dialogue(
+            speaker=name.name,
+            speaker_span=name.span,
+            parenthetical=paren,
+            text=text,
+            text_span=text_span,
+            span=_meta_span(meta),
+        )
+
+    @v_args(meta=True)
+    def transition(self, meta, children):
+        return t.Transition(values=self._values(children), span=_meta_span(meta))
+
+    def start(self, children):
+        return tuple(children)
+
+
+@lru_cache(maxsize=1)
+def _parser() -> Lark:
+    return Lark(
+        grammar_path().read_text(encoding="utf-8"),
+        parser="lalr",
+        lexer="contextual",
+        postlex=_Indenter(),
+        propagate_positions=True,
+        maybe_placeholders=False,
+    )
+
+
+# ------------------------------------------------------------------------ decoding
+
+
+def decode_source(data: bytes, file: str) -> tuple[str | None, list[Diagnostic]]:
+    """Bytes → normalised text (UTF-8, no BOM, \\n line ends), or a diagnostic saying why not."""
+
+    def fail(code, message, line=1, column=1, hint=None):
+        span = Span(line=line, column=column, end_line=line, end_column=column + 1)
+        return None, [Diagnostic(severity="error", code=code, message=message, file=file, span=span, hint=hint)]
+
+    if len(data) > MAX_BYTES:
+        return fail("too-large", f"this script is {len(data) // (1024 * 1024)} MB; the limit is {MAX_BYTES // (1024 * 1024)} MB",
+                    hint="split the film into several files joined with include")
+    nul = data.find(b"\x00")
+    if nul >= 0:
+        line = data.count(b"\n", 0, nul) + 1
+        column = nul - (data.rfind(b"\n", 0, nul) + 1) + 1
+        return fail("not-text", "this file is not text (it contains a NUL byte)", line, column,
+                    "storylang reads plain-text .story files saved as UTF-8")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        column = len(data[data.rfind(b"\n", 0, e.start) + 1 : e.start].decode("utf-8", "replace")) + 1
+        return fail("not-utf8", "this file is not valid UTF-8 text", line, column,
+                    "save the script as UTF-8 (most editors offer it under 'Save with encoding')")
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return text, []
+
+
+# ------------------------------------------------------------------------ errors
+
+_DESCRIBE = {
+    "STRING": 'a "quoted text"',
+    "LONG_STRING": 'a """long text"""',
+    "NUMBER": "a number",
+    "DURATION": "a duration such as 3s or 72f",
+    "AMOUNT": "an amount such as 30% or 45deg",
+    "SIZE": "a size such as 1280x720",
+    "RATE": "a frame rate such as 24fps",
+    "SHOT_NUMBER": "a shot number such as 12 or 12A",
+    "WORD": "a word",
+    "NAME": "a CHARACTER name",
+    "KEY": "a statement such as camera, action or narrate",
+    "TEMPLATE": '"template"',
+    "HEADING": "a scene heading such as EXT. BEACH - DAY",
+    "PARENTHETICAL": "a (parenthetical)",
+    "LINE_TEXT": "the line of dialogue",
+    "_NL": "the end of the line",
+    "_INDENT": "an indented line",
+    "_DEDENT": "the end of the indented block",
+    "$END": "the end of the file",
+    "COLON": '":"',
+    "MORETHAN": '">"',
+    "AT_SIGN": '"@"',
+    "SHOT": '"shot"',
+    "CHARACTER": '"character"',
+    "ON": '"on"',
+    "AND": '"and"',
+    "COMMA": '","',
+    "CLIP": '"clip skip"',
+    "SKIP": '"skip"',
+}
+
+
+def _describe_token(tok: Token) -> str:
+    if tok.type in ("_NL",):
+        return "the end of the line"
+    if tok.type == "_INDENT":
+        return "an indented line"
+    if tok.type == "_DEDENT":
+        return "a line with less indentation"
+    if tok.type == "$END":
+        return "the end of the file"
+    text = tok.value if len(tok.value) <= 40 else tok.value[:37] + "..."
+    return f'"{text}"'
+
+
+def _expected_list(expected) -> str:
+    names = sorted({_DESCRIBE.get(e, e.lower()) for e in expected if e not in ("_DEDENT",)})
+    if not names:
+        return ""
+    if len(names) > 6:
+        names = names[:6] + ["..."]
+    return "expected " + ", ".join(names)
+
+
+def _line_start_word(text: str, line: int) -> str:
+    lines = text.split("\n")
+    return lines[line - 1].strip() if 0 < line <= len(lines) else ""
+
+
+def _syntax_diagnostic(e: Exception, text: str, file: str) -> Diagnostic:
+    def diag(code, message, line, column, width=1, hint=None):
+        span = Span(line=line, column=column, end_line=line, end_column=column + max(width, 1))
+        return Diagnostic(severity="error", code=code, message=message, file=file, span=span, hint=hint)
+
+    if isinstance(e, _IndentProblem):
+        choices = " or ".join(str(n) for n in e.levels)
+        return diag("indentation", f"this line is indented by {e.found}, which lines it up with no block above it",
+                    e.line, e.column, hint=f"indent it by {choices} to line it up with the block it belongs to")
+    if isinstance(e, UnexpectedCharacters):
+        ch = text[e.pos_in_stream] if e.pos_in_stream < len(text) else ""
+        if ch == '"':
+            return diag("unterminated-text", "this text has no closing quote", e.line, e.column,
+                        hint='end the text with " on the same line, or use """triple quotes""" for text over several lines')
+        if ch == "(":
+            return diag("syntax", "a parenthetical belongs between a character's name and the colon", e.line, e.column,
+                        hint="write it as MARA (whispering): Not tonight.")
+        shown = repr(ch)[1:-1] if not ch.isprintable() else ch
+        code = f"U+{ord(ch):04X}" if ch else ""
+        allowed = _expected_list(e.allowed or ())
+        if ch.isdigit() or ch in "-+.":
+            word = re.match(r"[^\s]+", text[e.pos_in_stream :]).group()
+            return diag("syntax", f'"{word}" is not a number, duration or amount I understand', e.line, e.column,
+                        len(word), hint="durations are written 3s, 2.5s, 500ms or 72f; amounts 30%, 45deg, -6dB or 1.5x")
+        return diag("syntax", f'unexpected character "{shown}" ({code})' if code else "unexpected character",
+                    e.line, e.column, hint=allowed or None)
+    if isinstance(e, UnexpectedToken):
+        tok = e.token
+        expected = set(e.expected or ())
+        line, column = tok.line, tok.column
+        width = max(len(tok.value), 1) if tok.type not in ("_NL", "_INDENT", "_DEDENT", "$END") else 1
+        if tok.type == "_NL":
+            width = 1
+        what = _describe_token(tok)
+        if tok.value.startswith('"') and tok.type not in ("STRING", "LONG_STRING"):
+            return diag("unterminated-text", "this text has no closing quote", line, column,
+                        hint='end the text with " on the same line, or use """triple quotes""" for text over several lines')
+        if tok.type == "_INDENT":
+            return diag("indentation", "this line is indented, but the line above opens no block", line, column,
+                        hint="indent only the lines that belong to a character, a scene heading or a shot")
+        if tok.type == "SHOT" and "HEADING" in expected:
+            return diag("shot-outside-scene", "a shot must belong to a scene", line, column, width,
+                        hint="put a scene heading such as EXT. BEACH - DAY above it and indent the shot under it")
+        if tok.type == "SHOT":
+            return diag("syntax", "a shot cannot be written inside another shot", line, column, width,
+                        hint="give this shot the same indentation as the shot above it")
+        if tok.type in ("_NL", "$END") and "TEMPLATE" not in expected and expected <= {"WORD", "STRING", "KEY"}:
+            return diag("missing-value", "template needs a name", line, column,
+                        hint="for example: template hires")
+        if tok.type == "WORD" and "KEY" in expected:
+            guess = did_you_mean(tok.value, KEYS)
+            hint = f'did you mean "{guess}"?' if guess else "statements begin with a word such as camera, action, narrate or steps"
+            if tok.value.lower() in ("int", "ext", "est", "int./ext", "i/e"):
+                hint = "scene headings are written in capitals and start at the left margin: EXT. BEACH - DAY"
+            return diag("unknown-statement", f'unknown statement "{tok.value}"', line, column, width, hint=hint)
+        if tok.type in ("WORD", "NAME") and "COLON" in expected:
+            return diag("syntax", "a line of dialogue needs a colon after the name", line, column, width,
+                        hint="write it as MARA: Not tonight.  (names are one or more CAPITAL words)")
+        if tok.type in ("NUMBER", "SHOT_NUMBER") and "DURATION" in expected:
+            return diag("syntax", f'"{tok.value}" needs a unit', line, column, width,
+                        hint=f"write {tok.value}s for seconds or {tok.value}f for frames, with no space")
+        if tok.type == "WORD" and "NAME" in expected:
+            return diag("syntax", f'"{tok.value}" is not a character name', line, column, width,
+                        hint=f"character names are written in capitals: {tok.value.upper()}")
+        if tok.type in ("_NL", "$END") and "COLON" in expected:
+            return diag("syntax", "a line of dialogue needs a colon after the name", line, column,
+                        hint="write it as MARA: Not tonight.")
+        if tok.type == "NAME" and "KEY" in expected and "HEADING" in expected:
+            return diag("syntax", f"unexpected {what} at the top level", line, column, width,
+                        hint="dialogue goes inside a shot; scene headings start with INT. or EXT.")
+        return diag("syntax", f"unexpected {what}", line, column, width, hint=_expected_list(expected) or None)
+    if isinstance(e, UnexpectedEOF):
+        lines = text.split("\n")
+        return diag("syntax", "the file ends in the middle of a statement", len(lines), 1,
+                    hint=_expected_list(e.expected or ()) or None)
+    return diag("syntax", "this script could not be read", 1, 1)
+
+
+def _blank_block(lines: list[str], line: int) -> bool:
+    """Blank the line and the more-indented lines below it; False if nothing changed."""
+    idx = line - 1
+    if not (0 <= idx < len(lines)) or not lines[idx].strip():
+        return False
+
+    def indent(s: str) -> int:
+        return len(s) - len(s.lstrip(" \t"))
+
+    base = indent(lines[idx])
+    lines[idx] = ""
+    j = idx + 1
+    while j < len(lines) and (not lines[j].strip() or indent(lines[j]) > base):
+        lines[j] = ""
+        j += 1
+    return True
+
+
+# ------------------------------------------------------------------------ entry points
+
+
+def parse_text(text: str, file: str) -> tuple[t.Script | None, list[Diagnostic]]:
+    """Parse normalised source text. Returns the tree (None if unreadable) and diagnostics.
+
+    After a syntax error the offending statement and its indented block are set aside and
+    the rest is parsed again, so independent mistakes are all reported in one run.
+    """
+    if not text.endswith("\n"):
+        text += "\n"
+    lines = text.split("\n")
+    errors: list[Diagnostic] = []
+    current = text
+    for _ in range(MAX_SYNTAX_ERRORS + 1):
+        ctx = _Context(file)
+        parser = _parser()
+        try:
+            indenter = parser.options.postlex
+            indenter.comments = []
+            raw = parser.parse(current)
+            items = _ToTree(ctx).transform(raw)
+        except (UnexpectedInput, _IndentProblem) as e:
+            d = _syntax_diagnostic(e, current, file)
+            errors.append(d)
+            line = d.span.line if d.span else 0
+            if len(errors) > MAX_SYNTAX_ERRORS or not _blank_block(lines, line):
+                break
+            current = "\n".join(lines)
+            continue
+        if errors:
+            return None, errors + ctx.diagnostics
+        comments = tuple(
+            t.Comment(
+                text=c,
+                own_line=not lines[ln - 1][: col - 1].strip(),
+                span=Span(line=ln, column=col, end_line=ln, end_column=col + len(c)),
+            )
+            for ln, col, c in indenter.comments
+        )
+        return t.Script(file=file, items=items, comments=comments), ctx.diagnostics
+    return None, errors
+
+
+def parse_file(path: Path, display: str | None = None) -> tuple[t.Script | None, list[Diagnostic], str | None]:
+    """Read and parse one file. Returns (tree, diagnostics, normalised text)."""
+    file = display or str(path)
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        reason = e.strerror or str(e)
+        return None, [Diagnostic(severity="error", code="unreadable", message=f"cannot read {file}: {reason}", file=file)], None
+    text, diags = decode_source(data, file)
+    if text is None:
+        return None, diags, None
+    tree, diags = parse_text(text, file)
+    return tree, diags, text

@@ -1,0 +1,1 @@
+title "C:\films\new"

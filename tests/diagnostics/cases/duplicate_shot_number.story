@@ -1,0 +1,3 @@
+EXT. CLIFF - NIGHT
+  shot 1 wide 5s
+  shot 1 close 2s

@@ -1,0 +1,2 @@
+EXT. CLIFF - NIGHT
+  shot 1 wide 5

@@ -1,0 +1,2 @@
+character mara
+  look "a"

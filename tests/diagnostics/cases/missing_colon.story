@@ -1,0 +1,6 @@
+character MARA
+  look "a"
+
+EXT. CLIFF - NIGHT
+  shot 1 close on MARA 3s
+    MARA Not tonight.

@@ -1,0 +1,4 @@
+include "bibel.story"
+
+character MARA
+  reference "refs/mara.png"

@@ -1,0 +1,3 @@
+EXT. CLIFF - NIGHT
+  shot 1 wide 3s
+    at 4s "the door opens"

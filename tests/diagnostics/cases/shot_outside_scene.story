@@ -1,0 +1,2 @@
+title "T"
+shot 1 wide 5s
