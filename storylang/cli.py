@@ -72,6 +72,13 @@ def check(files: tuple[Path, ...], fmt: str, dump: bool) -> None:
         sys.exit(1)
 
 
+def _shown(path: Path) -> str:
+    import os
+
+    rel = os.path.relpath(path)
+    return str(path) if rel.startswith(os.pardir + os.sep + os.pardir) else rel
+
+
 def _clock(seconds: float) -> str:
     m, s = divmod(seconds, 60)
     return f"{int(m)}m{s:04.1f}s" if m else f"{s:.1f}s"
@@ -114,6 +121,118 @@ def fmt(files: tuple[Path, ...], check_only: bool, number: bool, diff: bool) -> 
         sys.exit(1)
     if check_only and changed:
         sys.exit(1)
+
+
+@main.command()
+@click.argument("script", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), help="Where to write the film (MP4).")
+@click.option("--renderer", type=click.Choice(["animatic"]), default="animatic", show_default=True,
+              help="What makes the pictures.")
+@click.option("-j", "--jobs", type=click.IntRange(1, 64), default=None, help="Shots rendered at once (default: cores).")
+@click.option("--burn-subtitles", is_flag=True, help="Burn the subtitles into the picture.")
+@click.option("--preview", is_flag=True, help="Half resolution and the fastest encoder settings.")
+@click.option("--system-ffmpeg", is_flag=True, help="Prefer the ffmpeg on PATH to the bundled one.")
+@click.option("--dry-run", is_flag=True, help="Say what would be rendered, spoken and encoded; do nothing.")
+def build(script: Path, output, renderer, jobs, burn_subtitles, preview, system_ffmpeg, dry_run) -> None:
+    """Build the film: storyboard, voices, edit list and the finished MP4."""
+    import os
+    import time
+
+    from rich.console import Console
+
+    from storylang.assemble import AssemblyError
+    from storylang.build import BuildFailed, BuildOptions
+    from storylang.build import build as run_build
+    from storylang.progress import Progress, RichProgress
+    from storylang.speech import SpeechError
+    from storylang.toolchain import ToolMissing
+
+    console = Console(stderr=True)
+    options = BuildOptions(output=output, renderer=renderer, jobs=jobs or max(os.cpu_count() or 1, 1),
+                           burn_subtitles=burn_subtitles, preview=preview, system_ffmpeg=system_ffmpeg,
+                           dry_run=dry_run)
+    progress = RichProgress(console) if console.is_terminal and not dry_run else Progress()
+    t0 = time.perf_counter()
+    try:
+        report = run_build(script, options, progress)
+    except BuildFailed as e:
+        progress.close()
+        _print_diagnostics(e.diagnostics, e.sources)
+        click.echo(f"storyc: build failed: {_summary(e.diagnostics)}", err=True)
+        sys.exit(1)
+    except (AssemblyError, SpeechError, ToolMissing) as e:
+        progress.close()
+        click.echo(f"storyc: build failed: {e}", err=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        progress.close()
+        click.echo("storyc: interrupted; nothing half-written was kept", err=True)
+        sys.exit(130)
+    if report.warnings:
+        _print_diagnostics(report.warnings, {})
+    elapsed = time.perf_counter() - t0
+    if dry_run:
+        click.echo(f"plan for {script}: {report.shots} shots ({report.rendered} to render, {report.reused} up to date), "
+                   f"{report.lines_spoken + report.lines_reused} lines ({report.lines_spoken} to speak), "
+                   f"{_clock(report.seconds)} of film -> {_shown(report.output)}")
+        return
+    own = report.shots - report.rendered - report.reused
+    click.echo(f"{report.shots} shots: {report.rendered} drawn, {report.reused} reused"
+               + (f", {own} from their own images or footage" if own else "") + "; "
+               f"{report.lines_spoken + report.lines_reused} lines: {report.lines_spoken} spoken, "
+               f"{report.lines_reused} reused; picture {report.picture}, sound {report.sound}", err=True)
+    state = "up to date" if report.film == "reused" else "written"
+    shown = _shown(report.output)
+    click.echo(f"{shown}: {_clock(report.seconds)} ({report.frames} frames), {state}, in {elapsed:.1f}s",
+               err=True)
+
+
+@main.command()
+def doctor() -> None:
+    """Report which ffmpeg and voice engine are in use, and what is missing."""
+    from storylang.toolchain import ToolMissing, find_ffmpeg
+
+    ok = True
+    try:
+        ff = find_ffmpeg()
+        click.echo(f"ffmpeg        {ff.version}  ({ff.origin}: {ff.path})")
+    except ToolMissing as e:
+        ok = False
+        click.echo(f"ffmpeg        missing: {e}")
+    try:
+        from storylang.speech import SpeechError, engine
+
+        eng = engine()
+        click.echo(f"voice engine  {eng.name}  (pyttsx3, library from {eng.origin}; {len(eng.voices())} voices)")
+    except Exception as e:  # the engine's own failures vary by machine
+        ok = False
+        click.echo(f"voice engine  missing: {e}; fix: pip install pyttsx3 espeakng-loader")
+    try:
+        from storylang.animatic.frames import font
+
+        f = font(20)
+        name = getattr(f, "path", None) or "Pillow's built-in font"
+        click.echo(f"card font     {name}")
+    except Exception as e:  # pragma: no cover
+        ok = False
+        click.echo(f"card font     missing: {e}")
+    if not ok:
+        sys.exit(1)
+
+
+@main.command()
+@click.option("--language", "-l", help="Only voices for this language, e.g. en.")
+def voices(language: str | None) -> None:
+    """List the voices a script can name (voice "en-us+f3": a voice, then an optional +variant)."""
+    from storylang.speech import engine
+
+    eng = engine()
+    for v in eng.voices():
+        if language and not any(lang.startswith(language) for lang in v.languages) and not v.id.startswith(language):
+            continue
+        click.echo(f"{v.id:<16} {v.name}")
+    if eng.variants:
+        click.echo("\nvariants: " + " ".join(f"+{x}" for x in eng.variants))
 
 
 if __name__ == "__main__":  # pragma: no cover

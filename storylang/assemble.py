@@ -1,0 +1,421 @@
+"""Timeline → finished film, with ffmpeg driven through ffmpeg-python.
+
+Three passes, each cached by what it consumes:
+- picture: every clip on one filter graph (xfade for transitions, concat for cuts, fades,
+  optional burnt-in subtitles), encoded once with x264. Stills are moved by the camera
+  here: storylang computes each frame's view with sub-pixel accuracy and streams the
+  frames (raw YUV 4:2:0) into ffmpeg through named pipes, so nothing is encoded twice;
+- sound: speech placed sample-exactly, music with fades and a ducking envelope under
+  speech, loudness normalised to -16 LUFS, 48 kHz AAC;
+- mux: picture and sound copied into one MP4 with title, provenance, one chapter per
+  scene and +faststart.
+Editing narration re-runs only the sound and the mux.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import ffmpeg as ffmpeg_graph
+from PIL import Image, ImageOps
+
+from storylang import atomic
+from storylang.animatic import camera
+from storylang.timeline import Clip, Timeline
+from storylang.toolchain import Ffmpeg
+
+PICTURE_VERSION = "picture-1"
+SOUND_VERSION = "sound-2"
+MUX_VERSION = "mux-1"
+SAMPLE_RATE = 48000
+LOUDNESS = -16.0
+
+XFADE = {("dissolve", None): "fade", ("fade", None): "fadeblack", ("fade", "out"): "fadeblack",
+         ("fade", "in"): "fadeblack", ("wipe", "left"): "wipeleft", ("wipe", "right"): "wiperight",
+         ("wipe", "up"): "wipeup", ("wipe", "down"): "wipedown"}
+
+# Pillow's YCbCr is full-range BT.601; video wants limited range (16-235 luma, 16-240 chroma).
+_Y_LUT = [round(16 + v * 219 / 255) for v in range(256)]
+_C_LUT = [round(128 + (v - 128) * 224 / 255) for v in range(256)]
+
+
+class AssemblyError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Encoding:
+    preset: str = "medium"
+    crf: int = 20
+    scale: Fraction = Fraction(1)
+    audio_bitrate: str = "160k"
+    burn_subtitles: bool = False
+
+    def size(self, t: Timeline) -> tuple[int, int]:
+        def even(x: Fraction) -> int:
+            return max(int(x) // 2 * 2, 2)
+
+        return even(t.width * self.scale), even(t.height * self.scale)
+
+    def key(self) -> dict:
+        return {"preset": self.preset, "crf": self.crf, "scale": str(self.scale), "burn": self.burn_subtitles}
+
+
+# ---------------------------------------------------------------------------- frames
+
+
+class Planes:
+    """A still as limited-range Y, Cb, Cr planes (chroma at half size), cropped to the film's aspect."""
+
+    def __init__(self, path: Path, aspect: Fraction):
+        with Image.open(path) as im:
+            im = ImageOps.exif_transpose(im).convert("RGB")
+        w, h = im.size
+        if Fraction(w, h) > aspect:  # too wide: crop the sides
+            nw = round(h * aspect)
+            im = im.crop(((w - nw) // 2, 0, (w - nw) // 2 + nw, h))
+        elif Fraction(w, h) < aspect:
+            nh = round(w / aspect)
+            im = im.crop((0, (h - nh) // 2, w, (h - nh) // 2 + nh))
+        y, cb, cr = im.convert("YCbCr").split()
+        half = (max(im.width // 2, 1), max(im.height // 2, 1))
+        self.y = y.point(_Y_LUT)
+        self.cb = cb.resize(half, Image.Resampling.BOX).point(_C_LUT)
+        self.cr = cr.resize(half, Image.Resampling.BOX).point(_C_LUT)
+
+    def view(self, v: camera.View, size: tuple[int, int]) -> tuple[Image.Image, Image.Image, Image.Image]:
+        w, h = size
+        half = (w // 2, h // 2)
+        out = []
+        for plane, target in ((self.y, size), (self.cb, half), (self.cr, half)):
+            coeffs = camera.affine(v, plane.size, target)
+            out.append(plane.transform(target, Image.Transform.AFFINE, coeffs, resample=Image.Resampling.BILINEAR))
+        return out[0], out[1], out[2]
+
+
+def _bytes(planes) -> bytes:
+    return b"".join(p.tobytes() for p in planes)
+
+
+def clip_frames(clip: Clip, root: Path, size: tuple[int, int], fps: Fraction) -> Iterator[bytes]:
+    """Raw yuv420p frames of a still or keyframed clip, the camera move performed on it."""
+    aspect = Fraction(size[0], size[1])
+    views = camera.shot_views(clip.camera, clip.frames, float(fps), float(aspect), seed=str(clip.seed))
+    if clip.source == "still":
+        planes = Planes(root / clip.files[0], aspect)
+        if all(v == views[0] for v in views):
+            frame = _bytes(planes.view(views[0], size))
+            for _ in views:
+                yield frame
+            return
+        for v in views:
+            yield _bytes(planes.view(v, size))
+    elif clip.source == "keyframes":
+        a, b = Planes(root / clip.files[0], aspect), Planes(root / clip.files[1], aspect)
+        n = max(clip.frames - 1, 1)
+        for i, v in enumerate(views):
+            pa, pb = a.view(v, size), b.view(v, size)
+            yield _bytes(Image.blend(x, y, i / n) for x, y in zip(pa, pb))
+    else:
+        raise AssemblyError(f"clip of shot {clip.shot} is not made of stills")
+
+
+# ---------------------------------------------------------------------------- running ffmpeg
+
+
+def _open_fifo_for_writing(path: str, proc: subprocess.Popen) -> int | None:
+    """Open a named pipe once ffmpeg opens it for reading; None if ffmpeg exits first."""
+    while True:
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+        except OSError as e:
+            if e.errno != 6:  # ENXIO: no reader yet
+                raise
+            if proc.poll() is not None:
+                return None
+            time.sleep(0.01)
+            continue
+        flags = fcntl.fcntl(fd, fcntl.F_GETFL)
+        fcntl.fcntl(fd, fcntl.F_SETFL, flags & ~os.O_NONBLOCK)
+        return fd
+
+
+def _run(args: list[str], cwd: Path, what: str, on_progress: Callable[[int], None] | None = None,
+         feeders: list[tuple[str, Callable[[], Iterator[bytes]]]] = ()) -> None:
+    """Run ffmpeg; feed named pipes from threads; report `frame=` progress; raise on failure."""
+    with tempfile.TemporaryFile() as log:
+        proc = subprocess.Popen(args, cwd=cwd, stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL)
+        errors: list[BaseException] = []
+
+        def feed(path: str, frames: Callable[[], Iterator[bytes]]) -> None:
+            try:
+                fd = _open_fifo_for_writing(path, proc)
+                if fd is None:
+                    return
+                with os.fdopen(fd, "wb", buffering=0) as fh:
+                    for frame in frames():
+                        fh.write(frame)
+            except BrokenPipeError:
+                pass
+            except BaseException as e:  # reported after ffmpeg ends
+                errors.append(e)
+
+        threads = [threading.Thread(target=feed, args=fd, daemon=True) for fd in feeders]
+        for th in threads:
+            th.start()
+        try:
+            assert proc.stdout is not None
+            for raw in proc.stdout:
+                line = raw.decode("utf-8", "replace").strip()
+                if on_progress and line.startswith("frame="):
+                    try:
+                        on_progress(int(line[6:]))
+                    except ValueError:
+                        pass
+            proc.wait()
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            raise
+        finally:
+            for th in threads:
+                th.join(timeout=30)
+        if errors:
+            raise AssemblyError(f"{what}: {errors[0]}") from errors[0]
+        if proc.returncode != 0:
+            log.seek(0)
+            tail = log.read().decode("utf-8", "replace").strip().splitlines()[-8:]
+            raise AssemblyError(f"{what} failed (ffmpeg exit {proc.returncode}): " + " | ".join(tail))
+
+
+def _secs(x: Fraction) -> float:
+    return round(float(x), 6)
+
+
+# ---------------------------------------------------------------------------- picture
+
+
+def picture(t: Timeline, root: Path, work: Path, target: Path, enc: Encoding, ff: Ffmpeg,
+            subtitles: Path | None = None, on_progress: Callable[[int], None] | None = None) -> None:
+    """Encode the film's picture (no sound) into `target`."""
+    if not t.clips:
+        raise AssemblyError("the film has no shots")
+    size = enc.size(t)
+    fps = t.fps
+    rate = f"{t.fps_num}/{t.fps_den}"
+    feeders = []
+    fifo_dir = Path(tempfile.mkdtemp(prefix="storyc-pipes-"))
+    try:
+        # segments: runs of still clips joined by cuts share one pipe; video clips stand alone
+        segments: list[list[Clip]] = []
+        for i, clip in enumerate(t.clips):
+            joined_by_cut = i > 0 and t.clips[i - 1].transition is None
+            if (segments and joined_by_cut and clip.source != "video" and segments[-1][-1].source != "video"):
+                segments[-1].append(clip)
+            else:
+                segments.append([clip])
+        streams = []
+        for n, seg in enumerate(segments):
+            frames = sum(c.frames for c in seg)
+            if seg[0].source == "video":
+                c = seg[0]
+                src = ffmpeg_graph.input(str((root / c.files[0]).resolve()), ss=_secs(c.source_in / fps))
+                s = (src.video.filter("fps", fps=rate)
+                     .filter("scale", size[0], size[1], force_original_aspect_ratio="increase",
+                             out_color_matrix="bt601", out_range="tv")
+                     .filter("crop", size[0], size[1])
+                     .filter("tpad", stop_mode="clone", stop=frames)
+                     .filter("trim", end_frame=frames)
+                     .filter("setpts", "PTS-STARTPTS"))
+            else:
+                fifo = str(fifo_dir / f"segment{n}.yuv")
+                os.mkfifo(fifo)
+                s = ffmpeg_graph.input(fifo, f="rawvideo", pix_fmt="yuv420p", s=f"{size[0]}x{size[1]}",
+                                       framerate=rate).video
+
+                def frames_of(seg=seg):
+                    for c in seg:
+                        yield from clip_frames(c, root, size, fps)
+
+                feeders.append((fifo, frames_of))
+            s = (s.filter("setsar", 1).filter("format", "yuv420p")
+                 .filter("setparams", colorspace="smpte170m", color_primaries="smpte170m", color_trc="smpte170m",
+                         range="tv")
+                 .filter("settb", "AVTB"))
+            streams.append((s, frames, seg))
+        out, length = streams[0][0], streams[0][1]
+        for s, frames, seg in streams[1:]:
+            before = t.clips[t.clips.index(seg[0]) - 1]
+            tr = before.transition
+            if tr is not None and tr.kind != "cut" and tr.frames > 0:
+                kind = XFADE.get((tr.kind, tr.direction), XFADE.get((tr.kind, None), "fade"))
+                out = ffmpeg_graph.filter([out, s], "xfade", transition=kind, duration=_secs(tr.frames / fps),
+                                          offset=_secs((length - tr.frames) / fps))
+                length += frames - tr.frames
+            else:
+                out = ffmpeg_graph.concat(out, s, v=1, a=0)
+                length += frames
+        if length != t.frames:
+            raise AssemblyError(f"internal: the picture would be {length} frames, the timeline says {t.frames}")
+        if t.fade_in:
+            out = out.filter("fade", type="in", start_frame=0, nb_frames=t.fade_in)
+        if t.fade_out:
+            out = out.filter("fade", type="out", start_frame=t.frames - t.fade_out, nb_frames=t.fade_out)
+        if subtitles is not None:
+            # a digest-named file in the working directory: no writer's text in the filter graph
+            out = out.filter("subtitles", subtitles.name)
+        with atomic.atomic_path(target, suffix=".mp4") as tmp:
+            stream = ffmpeg_graph.output(
+                out, str(tmp), f="mp4", vcodec="libx264", preset=enc.preset, crf=enc.crf, pix_fmt="yuv420p",
+                colorspace="smpte170m", color_primaries="smpte170m", color_trc="smpte170m", color_range="tv",
+                an=None, **{"x264-params": "log-level=error"},
+            ).global_args("-hide_banner", "-nostats", "-loglevel", "error", "-progress", "pipe:1")
+            args = stream.compile(cmd=ff.path, overwrite_output=True)
+            _run(args, cwd=subtitles.parent if subtitles else work, what="encoding the picture",
+                 on_progress=on_progress, feeders=feeders)
+    finally:
+        for p in fifo_dir.iterdir():
+            p.unlink()
+        fifo_dir.rmdir()
+
+
+# ---------------------------------------------------------------------------- sound
+
+
+def duck_expression(t: Timeline, duck_db: float, ramp: float = 0.15) -> str | None:
+    """A volume expression (of t, in seconds) that lowers music by duck_db while anyone speaks."""
+    if not t.speech or duck_db >= 0:
+        return None
+    gain = 10 ** (duck_db / 20)
+    terms = []
+    for s in t.speech:
+        a, b = _secs(t.seconds(s.start)), _secs(t.seconds(s.start + s.frames))
+        terms.append(f"clip(min((t-{a}+{ramp})/{ramp},({b}+{ramp}-t)/{ramp}),0,1)")
+    return f"1-{round(1 - gain, 6)}*min(1,{'+'.join(terms)})"
+
+
+def sound(t: Timeline, root: Path, target: Path, enc: Encoding, ff: Ffmpeg) -> None:
+    """Mix speech and music into the film's sound track (AAC, 48 kHz stereo) at `target`."""
+    total_samples = round(t.seconds(t.frames) * SAMPLE_RATE)
+    voices = []
+    for s in t.speech:
+        a = (ffmpeg_graph.input(str((root / s.file).resolve())).audio
+             .filter("aresample", SAMPLE_RATE)
+             .filter("aformat", sample_fmts="fltp", channel_layouts="stereo")
+             .filter("adelay", delays=f"{round(t.seconds(s.start) * SAMPLE_RATE)}S", all=1))
+        voices.append(a)
+    buses = []
+    if voices:
+        buses.append(voices[0] if len(voices) == 1 else
+                     ffmpeg_graph.filter(voices, "amix", inputs=len(voices), normalize=0, dropout_transition=0))
+    for m in t.music:
+        length = t.seconds(m.end - m.start)
+        a = (ffmpeg_graph.input(str((root / m.file).resolve())).audio
+             .filter("aresample", SAMPLE_RATE)
+             .filter("aformat", sample_fmts="fltp", channel_layouts="stereo")
+             .filter("atrim", end=_secs(length))
+             .filter("asetpts", "PTS-STARTPTS"))
+        if m.fade_in:
+            a = a.filter("afade", type="in", start_time=0, duration=_secs(t.seconds(m.fade_in)))
+        if m.fade_out:
+            fo = t.seconds(min(m.fade_out, m.end - m.start))
+            a = a.filter("afade", type="out", start_time=_secs(length - fo), duration=_secs(fo))
+        a = a.filter("volume", volume=f"{m.volume_db}dB")
+        a = a.filter("adelay", delays=f"{round(t.seconds(m.start) * SAMPLE_RATE)}S", all=1)
+        expr = duck_expression(t, m.duck_db)
+        if expr:
+            a = a.filter("volume", volume=expr, eval="frame")
+        buses.append(a)
+    if buses:
+        mixed = buses[0] if len(buses) == 1 else ffmpeg_graph.filter(buses, "amix", inputs=len(buses), normalize=0,
+                                                                       dropout_transition=0)
+        # Two-pass loudness normalisation: measure, then apply one linear gain to reach -16 LUFS.
+        measured = _measure_loudness(mixed, ff, root)
+        params = dict(I=LOUDNESS, TP=-1.5, LRA=11)
+        if measured:
+            params.update(measured_I=measured["input_i"], measured_TP=measured["input_tp"],
+                          measured_LRA=measured["input_lra"], measured_thresh=measured["input_thresh"],
+                          offset=measured["target_offset"], linear="true")
+        mix = (mixed.filter("loudnorm", **params)
+               .filter("aresample", SAMPLE_RATE)
+               .filter("aformat", sample_fmts="fltp", channel_layouts="stereo"))
+    else:
+        mix = ffmpeg_graph.input(f"anullsrc=r={SAMPLE_RATE}:cl=stereo", f="lavfi").audio
+    mix = mix.filter("apad", whole_len=total_samples).filter("atrim", end_sample=total_samples)
+    if t.fade_in:
+        mix = mix.filter("afade", type="in", start_time=0, duration=_secs(t.seconds(t.fade_in)))
+    if t.fade_out:
+        mix = mix.filter("afade", type="out", start_time=_secs(t.seconds(t.frames - t.fade_out)),
+                         duration=_secs(t.seconds(t.fade_out)))
+    with atomic.atomic_path(target, suffix=".m4a") as tmp:
+        stream = ffmpeg_graph.output(mix, str(tmp), f="mp4", acodec="aac", audio_bitrate=enc.audio_bitrate,
+                                     ar=SAMPLE_RATE, vn=None).global_args("-hide_banner", "-nostats", "-loglevel", "error")
+        _run(stream.compile(cmd=ff.path, overwrite_output=True), cwd=root, what="mixing the sound")
+
+
+def _measure_loudness(stream, ff: Ffmpeg, cwd: Path) -> dict | None:
+    """First loudnorm pass: the mix's integrated loudness, true peak and range (None for silence)."""
+    import json
+    import math
+
+    args = (ffmpeg_graph.output(stream.filter("loudnorm", I=LOUDNESS, TP=-1.5, LRA=11, print_format="json"),
+                                "-", f="null")
+            .global_args("-hide_banner", "-nostats").compile(cmd=ff.path))
+    proc = subprocess.run(args, cwd=cwd, capture_output=True, text=True)
+    text = proc.stderr
+    start = text.rfind("{")
+    if proc.returncode != 0 or start < 0:
+        return None
+    try:
+        data = json.loads(text[start: text.index("}", start) + 1])
+        values = {k: float(data[k]) for k in ("input_i", "input_tp", "input_lra", "input_thresh", "target_offset")}
+    except (ValueError, KeyError):
+        return None
+    if not all(math.isfinite(v) for v in values.values()):
+        return None
+    return {k: round(v, 2) for k, v in values.items()}
+
+
+# ---------------------------------------------------------------------------- mux
+
+
+def _meta_escape(text: str) -> str:
+    out = []
+    for ch in text:
+        if ch in "=;#\\\n":
+            out.append("\\")
+        out.append(ch)
+    return "".join(out)
+
+
+def metadata(t: Timeline, provenance: str) -> str:
+    """An ffmetadata file: title, author, provenance and one chapter per scene (times in frames)."""
+    lines = [";FFMETADATA1", f"title={_meta_escape(t.title)}"]
+    if t.author:
+        lines.append(f"artist={_meta_escape(t.author)}")
+    lines.append(f"comment={_meta_escape(provenance)}")
+    for c in t.chapters:
+        lines += ["[CHAPTER]", f"TIMEBASE={t.fps_den}/{t.fps_num}", f"START={c.start}", f"END={c.end}",
+                  f"title={_meta_escape(c.title)}"]
+    return "\n".join(lines) + "\n"
+
+
+def mux(picture_file: Path, sound_file: Path, meta: str, target: Path, ff: Ffmpeg) -> None:
+    with tempfile.TemporaryDirectory() as d:
+        meta_file = Path(d) / "metadata.txt"
+        meta_file.write_text(meta, encoding="utf-8")
+        with atomic.atomic_path(target, suffix=".mp4") as tmp:
+            args = [ff.path, "-hide_banner", "-nostats", "-loglevel", "error", "-y",
+                    "-i", str(picture_file), "-i", str(sound_file), "-f", "ffmetadata", "-i", str(meta_file),
+                    "-map", "0:v:0", "-map", "1:a:0", "-map_metadata", "2", "-map_chapters", "2",
+                    "-c", "copy", "-movflags", "+faststart", "-f", "mp4", str(tmp)]
+            _run(args, cwd=Path(d), what="writing the film")

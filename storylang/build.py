@@ -1,0 +1,281 @@
+"""`storyc build`: plan → render → speak → edit → assemble. The one orchestrator.
+
+Every artifact is content-addressed (see cache.py): a rebuild with nothing changed does
+no work and says so; an edit redoes exactly what depends on it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+from storylang import __version__, assemble, atomic
+from storylang import speech as speech_mod
+from storylang.animatic import camera as camera_mod
+from storylang.animatic import frames as frames_mod
+from storylang.cache import Cache, digest, file_digest
+from storylang.diagnostics import Diagnostic, Span, StoryError
+from storylang.film import Film, Shot
+from storylang.progress import Progress
+from storylang.resolve import resolve_file
+from storylang.timeline import ShotSource, SpokenLine, Timeline, build_timeline, line_key, to_srt, to_vtt
+from storylang.toolchain import find_ffmpeg
+
+
+class BuildFailed(Exception):
+    """A build stopped; `diagnostics` and `sources` explain it in the writer's terms."""
+
+    def __init__(self, diagnostics: list[Diagnostic], sources: dict[str, str]):
+        self.diagnostics = diagnostics
+        self.sources = sources
+        super().__init__("; ".join(d.message for d in diagnostics))
+
+
+@dataclass
+class BuildOptions:
+    output: Path | None = None
+    renderer: str = "animatic"
+    jobs: int = max(os.cpu_count() or 1, 1)
+    burn_subtitles: bool = False
+    preview: bool = False
+    system_ffmpeg: bool = False
+    dry_run: bool = False
+
+
+@dataclass
+class BuildReport:
+    output: Path
+    timeline: Path
+    subtitles: tuple[Path, Path]
+    frames: int
+    fps: Fraction
+    shots: int
+    rendered: int
+    reused: int
+    lines_spoken: int
+    lines_reused: int
+    picture: str  # "encoded" or "reused"
+    sound: str
+    film: str
+    notes: list[str] = field(default_factory=list)
+    warnings: list[Diagnostic] = field(default_factory=list)
+
+    @property
+    def seconds(self) -> float:
+        return float(self.frames / self.fps)
+
+
+def build_dir_for(script: Path) -> Path:
+    """One build directory next to the script, ignored by git."""
+    root = script.resolve().parent / "build"
+    root.mkdir(parents=True, exist_ok=True)
+    ignore = root / ".gitignore"
+    if not ignore.exists():
+        atomic.write_text(ignore, "# storyc build outputs\n*\n")
+    return root
+
+
+def script_digest(film: Film, root: Path) -> str:
+    h = hashlib.sha256()
+    for rel in film.files:
+        h.update(rel.encode("utf-8") + b"\0" + file_digest(root / rel).encode() + b"\0")
+    return h.hexdigest()
+
+
+def card_key(film: Film, shot: Shot) -> str:
+    """Exactly what the storyboard card shows, and the drawing code's version."""
+    scene = film.scenes[shot.scene]
+    return digest({
+        "stage": frames_mod.STAGE_VERSION,
+        "size": [film.width, film.height],
+        "scene": {"heading": scene.heading, "time": scene.time},
+        "shot": {"label": shot.number or shot.id, "framing": shot.framing, "angle": shot.angle, "cast": shot.cast,
+                 "setting": shot.setting, "action": shot.action,
+                 "first_line": shot.lines[0].text if shot.lines and not shot.action else "",
+                 "camera": [c.model_dump() for c in shot.camera],
+                 "schedule": [[c.frame, c.text] for c in shot.schedule], "fps": [film.fps_num, film.fps_den]},
+    })
+
+
+def _rel(path: Path, root: Path) -> str:
+    return Path(os.path.relpath(path, root)).as_posix()
+
+
+def build(script: Path, options: BuildOptions, progress: Progress | None = None) -> BuildReport:
+    progress = progress or Progress()
+    film, diags, sources = resolve_file(script, str(script))
+    errors = [d for d in diags if d.severity == "error"]
+    if film is None or errors:
+        raise BuildFailed(diags, sources)
+    if not film.shots:
+        raise BuildFailed([Diagnostic(severity="error", code="no-shots", message="this film has no shots yet",
+                                      file=str(script), hint="add a scene heading and a shot under it")], sources)
+    warnings = [d for d in diags if d.severity == "warning"]
+    root = script.resolve().parent
+    build_root = build_dir_for(script)
+    cache = Cache(build_root / "cache")
+    film_dir = build_root / script.stem
+    ff = find_ffmpeg(options.system_ffmpeg)
+    if options.renderer != "animatic":
+        raise BuildFailed([Diagnostic(severity="error", code="renderer", file=str(script),
+                                      message=f'unknown renderer "{options.renderer}"',
+                                      hint="the built-in renderer is: animatic")], sources)
+
+    # ---- render: one storyboard card per shot (keyframes and source clips are used as they are)
+    shot_sources: dict[str, ShotSource] = {}
+    to_draw: list[tuple[Shot, Path]] = []
+    for shot in film.shots:
+        if shot.source:
+            shot_sources[shot.id] = ShotSource("video", (shot.source.file,), shot.source.start)
+        elif shot.keyframes:
+            shot_sources[shot.id] = ShotSource("keyframes", (shot.keyframes.start, shot.keyframes.end))
+        else:
+            path = cache.path("cards", card_key(film, shot), ".png")
+            shot_sources[shot.id] = ShotSource("still", (_rel(path, root),))
+            if not path.is_file():
+                to_draw.append((shot, path))
+    rendered = len(to_draw)
+    reused = sum(1 for s in shot_sources.values() if s.kind == "still") - rendered
+
+    # ---- speech: one WAV per line, keyed by text, voice and engine
+    lines = [(shot, i, line) for shot in film.shots for i, line in enumerate(shot.lines)]
+    engine = speech_mod.engine() if lines else None
+    line_paths: dict[str, Path] = {}
+    to_speak = []
+    voice_errors = []
+    bad_voices: set[str] = set()
+    for shot, i, line in lines:
+        problem = engine.check_voice(line.voice.id)
+        if problem and line.voice.id in bad_voices:
+            continue
+        if problem:
+            bad_voices.add(line.voice.id)
+            w = line.where
+            voice_errors.append(Diagnostic(
+                severity="error", code="unknown-voice", file=w.file,
+                span=Span(line=w.line, column=w.column, end_line=w.line, end_column=w.column + 1),
+                message=f"{line.speaker or 'the narrator'} cannot speak: {problem}",
+                hint="`storyc voices` lists the voices; variants are written en-us+f3"))
+            continue
+        key = digest({"stage": speech_mod.STAGE_VERSION, "engine": engine.name, "text": line.text,
+                      "voice": line.voice.model_dump()})
+        path = cache.path("speech", key, ".wav")
+        line_paths[line_key(shot, i)] = path
+        if not path.is_file() and path not in [p for _, _, _, p in to_speak]:
+            to_speak.append((shot, i, line, path))
+    if voice_errors:
+        raise BuildFailed(voice_errors, sources)
+
+    if options.dry_run:
+        return _plan_report(film, options, film_dir, script, rendered, reused, len(to_speak), len(lines), warnings)
+
+    progress.stage("cards", len(to_draw))
+    if to_draw:
+        def draw(item):
+            shot, path = item
+            image = frames_mod.draw_card(film, shot)
+            with atomic.atomic_path(path, suffix=".png") as tmp:
+                image.save(tmp, format="PNG", compress_level=1)
+
+        with ThreadPoolExecutor(max_workers=max(options.jobs, 1)) as pool:
+            for _ in pool.map(draw, to_draw):
+                progress.advance()
+
+    progress.stage("voices", len(to_speak))
+    for shot, i, line, path in to_speak:
+        if not path.is_file():
+            try:
+                engine.synthesize(line.text, line.voice, path)
+            except speech_mod.SpeechError as e:
+                w = line.where
+                raise BuildFailed([Diagnostic(severity="error", code="speech", file=w.file, message=str(e),
+                                              span=Span(line=w.line, column=w.column, end_line=w.line,
+                                                        end_column=w.column + 1))], sources) from e
+        progress.advance()
+    spoken = {k: SpokenLine(file=_rel(p, root), seconds=speech_mod.wav_duration(p)) for k, p in line_paths.items()}
+
+    # ---- the edit list
+    try:
+        timeline, notes = build_timeline(film, shot_sources, spoken, script_digest(film, root))
+    except StoryError as e:
+        raise BuildFailed(e.diagnostics, sources) from e
+    for note in notes:
+        progress.note(note)
+    atomic.write_text(film_dir / "timeline.json", timeline.to_json())
+    srt, vtt = film_dir / f"{script.stem}.srt", film_dir / f"{script.stem}.vtt"
+    atomic.write_text(srt, to_srt(timeline))
+    atomic.write_text(vtt, to_vtt(timeline))
+
+    # ---- assembly: picture, sound, mux (each skipped when its inputs are unchanged)
+    enc = assemble.Encoding(preset="ultrafast" if options.preview else "medium", crf=28 if options.preview else 20,
+                            scale=Fraction(1, 2) if options.preview else Fraction(1),
+                            burn_subtitles=options.burn_subtitles)
+    subs_file = None
+    if options.burn_subtitles and timeline.subtitles:
+        subs_text = to_srt(timeline)
+        subs_file = cache.path("subtitles", digest({"srt": subs_text}), ".srt")
+        if not subs_file.is_file():
+            atomic.write_text(subs_file, subs_text)
+    picture_key = digest({
+        "stage": assemble.PICTURE_VERSION, "camera": camera_mod.STAGE_VERSION, "ffmpeg": ff.version,
+        "encoding": enc.key(), "size": [timeline.width, timeline.height], "fps": [timeline.fps_num, timeline.fps_den],
+        "frames": timeline.frames, "fades": [timeline.fade_in, timeline.fade_out],
+        "clips": [c.model_dump(mode="json") for c in timeline.clips],
+        "files": {f: file_digest(root / f) for c in timeline.clips for f in c.files},
+        "subtitles": subs_file.name if subs_file else None,
+    })
+    picture_file = cache.path("picture", picture_key, ".mp4")
+    picture_state = "reused"
+    if not picture_file.is_file():
+        progress.stage("picture", timeline.frames)
+        assemble.picture(timeline, root, film_dir, picture_file, enc, ff, subtitles=subs_file,
+                         on_progress=progress.update)
+        picture_state = "encoded"
+    sound_key = digest({
+        "stage": assemble.SOUND_VERSION, "ffmpeg": ff.version, "bitrate": enc.audio_bitrate,
+        "frames": timeline.frames, "fps": [timeline.fps_num, timeline.fps_den],
+        "fades": [timeline.fade_in, timeline.fade_out],
+        "speech": [s.model_dump(mode="json") for s in timeline.speech],
+        "music": [m.model_dump(mode="json") for m in timeline.music],
+        "files": {f: file_digest(root / f) for f in {s.file for s in timeline.speech} | {m.file for m in timeline.music}},
+    })
+    sound_file = cache.path("sound", sound_key, ".m4a")
+    sound_state = "reused"
+    if not sound_file.is_file():
+        progress.stage("sound", 1)
+        assemble.sound(timeline, root, sound_file, enc, ff)
+        progress.advance()
+        sound_state = "mixed"
+    provenance = f"storyc {__version__}; script sha256:{timeline.script_digest}"
+    meta = assemble.metadata(timeline, provenance)
+    film_key = digest({"stage": assemble.MUX_VERSION, "picture": picture_key, "sound": sound_key, "meta": meta})
+    film_file = cache.path("films", film_key, ".mp4")
+    film_state = "reused"
+    if not film_file.is_file():
+        assemble.mux(picture_file, sound_file, meta, film_file, ff)
+        film_state = "written"
+    output = options.output or (film_dir / f"{script.stem}{'-preview' if options.preview else ''}.mp4")
+    if not (output.is_file() and output.stat().st_size == film_file.stat().st_size
+            and file_digest(output) == file_digest(film_file)):
+        with atomic.atomic_path(output, suffix=".mp4") as tmp:
+            shutil.copyfile(film_file, tmp)
+        film_state = "written"
+    progress.close()
+    return BuildReport(output=output, timeline=film_dir / "timeline.json", subtitles=(srt, vtt),
+                       frames=timeline.frames, fps=timeline.fps, shots=len(film.shots), rendered=rendered,
+                       reused=reused, lines_spoken=len(to_speak), lines_reused=len(lines) - len(to_speak),
+                       picture=picture_state, sound=sound_state, film=film_state, notes=notes, warnings=warnings)
+
+
+def _plan_report(film, options, film_dir, script, rendered, reused, to_speak, lines, warnings) -> BuildReport:
+    output = options.output or (film_dir / f"{script.stem}.mp4")
+    return BuildReport(output=output, timeline=film_dir / "timeline.json",
+                       subtitles=(film_dir / f"{script.stem}.srt", film_dir / f"{script.stem}.vtt"),
+                       frames=film.frames, fps=film.fps, shots=len(film.shots), rendered=rendered, reused=reused,
+                       lines_spoken=to_speak, lines_reused=lines - to_speak, picture="planned", sound="planned",
+                       film="planned", warnings=warnings)

@@ -1,0 +1,57 @@
+"""Progress reporting for long stages: silent for tests and pipes, rich for a terminal."""
+
+from __future__ import annotations
+
+import time
+
+
+class Progress:
+    """The interface stages report to; this base class reports nothing."""
+
+    def stage(self, name: str, total: int) -> None:
+        pass
+
+    def advance(self, n: int = 1) -> None:
+        pass
+
+    def update(self, completed: int) -> None:
+        pass
+
+    def note(self, text: str) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class RichProgress(Progress):
+    def __init__(self, console) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress as Bar, TextColumn, TimeElapsedColumn
+
+        self.console = console
+        self.bar = Bar(TextColumn("{task.description:<12}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                       console=console, transient=False)
+        self.bar.start()
+        self.task = None
+        self.t0 = time.perf_counter()
+
+    def stage(self, name: str, total: int) -> None:
+        if self.task is not None:
+            self.bar.update(self.task, completed=self.bar.tasks[-1].total)
+        self.task = self.bar.add_task(name, total=max(total, 1))
+
+    def advance(self, n: int = 1) -> None:
+        if self.task is not None:
+            self.bar.advance(self.task, n)
+
+    def update(self, completed: int) -> None:
+        if self.task is not None:
+            self.bar.update(self.task, completed=completed)
+
+    def note(self, text: str) -> None:
+        self.bar.console.print(text)
+
+    def close(self) -> None:
+        if self.task is not None:
+            self.bar.update(self.task, completed=self.bar.tasks[-1].total)
+        self.bar.stop()

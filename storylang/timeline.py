@@ -1,0 +1,232 @@
+"""The edit list: every clip, sound and subtitle of the film on one integer-frame timeline.
+
+`build_timeline` places the rendered shots and spoken lines; `timeline.json` is its
+deterministic JSON form (documented in docs/timeline.md), and SRT/WebVTT sidecars are
+written from it. Everything here counts frames at the film's rate.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Literal
+
+from storylang import film as f
+from storylang.cache import canonical_json
+from storylang.diagnostics import Diagnostic, Span, StoryError
+
+FORMAT_VERSION = 1
+LEAD_IN = Fraction(1, 4)  # seconds before a shot's first line
+GAP = Fraction(1, 4)  # seconds between lines
+TAIL = Fraction(1, 4)  # seconds after a shot's last line before the next shot
+
+
+class Model(f.Model):
+    pass
+
+
+class Clip(Model):
+    shot: str
+    scene: int
+    start: int
+    frames: int
+    source: Literal["still", "keyframes", "video"]
+    files: tuple[str, ...]  # relative to the film root
+    source_in: int = 0  # for video: first frame used, at the film's rate
+    camera: tuple[f.CameraMove, ...] = ()
+    seed: int = 0
+    transition: f.Transition | None = None  # into the next clip
+    extended: int = 0  # frames added so the shot's speech fits
+
+
+class Speech(Model):
+    shot: str
+    speaker: str | None
+    text: str
+    file: str
+    start: int
+    frames: int
+
+
+class Music(Model):
+    file: str
+    start: int
+    end: int
+    volume_db: float
+    fade_in: int
+    fade_out: int
+    duck_db: float
+
+
+class Subtitle(Model):
+    start: int
+    end: int
+    text: str
+
+
+class Chapter(Model):
+    title: str
+    start: int
+    end: int
+
+
+class Timeline(Model):
+    version: int = FORMAT_VERSION
+    title: str
+    author: str
+    width: int
+    height: int
+    fps_num: int
+    fps_den: int
+    frames: int
+    fade_in: int = 0
+    fade_out: int = 0
+    clips: tuple[Clip, ...]
+    speech: tuple[Speech, ...] = ()
+    music: tuple[Music, ...] = ()
+    subtitles: tuple[Subtitle, ...] = ()
+    chapters: tuple[Chapter, ...] = ()
+    script_digest: str = ""
+
+    @property
+    def fps(self) -> Fraction:
+        return Fraction(self.fps_num, self.fps_den)
+
+    def seconds(self, frames: int) -> Fraction:
+        return Fraction(frames) / self.fps
+
+    def to_json(self) -> str:
+        import json
+
+        return json.dumps(json.loads(canonical_json(self.model_dump(mode="json"))), indent=2, ensure_ascii=False) + "\n"
+
+
+@dataclass(frozen=True)
+class ShotSource:
+    """What the renderer made for a shot: a still, two keyframe images or a video clip."""
+
+    kind: Literal["still", "keyframes", "video"]
+    files: tuple[str, ...]
+    source_in: int = 0
+
+
+@dataclass(frozen=True)
+class SpokenLine:
+    file: str  # relative to the film root
+    seconds: float
+
+
+def line_key(shot: f.Shot, index: int) -> str:
+    return f"{shot.id}:{index}"
+
+
+def build_timeline(film: f.Film, sources: dict[str, ShotSource], spoken: dict[str, SpokenLine],
+                   script_digest: str = "") -> tuple[Timeline, list[str]]:
+    """Place shots and lines. Returns the timeline and notes (e.g. shots lengthened for speech).
+
+    Raises StoryError when a shot's speech does not fit and the script says `overrun error`.
+    """
+    fps = film.fps
+    notes: list[str] = []
+    errors: list[Diagnostic] = []
+    clips: list[Clip] = []
+    speech: list[Speech] = []
+    start = 0
+    prev: Clip | None = None
+    for shot in film.shots:
+        if prev is not None:
+            start = prev.start + prev.frames - (prev.transition.frames if prev.transition else 0)
+        offset = _frames_ceil(LEAD_IN, fps) if shot.lines else 0
+        placed = []
+        for i, line in enumerate(shot.lines):
+            said = spoken[line_key(shot, i)]
+            length = max(_frames_ceil(Fraction(said.seconds), fps), 1)
+            placed.append((line, said, offset, length))
+            offset += length + _frames_ceil(GAP, fps)
+        needed = (placed[-1][2] + placed[-1][3] + _frames_ceil(TAIL, fps)) if placed else 0
+        frames, extended = shot.frames, 0
+        if needed > shot.frames:
+            if shot.overrun == "error":
+                w = shot.where
+                errors.append(Diagnostic(
+                    severity="error", code="speech-overrun", file=w.file,
+                    span=Span(line=w.line, column=w.column, end_line=w.line, end_column=w.column + 4),
+                    message=f"the speech of shot {shot.id} takes {float(needed / fps):.2f}s but the shot lasts "
+                            f"{float(shot.frames / fps):.2f}s",
+                    hint="lengthen the shot, shorten its lines, or set overrun extend"))
+            else:
+                frames, extended = needed, needed - shot.frames
+                notes.append(f"shot {shot.id} lengthened by {float(extended / fps):.2f}s to fit its speech")
+        src = sources[shot.id]
+        clip = Clip(shot=shot.id, scene=shot.scene, start=start, frames=frames, source=src.kind, files=src.files,
+                    source_in=src.source_in, camera=shot.camera, seed=shot.render.seed, transition=shot.transition,
+                    extended=extended)
+        clips.append(clip)
+        for line, said, at, length in placed:
+            speech.append(Speech(shot=shot.id, speaker=line.speaker, text=line.text, file=said.file,
+                                 start=start + at, frames=length))
+        prev = clip
+    if errors:
+        raise StoryError(errors)
+    total = (clips[-1].start + clips[-1].frames) if clips else 0
+
+    subtitles = tuple(
+        Subtitle(start=s.start, end=min(s.start + s.frames, total), text=f"{s.speaker}: {s.text}" if s.speaker else s.text)
+        for s in speech
+    )
+    # scenes: chapters and music cues start at a scene's first clip
+    scene_start: dict[int, int] = {}
+    for c in clips:
+        scene_start.setdefault(c.scene, c.start)
+    ordered = sorted(scene_start.items())
+    chapters = []
+    for i, (index, s) in enumerate(ordered):
+        end = ordered[i + 1][1] if i + 1 < len(ordered) else total
+        chapters.append(Chapter(title=film.scenes[index].heading, start=s, end=end))
+    music = []
+    cues = [(s, film.scenes[i]) for i, s in ordered if film.scenes[i].music or film.scenes[i].music_off]
+    for i, (s, scene) in enumerate(cues):
+        if not scene.music:
+            continue
+        end = cues[i + 1][0] if i + 1 < len(cues) else total
+        m = scene.music
+        music.append(Music(file=m.file, start=s, end=end, volume_db=m.volume_db, fade_in=m.fade_in,
+                           fade_out=m.fade_out, duck_db=m.duck_db))
+    timeline = Timeline(
+        title=film.title, author=film.author, width=film.width, height=film.height, fps_num=film.fps_num,
+        fps_den=film.fps_den, frames=total, fade_in=film.fade_in, fade_out=film.fade_out, clips=tuple(clips),
+        speech=tuple(speech), music=tuple(music), subtitles=subtitles, chapters=tuple(chapters),
+        script_digest=script_digest,
+    )
+    return timeline, notes
+
+
+def _frames_ceil(seconds: Fraction, fps: Fraction) -> int:
+    return math.ceil(seconds * fps)
+
+
+def _clock(ms: int, sep: str) -> str:
+    h, rest = divmod(ms, 3_600_000)
+    m, rest = divmod(rest, 60_000)
+    s, ms = divmod(rest, 1000)
+    return f"{h:02d}:{m:02d}:{s:02d}{sep}{ms:03d}"
+
+
+def _ms(t: Timeline, frames: int) -> int:
+    return round(t.seconds(frames) * 1000)
+
+
+def to_srt(t: Timeline) -> str:
+    out = []
+    for i, s in enumerate(t.subtitles, 1):
+        out.append(f"{i}\n{_clock(_ms(t, s.start), ',')} --> {_clock(_ms(t, s.end), ',')}\n{s.text}\n")
+    return "\n".join(out)
+
+
+def to_vtt(t: Timeline) -> str:
+    out = ["WEBVTT", ""]
+    for s in t.subtitles:
+        text = s.text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+        out.append(f"{_clock(_ms(t, s.start), '.')} --> {_clock(_ms(t, s.end), '.')}\n{text}\n")
+    return "\n".join(out)
