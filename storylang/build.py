@@ -214,7 +214,7 @@ def build(script: Path, options: BuildOptions, progress: Progress | None = None)
     # ---- assembly: picture, sound, mux (each skipped when its inputs are unchanged)
     enc = assemble.Encoding(preset="ultrafast" if options.preview else "medium", crf=28 if options.preview else 20,
                             scale=Fraction(1, 2) if options.preview else Fraction(1),
-                            burn_subtitles=options.burn_subtitles)
+                            burn_subtitles=options.burn_subtitles, workers=max(options.jobs, 1))
     subs_file = None
     if options.burn_subtitles and timeline.subtitles:
         subs_text = to_srt(timeline)
@@ -230,12 +230,6 @@ def build(script: Path, options: BuildOptions, progress: Progress | None = None)
         "subtitles": subs_file.name if subs_file else None,
     })
     picture_file = cache.path("picture", picture_key, ".mp4")
-    picture_state = "reused"
-    if not picture_file.is_file():
-        progress.stage("picture", timeline.frames)
-        assemble.picture(timeline, root, film_dir, picture_file, enc, ff, subtitles=subs_file,
-                         on_progress=progress.update)
-        picture_state = "encoded"
     sound_key = digest({
         "stage": assemble.SOUND_VERSION, "ffmpeg": ff.version, "bitrate": enc.audio_bitrate,
         "frames": timeline.frames, "fps": [timeline.fps_num, timeline.fps_den],
@@ -245,12 +239,23 @@ def build(script: Path, options: BuildOptions, progress: Progress | None = None)
         "files": {f: file_digest(root / f) for f in {s.file for s in timeline.speech} | {m.file for m in timeline.music}},
     })
     sound_file = cache.path("sound", sound_key, ".m4a")
-    sound_state = "reused"
-    if not sound_file.is_file():
-        progress.stage("sound", 1)
-        assemble.sound(timeline, root, sound_file, enc, ff)
-        progress.advance()
-        sound_state = "mixed"
+    picture_state = sound_state = "reused"
+    # The sound is mixed while the picture encodes: they share nothing.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        sound_job = pool.submit(assemble.sound, timeline, root, sound_file, enc, ff) if not sound_file.is_file() else None
+        if not picture_file.is_file():
+            progress.stage("picture", timeline.frames)
+            try:
+                assemble.picture(timeline, root, film_dir, picture_file, enc, ff, subtitles=subs_file,
+                                 on_progress=progress.update)
+            except BaseException:
+                if sound_job:
+                    sound_job.cancel()
+                raise
+            picture_state = "encoded"
+        if sound_job:
+            sound_job.result()
+            sound_state = "mixed"
     provenance = f"storyc {__version__}; script sha256:{timeline.script_digest}"
     meta = assemble.metadata(timeline, provenance)
     film_key = digest({"stage": assemble.MUX_VERSION, "picture": picture_key, "sound": sound_key, "meta": meta})

@@ -6,6 +6,7 @@ package needed); they are loaded before pyttsx3 so that pyttsx3 finds them.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import ctypes
 import io
@@ -57,12 +58,20 @@ class SpeechEngine:
         self._espeak = _espeak
         with contextlib.redirect_stdout(io.StringIO()):
             self.engine = pyttsx3.init("espeak")
+        # Let pyttsx3's driver go while the interpreter is whole; at teardown its __del__ fails loudly.
+        atexit.register(self._shutdown)
         info = _espeak.Info()
         self.version = info.decode() if isinstance(info, bytes) else str(info)
         self._voices = None
         data = os.environ.get("ESPEAK_DATA_PATH")
         variants_dir = Path(data) / "voices" / "!v" if data else None
         self.variants = sorted(p.name for p in variants_dir.iterdir()) if variants_dir and variants_dir.is_dir() else []
+
+    def _shutdown(self) -> None:
+        import gc
+
+        self.engine = None
+        gc.collect()
 
     @property
     def name(self) -> str:

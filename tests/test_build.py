@@ -1,0 +1,205 @@
+"""`storyc build` makes a real film: frame-exact, with sound, subtitles, chapters and a cache."""
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from PIL import ImageChops, ImageStat
+
+from storylang.build import BuildFailed, BuildOptions, build
+from storylang.cli import main
+
+from media import audio_seconds, count_frames, frame_at, info, loudness, mean_volume
+
+FILM = '''title "Test Film"
+author "Tests"
+format 384x216 @ 12fps
+narrator "en-us" rate 180
+
+character MARA
+  look "silver braid"
+  voice "en-us+f3" rate 170
+
+EXT. CLIFF - NIGHT
+  music "theme.ogg" volume -18dB fade in 1s duck -12dB
+
+  shot 1 wide 3s
+    camera push in fast 40% linear
+    action "the beam sweeps"
+    narrate "Every night, she climbed."
+  > dissolve 0.5s
+
+  shot 2 close on MARA 2s
+    MARA: Not tonight.
+
+INT. LAMP ROOM - NIGHT
+  shot 3 medium on MARA 2s
+    camera pan left
+    action "she lets the lamp go dark"
+'''
+
+
+@pytest.fixture(scope="module")
+def film_dir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("film")
+    # a small music file, made with the project's ffmpeg
+    from media import ffmpeg
+    import subprocess
+
+    subprocess.run([ffmpeg(), "-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i", "sine=f=220:d=20",
+                    "-c:a", "libvorbis", str(d / "theme.ogg")], check=True)
+    (d / "film.story").write_text(FILM)
+    return d
+
+
+@pytest.fixture(scope="module")
+def built(film_dir):
+    report = build(film_dir / "film.story", BuildOptions(jobs=2))
+    timeline = json.loads(report.timeline.read_text())
+    return report, timeline
+
+
+def test_the_film_is_frame_exact(built):
+    report, timeline = built
+    expected = (3 + 2 + 2) * 12 - 6  # three shots minus one half-second dissolve
+    assert timeline["frames"] == report.frames == expected
+    assert count_frames(report.output) == expected
+
+
+def test_the_film_has_picture_and_sound_of_equal_length(built):
+    report, _ = built
+    text = info(report.output)
+    assert "Video: h264" in text and "yuv420p" in text and "384x216" in text
+    assert "Audio: aac" in text and "48000 Hz" in text
+    assert abs(audio_seconds(report.output) - report.seconds) <= 1 / 12 + 0.03
+
+
+def test_title_provenance_and_one_chapter_per_scene(built):
+    report, _ = built
+    text = info(report.output)
+    assert re.search(r"title\s+: Test Film", text)
+    assert re.search(r"comment\s+: storyc \S+; script sha256:[0-9a-f]{64}", text)
+    assert len(re.findall(r"Chapter #", text)) == 2
+    assert "INT. LAMP ROOM - NIGHT" in text
+
+
+def test_sound_is_there_where_speech_is_and_loudness_is_normalised(built):
+    report, timeline = built
+    first = timeline["speech"][0]
+    start = first["start"] / 12
+    assert mean_volume(report.output, start + 0.1, 0.6) > -35
+    assert -17.5 <= loudness(report.output) <= -14.5
+
+
+def test_subtitles_match_speech_placement(built):
+    report, timeline = built
+    srt = report.subtitles[0].read_text()
+    cues = re.findall(r"(\d\d):(\d\d):(\d\d),(\d{3}) --> (\d\d):(\d\d):(\d\d),(\d{3})\n(.+)", srt)
+    assert len(cues) == len(timeline["speech"]) == 2
+    for cue, s in zip(cues, timeline["speech"]):
+        h, m, sec, ms = map(int, cue[:4])
+        assert abs((h * 3600 + m * 60 + sec + ms / 1000) - s["start"] / 12) < 0.002
+    assert cues[1][8] == "MARA: Not tonight."
+    assert report.subtitles[1].read_text().startswith("WEBVTT")
+
+
+def test_mid_shot_frames_differ_between_shots(built, tmp_path):
+    report, timeline = built
+    frames = [frame_at(report.output, c["start"] + c["frames"] // 2, 12, tmp_path / f"{i}.png")
+              for i, c in enumerate(timeline["clips"])]
+    for a, b in zip(frames, frames[1:]):
+        assert ImageStat.Stat(ImageChops.difference(a, b)).mean[0] > 3
+
+
+def test_a_push_in_magnifies_the_frame(built, tmp_path):
+    from storylang.animatic.camera import shot_views
+    from storylang.film import CameraMove
+
+    report, timeline = built
+    clip = timeline["clips"][0]
+    n = clip["frames"]
+    i10, i90 = round(0.1 * (n - 1)), round(0.9 * (n - 1))
+    views = shot_views((CameraMove(move="push", direction="in", speed="fast", amount=40, easing="linear"),), n, 12, 16 / 9)
+    ratio = views[i90].zoom / views[i10].zoom
+    early = frame_at(report.output, i10, 12, tmp_path / "a.png")
+    late = frame_at(report.output, i90, 12, tmp_path / "b.png")
+    w, h = early.size
+    cw, ch = w / ratio, h / ratio
+    magnified = early.crop(((w - cw) / 2, (h - ch) / 2, (w + cw) / 2, (h + ch) / 2)).resize((w, h))
+    assert ImageStat.Stat(ImageChops.difference(magnified, late)).mean[0] < 6
+    assert ImageStat.Stat(ImageChops.difference(early, late)).mean[0] > 2 * ImageStat.Stat(
+        ImageChops.difference(magnified, late)).mean[0]
+
+
+def test_a_second_build_reuses_everything(built, film_dir):
+    report = build(film_dir / "film.story", BuildOptions(jobs=2))
+    assert (report.rendered, report.lines_spoken, report.picture, report.sound, report.film) == (0, 0, "reused", "reused", "reused")
+
+
+def test_editing_narration_re_speaks_and_re_mixes_but_never_re_renders(built, film_dir, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(film_dir, copy)
+    script = copy / "film.story"
+    script.write_text(FILM.replace("Every night, she climbed.", "Each night, she climbed."))
+    report = build(script, BuildOptions(jobs=2))
+    assert report.rendered == 0 and report.lines_spoken == 1 and report.lines_reused == 1
+    assert report.sound == "mixed" and report.picture == "reused"
+
+
+def test_editing_one_action_redraws_exactly_that_shot(built, film_dir, tmp_path):
+    copy = tmp_path / "copy2"
+    shutil.copytree(film_dir, copy)
+    script = copy / "film.story"
+    script.write_text(FILM.replace("she lets the lamp go dark", "she lets the lamp burn"))
+    report = build(script, BuildOptions(jobs=2))
+    assert (report.rendered, report.reused, report.lines_spoken) == (1, 2, 0)
+
+
+def test_speech_longer_than_its_shot_extends_it_and_says_so(write_story):
+    path = write_story('format 384x216 @ 12fps\nEXT. A - DAY\n  shot 1 wide 1s\n    narrate "' + "one two three four five six " * 2 + '"\n')
+    report = build(path, BuildOptions(dry_run=False, preview=True))
+    assert report.notes and "lengthened" in report.notes[0]
+    assert report.frames > 12
+    assert count_frames(report.output) == report.frames
+
+
+def test_speech_overrun_can_be_an_error_with_its_line(write_story):
+    path = write_story('format 384x216 @ 12fps\noverrun error\nEXT. A - DAY\n  shot 1 wide 1s\n    narrate "' + "one two three four five six " * 2 + '"\n')
+    with pytest.raises(BuildFailed) as e:
+        build(path, BuildOptions())
+    d = e.value.diagnostics[0]
+    assert d.code == "speech-overrun" and d.span.line == 4
+
+
+def test_a_failed_build_leaves_nothing_half_written(write_story):
+    path = write_story('format 384x216 @ 12fps\nmusic "bad.ogg"\nEXT. A - DAY\n  shot 1 wide 1s\n', **{"bad.ogg": b"not audio at all"})
+    result = CliRunner().invoke(main, ["build", str(path)])
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output and "build failed" in result.output
+    build_dir = path.parent / "build"
+    leftovers = [p for p in build_dir.rglob("*") if p.is_file() and (".part" in p.name or p.name.startswith("."))]
+    assert [p.name for p in leftovers] == [".gitignore"]
+    assert not list(build_dir.rglob("sound/*/*.m4a"))
+    assert not (build_dir / "film" / "film.mp4").exists()
+
+
+def test_cli_build_prints_a_summary(write_story):
+    path = write_story('format 384x216 @ 12fps\nEXT. A - DAY\n  shot 1 wide 1s\n  shot 2 close 1s\n')
+    result = CliRunner().invoke(main, ["build", str(path), "--preview", "-o", str(path.parent / "out.mp4")])
+    assert result.exit_code == 0, result.output
+    assert "2 shots: 2 drawn" in result.output
+    assert count_frames(path.parent / "out.mp4") == 24
+    again = CliRunner().invoke(main, ["build", str(path), "--preview", "-o", str(path.parent / "out.mp4")])
+    assert "up to date" in again.output and "picture reused" in again.output
+
+
+def test_doctor_and_voices_report_the_toolchain():
+    runner = CliRunner()
+    doctor = runner.invoke(main, ["doctor"])
+    assert doctor.exit_code == 0, doctor.output
+    assert "ffmpeg" in doctor.output and "espeak-ng" in doctor.output
+    voices = runner.invoke(main, ["voices", "-l", "en"])
+    assert "en-us" in voices.output and "+f3" in voices.output
