@@ -14,7 +14,7 @@ duration 4s
 overrun extend
 upscale "4x-UltraSharp.pth" 2x
 motion "mm_sd_v15_v2.ckpt"
-controlnet "control_v11f1p_sd15_depth.pth" depth
+controlnet "control_v11p_sd15_canny.pth" canny
 music "assets/sea_theme.ogg" volume -14dB fade in 2s fade out 3s duck -12dB
 note "the film-wide music starts with the first scene"
 

@@ -45,8 +45,11 @@ def main() -> None:
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path, dir_okay=False))
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", help="Diagnostics as text or JSON.")
 @click.option("--dump", is_flag=True, help="Print the resolved film as JSON.")
-def check(files: tuple[Path, ...], fmt: str, dump: bool) -> None:
-    """Parse, resolve and validate scripts; report every problem found."""
+@click.option("--comfy", "comfy", metavar="URL", help="Validate graphs against this ComfyUI server's /object_info.")
+@click.option("--object-info", "object_info", default="full", show_default=True,
+              help="Offline node list: core, full, or a saved /object_info JSON file.")
+def check(files: tuple[Path, ...], fmt: str, dump: bool, comfy: str | None, object_info: str) -> None:
+    """Parse, resolve and validate scripts (and their ComfyUI graphs); report every problem found."""
     from storylang.check import check_film
     from storylang.diagnostics import has_errors
 
@@ -54,7 +57,11 @@ def check(files: tuple[Path, ...], fmt: str, dump: bool) -> None:
     sources: dict[str, str] = {}
     dumps = []
     for path in files:
-        film, diags, srcs = check_film(path, _display(path))
+        try:
+            film, diags, srcs = check_film(path, _display(path), comfy or object_info)
+        except OSError as e:
+            click.echo(f"storyc: {e}", err=True)
+            sys.exit(1)
         all_diags.extend(diags)
         sources.update(srcs)
         if film is not None and dump:
@@ -185,6 +192,106 @@ def build(script: Path, output, renderer, jobs, burn_subtitles, preview, system_
     shown = _shown(report.output)
     click.echo(f"{shown}: {_clock(report.seconds)} ({report.frames} frames), {state}, in {elapsed:.1f}s",
                err=True)
+
+
+@main.command()
+@click.argument("script", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--shot", "shots", multiple=True, metavar="ID", help="Only this shot (repeatable).")
+@click.option("-o", "--output", type=click.Path(path_type=Path, file_okay=False),
+              help="Directory for the graphs (default: build/<film>/graphs).")
+@click.option("--explain", is_flag=True, help="Show how each prompt and graph was assembled.")
+@click.option("--comfy", "comfy", metavar="URL", help="Validate against this ComfyUI server's /object_info.")
+@click.option("--object-info", "object_info", default="full", show_default=True,
+              help="Offline node list: core, full, or a saved /object_info JSON file.")
+def graph(script: Path, shots, output, explain, comfy, object_info) -> None:
+    """Write each shot's ComfyUI workflow (API format), validated as the server would."""
+    import json
+
+    from storylang import atomic
+    from storylang.build import build_dir_for
+    from storylang.comfy.graphs import compile_film, explain as explain_graph, graph_json
+    from storylang.comfy.schema import load_object_info
+    from storylang.resolve import resolve_file
+
+    film, diags, sources = resolve_file(script, _display(script))
+    if film is None:
+        _print_diagnostics(diags, sources)
+        click.echo(f"storyc: {_summary(diags)}", err=True)
+        sys.exit(1)
+    known = {s.id for s in film.shots}
+    unknown = [s for s in shots if s not in known]
+    if unknown:
+        click.echo(f"storyc: no shot {unknown[0]} in {script} (shots: {', '.join(sorted(known))})", err=True)
+        sys.exit(1)
+    try:
+        info = load_object_info(comfy or object_info)
+    except OSError as e:
+        click.echo(f"storyc: {e}", err=True)
+        sys.exit(1)
+    compiled = compile_film(film, script.resolve().parent, info, set(shots) or None)
+    for sg in compiled:
+        diags.extend(sg.diagnostics)
+    _print_diagnostics(diags, sources)
+    if any(d.severity == "error" for d in diags):
+        click.echo(f"storyc: {_summary(diags)}; no graphs written", err=True)
+        sys.exit(1)
+    out_dir = output or build_dir_for(script) / script.stem / "graphs"
+    index = {}
+    for sg in compiled:
+        name = f"shot_{sg.shot.id.replace('~', 'x')}.json"
+        atomic.write_text(out_dir / name, graph_json(sg.graph))
+        index[sg.shot.id] = {"graph": name, "template": sg.template,
+                             "inputs": [{"name": i.name, "file": i.file, "kind": i.kind} for i in sg.inputs]}
+        if explain:
+            click.echo(explain_graph(sg, film))
+            click.echo("")
+    atomic.write_text(out_dir / "index.json", json.dumps(index, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+    click.echo(f"{len(compiled)} graphs written to {_shown(out_dir)} (validated against {info.origin})", err=True)
+
+
+@main.group()
+def template() -> None:
+    """Graph templates: bring your own ComfyUI workflow."""
+
+
+@template.command("import")
+@click.argument("workflow", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False),
+              help="Where to write the API-format graph (default: templates/graphs/<name>.json).")
+@click.option("--comfy", "comfy", metavar="URL", help="Use this ComfyUI server's /object_info.")
+@click.option("--object-info", "object_info", default="full", show_default=True,
+              help="Offline node list: core, full, or a saved /object_info JSON file.")
+def template_import(workflow: Path, output, comfy, object_info) -> None:
+    """Convert a workflow saved from ComfyUI's editor into API format, and validate it."""
+    import json
+
+    from storylang import atomic
+    from storylang.comfy.editor_format import ImportProblem, convert
+    from storylang.comfy.graphs import graph_json
+    from storylang.comfy.schema import load_object_info, validate
+
+    try:
+        data = json.loads(workflow.read_text(encoding="utf-8"))
+        info = load_object_info(comfy or object_info)
+        converted = convert(data, info)
+    except (ValueError, UnicodeDecodeError) as e:
+        click.echo(f"{workflow}: error: not a JSON workflow ({e})", err=True)
+        sys.exit(1)
+    except (ImportProblem, OSError) as e:
+        click.echo(f"{workflow}: error: {e}", err=True)
+        sys.exit(1)
+    for note in converted.notes:
+        click.echo(f"{workflow}: note: {note}", err=True)
+    problems = validate(converted.graph, info)
+    for p in problems:
+        click.echo(f"{workflow}: error: {p.text()}" + (f" ({p.hint})" if p.hint else ""), err=True)
+    if problems:
+        click.echo(f"storyc: {len(problems)} problem{'s' * (len(problems) != 1)}; nothing written", err=True)
+        sys.exit(1)
+    target = output or Path("templates") / "graphs" / (workflow.stem + ".json")
+    atomic.write_text(target, graph_json(converted.graph))
+    click.echo(f"{target}: {len(converted.graph)} nodes, valid on {info.origin}; put Jinja expressions "
+               "such as {{ prompt.positive }} where the film's values go and save it as .json.j2", err=True)
 
 
 @main.command()

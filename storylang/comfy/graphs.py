@@ -1,0 +1,302 @@
+"""Resolved shots → ComfyUI API graphs, from Jinja2 templates, validated before any GPU second.
+
+Templates run in Jinja's sandbox and every `{{ expression }}` is written as JSON (a string
+gets quotes and escapes), so a writer's text can never break the graph or run template
+code. A project's `templates/` folder (next to the script) shadows the built-in templates.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import jinja2
+from jinja2.sandbox import SandboxedEnvironment
+from markupsafe import Markup
+
+from storylang.cache import file_digest
+from storylang.comfy.prompts import Prompt, assemble_prompt
+from storylang.comfy.schema import GraphProblem, ObjectInfo, validate
+from storylang.diagnostics import Diagnostic, Span, did_you_mean
+from storylang.film import Film, Shot
+from storylang.resources import templates_dir
+
+STAGE_VERSION = "graphs-1"
+BUILTIN_TEMPLATES = ("still", "hires", "motion", "keyframes", "restyle")
+
+# AnimateDiff v2 motion LoRAs, by camera move.
+MOTION_LORAS = {
+    ("push", "in"): "v2_lora_ZoomIn.ckpt", ("zoom", "in"): "v2_lora_ZoomIn.ckpt",
+    ("pull", "out"): "v2_lora_ZoomOut.ckpt", ("zoom", "out"): "v2_lora_ZoomOut.ckpt",
+    ("pan", "left"): "v2_lora_PanLeft.ckpt", ("truck", "left"): "v2_lora_PanLeft.ckpt",
+    ("pan", "right"): "v2_lora_PanRight.ckpt", ("truck", "right"): "v2_lora_PanRight.ckpt",
+    ("tilt", "up"): "v2_lora_TiltUp.ckpt", ("pedestal", "up"): "v2_lora_TiltUp.ckpt", ("crane", "up"): "v2_lora_TiltUp.ckpt",
+    ("tilt", "down"): "v2_lora_TiltDown.ckpt", ("pedestal", "down"): "v2_lora_TiltDown.ckpt",
+    ("crane", "down"): "v2_lora_TiltDown.ckpt",
+    ("roll", "right"): "v2_lora_RollingClockwise.ckpt", ("roll", "left"): "v2_lora_RollingAnticlockwise.ckpt",
+}
+CLOSEST_MOTION = {("orbit", "left"): ("pan", "left"), ("orbit", "right"): ("pan", "right"), ("shake", None): ("static", None)}
+MOTION_STRENGTH = {"slow": 0.6, "medium": 0.8, "fast": 1.0}
+
+
+@dataclass(frozen=True)
+class GraphInput:
+    """A file the graph reads, uploaded to the server under `name` before the graph runs."""
+
+    name: str
+    file: str  # relative to the film root
+    kind: str  # "image" or "video"
+    purpose: str
+
+
+@dataclass
+class ShotGraph:
+    shot: Shot
+    template: str
+    graph: dict | None
+    prompt: Prompt
+    inputs: list[GraphInput] = field(default_factory=list)
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    template_file: str = ""
+
+
+def _finalize(value):
+    # Template pieces (macro output) are Markup and pass through; every value is written as JSON.
+    if isinstance(value, _Silent):
+        return Markup("")
+    if isinstance(value, Markup):
+        return value
+    if isinstance(value, Fraction):
+        value = float(value)
+    return Markup(json.dumps(value, ensure_ascii=False))
+
+
+class _Silent:
+    pass
+
+
+def template_env(project_templates: Path | None) -> SandboxedEnvironment:
+    """A sandboxed environment whose expressions print as JSON; project templates shadow built-ins."""
+    search = []
+    if project_templates is not None and project_templates.is_dir():
+        search.append(str(project_templates))
+    search.append(str(templates_dir()))
+    return SandboxedEnvironment(
+        loader=jinja2.FileSystemLoader(search),
+        finalize=_finalize,
+        autoescape=True,  # with finalize: only JSON reaches the output, never raw text
+        undefined=jinja2.StrictUndefined,
+        extensions=["jinja2.ext.do"],
+        keep_trailing_newline=True,
+    )
+
+
+def template_names(env: SandboxedEnvironment) -> list[str]:
+    names = set()
+    for n in env.list_templates():
+        if n.startswith("graphs/") and n.endswith((".json.j2", ".json")) and not n.split("/")[-1].startswith("_"):
+            names.add(n.split("/")[-1].removesuffix(".j2").removesuffix(".json"))
+    return sorted(names)
+
+
+def find_template(env: SandboxedEnvironment, name: str) -> str | None:
+    for candidate in (f"graphs/{name}.json.j2", f"graphs/{name}.json"):
+        try:
+            env.loader.get_source(env, candidate)
+            return candidate
+        except jinja2.TemplateNotFound:
+            continue
+    return None
+
+
+def upload_name(root: Path, rel: str) -> str:
+    """The name a file is uploaded under: its digest, never the writer's file name."""
+    suffix = Path(rel).suffix.lower()
+    return f"storylang/{file_digest(root / rel)[:20]}{suffix}"
+
+
+def _diag(shot: Shot, severity: str, code: str, message: str, hint: str | None = None) -> Diagnostic:
+    w = shot.where
+    return Diagnostic(severity=severity, code=code, message=message, file=w.file,
+                      span=Span(line=w.line, column=w.column, end_line=w.line, end_column=w.column + 4), hint=hint)
+
+
+def shot_context(film: Film, shot: Shot, root: Path, info: ObjectInfo) -> tuple[dict, list[GraphInput], list[str], Prompt]:
+    """Everything a template may use for one shot, plus the inputs it reads and warnings."""
+    warnings: list[str] = []
+    inputs: list[GraphInput] = []
+    r = shot.render
+    fps = film.fps
+    nodes = frozenset(info.nodes)
+    animatediff = "ADE_LoadAnimateDiffModel" in nodes
+    wan_motion = r.template == "motion" and not animatediff
+    prompt = assemble_prompt(film, shot, with_camera_words=wan_motion)
+    references = []
+    for name in shot.cast:
+        ref = film.character(name).reference
+        if ref:
+            up = upload_name(root, ref.file)
+            inputs.append(GraphInput(up, ref.file, "image", f"reference image of {name}"))
+            references.append({"character": name, "image": up, "weight": ref.weight})
+    if references and "IPAdapterAdvanced" not in nodes:
+        warnings.append(f"IP-Adapter nodes are not on {info.origin}: the reference image of "
+                        f"{references[0]['character']} is not used")
+        references = []
+    keyframes = None
+    if shot.keyframes:
+        a, b = upload_name(root, shot.keyframes.start), upload_name(root, shot.keyframes.end)
+        inputs += [GraphInput(a, shot.keyframes.start, "image", "start keyframe"),
+                   GraphInput(b, shot.keyframes.end, "image", "end keyframe")]
+        keyframes = {"start": a, "end": b}
+    source = None
+    if shot.source:
+        up = upload_name(root, shot.source.file).rsplit(".", 1)[0] + f"-{shot.source.start}-{shot.frames}.mp4"
+        inputs.append(GraphInput(up, shot.source.file, "video",
+                                 f"source clip, {shot.frames} frames from frame {shot.source.start} at the film's rate"))
+        source = {"video": up, "frames": shot.frames}
+    # motion: AnimateDiff renders at a lower rate and RIFE interpolates up to the film's rate
+    multiplier = 3 if fps >= 20 else 2 if fps >= 12 else 1
+    if "RIFE VFI" not in nodes:
+        multiplier = 1
+    gen_frames = math.ceil(shot.frames / multiplier) + (1 if multiplier > 1 else 0)
+    motion_loras = []
+    if r.template == "motion" and animatediff:
+        for m in shot.camera:
+            key = (m.move, m.direction)
+            if key in CLOSEST_MOTION:
+                near = CLOSEST_MOTION[key]
+                warnings.append(f"the motion template (AnimateDiff motion LoRAs) cannot {m.move}"
+                                f"{' ' + m.direction if m.direction else ''}; closest: "
+                                f"{' '.join(x for x in near if x)}, used instead")
+                key = near
+            if key in MOTION_LORAS:
+                motion_loras.append({"name": MOTION_LORAS[key], "strength": MOTION_STRENGTH.get(m.speed, 0.8)})
+    wan_seconds = Fraction(shot.frames) / fps
+    wan_length = math.ceil(wan_seconds * 16 / 4) * 4 + 1
+    schedule = []
+    for cue in shot.schedule:
+        schedule.append({"frame": cue.frame, "generated_frame": cue.frame // multiplier, "text": cue.text,
+                         "at": float(Fraction(cue.frame) / fps)})
+    # prompt travel in AnimateDiff's schedule format: "frame": "prompt" (its parser takes no escapes)
+    def plain(text: str) -> str:
+        return text.replace("\\", "/").replace('"', "'").replace("\n", " ")
+
+    travel = [f'"0": "{plain(prompt.positive)}"']
+    for cue in schedule:
+        if cue["generated_frame"] > 0:
+            travel.append(f'"{cue["generated_frame"]}": "{plain(prompt.positive + ", " + cue["text"])}"')
+    base = max(r.upscale_factor, 1.0)
+    ctx = {
+        "film": {"title": film.title, "width": film.width, "height": film.height, "fps": float(fps),
+                 "fps_num": film.fps_num, "fps_den": film.fps_den},
+        "shot": {"id": shot.id, "number": shot.number, "frames": shot.frames, "seconds": float(wan_seconds),
+                 "framing": shot.framing, "angle": shot.angle, "cast": list(shot.cast), "action": shot.action,
+                 "camera": [m.model_dump() for m in shot.camera], "model": r.model, "vae": r.vae,
+                 "sampler": r.sampler, "scheduler": r.scheduler, "steps": r.steps, "cfg": r.cfg,
+                 "clip_skip": r.clip_skip, "denoise": r.denoise, "seed": r.seed,
+                 "loras": [lo.model_dump() for lo in r.loras], "upscale_model": r.upscale_model,
+                 "upscale_factor": r.upscale_factor, "motion_model": r.motion_model, "controlnet": r.controlnet,
+                 "controlnet_kind": r.controlnet_kind, "template": r.template},
+        "prompt": {"positive": prompt.positive, "negative": prompt.negative, "schedule": schedule,
+                   "travel": ",\n".join(travel)},
+        "references": references,
+        "keyframes": keyframes,
+        "source": source,
+        "motion": {"animatediff": animatediff, "multiplier": multiplier, "frames": gen_frames,
+                   "fps": float(fps / multiplier), "loras": motion_loras, "wan_length": wan_length},
+        "hires": {"base_width": int(film.width / base) // 8 * 8, "base_height": int(film.height / base) // 8 * 8},
+        "output_prefix": f"storylang/shot_{shot.id.replace('~', 'x')}",
+        "nodes": nodes,
+    }
+    return ctx, inputs, warnings, prompt
+
+
+def compile_shot(film: Film, shot: Shot, root: Path, env: SandboxedEnvironment, info: ObjectInfo) -> ShotGraph:
+    name = shot.render.template
+    found = find_template(env, name)
+    ctx, inputs, warnings, prompt = shot_context(film, shot, root, info)
+    result = ShotGraph(shot=shot, template=name, graph=None, prompt=prompt, inputs=inputs, template_file=found or "")
+    label = f"shot {shot.id} (template {name})"
+    if found is None:
+        names = template_names(env)
+        guess = did_you_mean(name, names)
+        result.diagnostics.append(_diag(shot, "error", "unknown-template", f'{label}: there is no template "{name}"',
+                                        f'did you mean "{guess}"?' if guess else "templates: " + ", ".join(names)))
+        return result
+    if name in ("motion", "hires", "still", "restyle") and not shot.render.model:
+        result.diagnostics.append(_diag(shot, "error", "no-model", f"{label}: no model is set",
+                                        'set one for the film, e.g. model "dreamshaper_8.safetensors"'))
+        return result
+    if name == "keyframes" and not shot.keyframes:
+        result.diagnostics.append(_diag(shot, "error", "no-keyframes", f"{label} needs keyframes",
+                                        'add keyframes "start.png" to "end.png" to the shot'))
+        return result
+    if name == "restyle" and not shot.source:
+        result.diagnostics.append(_diag(shot, "error", "no-source", f"{label} needs a source clip",
+                                        'add source "footage.mp4" to the shot'))
+        return result
+    collected: list[str] = []
+
+    def warn(message: str) -> _Silent:
+        collected.append(str(message))
+        return _Silent()
+
+    try:
+        text = env.get_template(found).render(**ctx, warn=warn)
+    except jinja2.TemplateError as e:
+        where = f"{found}:{e.lineno}" if getattr(e, "lineno", None) else found
+        result.diagnostics.append(_diag(shot, "error", "template-error", f"{label}: {where}: {e.message}"))
+        return result
+    try:
+        graph = json.loads(text)
+    except json.JSONDecodeError as e:
+        result.diagnostics.append(_diag(shot, "error", "template-json",
+                                        f"{label}: {found} produced invalid JSON at line {e.lineno} column {e.colno}: {e.msg}",
+                                        "values come out as JSON already: write {{ prompt.positive }} without quotes"))
+        return result
+    result.graph = graph
+    for w in warnings + collected:
+        result.diagnostics.append(_diag(shot, "warning", "backend", f"{label}: {w}"))
+    for p in validate(graph, info):
+        result.diagnostics.append(_problem(shot, label, p))
+    return result
+
+
+def _problem(shot: Shot, label: str, p: GraphProblem) -> Diagnostic:
+    return _diag(shot, "error", f"graph-{p.code}", f"{label}: {p.text()}", p.hint)
+
+
+def compile_film(film: Film, root: Path, info: ObjectInfo, only: set[str] | None = None) -> list[ShotGraph]:
+    env = template_env(root / "templates")
+    return [compile_shot(film, shot, root, env, info) for shot in film.shots if only is None or shot.id in only]
+
+
+def graph_json(graph: dict) -> str:
+    """Canonical text of a graph: sorted keys, two-space indent; the same input gives the same bytes."""
+    return json.dumps(graph, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+
+
+def explain(sg: ShotGraph, film: Film) -> str:
+    """How a shot's graph was made: template, prompt parts and their sources, sampling, inputs, nodes."""
+    s, r = sg.shot, sg.shot.render
+    lines = [f"shot {s.id}  ({s.where.file}:{s.where.line})  template {sg.template}"
+             + (f"  ← {sg.template_file}" if sg.template_file else "")]
+    lines.append("  positive:")
+    width = max((len(p.source) for p in sg.prompt.positive_parts + sg.prompt.negative_parts), default=8)
+    for p in sg.prompt.positive_parts:
+        lines.append(f"    {p.source:<{width}}  {p.text}")
+    lines.append("  negative:" + ("" if sg.prompt.negative_parts else " (none)"))
+    for p in sg.prompt.negative_parts:
+        lines.append(f"    {p.source:<{width}}  {p.text}")
+    lines.append(f"  model {r.model or '(none)'}, {r.sampler}/{r.scheduler}, {r.steps} steps, cfg {r.cfg:g}, "
+                 f"denoise {r.denoise:g}, clip skip {r.clip_skip}, seed {r.seed}")
+    if r.loras:
+        lines.append("  loras: " + ", ".join(f"{lo.file} ({lo.model:g}/{lo.clip:g})" for lo in r.loras))
+    for gi in sg.inputs:
+        lines.append(f"  input {gi.name} ← {gi.file} ({gi.purpose})")
+    if sg.graph:
+        lines.append("  nodes: " + ", ".join(f"{k} {v.get('class_type')}" for k, v in sorted(sg.graph.items())))
+    return "\n".join(lines)

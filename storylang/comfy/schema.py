@@ -1,0 +1,272 @@
+"""Validate API-format graphs against a server's /object_info, as the server would and stricter.
+
+The server's checks (execution.py validate_inputs): node types exist, required inputs are
+present, links point at existing nodes and outputs of the right type, literals convert to
+the input's type and lie within min/max, legacy combo values are among the choices.
+Stricter, where the server is lax (PROTOCOL.md): V3 `["COMBO", {"options"}]` values are
+checked too (the server accepts a bad one and fails at run time), inputs a node does not
+declare are errors (the server drops them silently), booleans must be JSON booleans,
+numbers must be numbers, and every node must lead to an output. An empty model-file list
+means "unknown offline": such names are only checked against a live server.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from storylang.diagnostics import did_you_mean
+
+DATA = Path(__file__).parent / "data"
+
+# Inputs whose node validates the value itself (uploaded files are not in the listed choices).
+SELF_VALIDATED = {("LoadImage", "image"), ("LoadImageMask", "image"), ("LoadVideo", "file"),
+                  ("VHS_LoadVideo", "video"), ("LoadAudio", "audio"), ("IPAdapterLoadImage", "image")}
+
+# Which combo lists hold model files, for "missing on the server" messages.
+MODEL_INPUTS = {"ckpt_name": "checkpoint", "lora_name": "LoRA", "vae_name": "VAE", "model_name": "model",
+                "control_net_name": "ControlNet model", "unet_name": "diffusion model", "clip_name": "text encoder",
+                "name": "motion LoRA"}
+
+
+@dataclass(frozen=True)
+class GraphProblem:
+    node: str | None
+    class_type: str | None
+    input: str | None
+    code: str
+    message: str
+    hint: str | None = None
+
+    def text(self) -> str:
+        where = ""
+        if self.node is not None:
+            where = f'node "{self.node}"' + (f" ({self.class_type})" if self.class_type else "")
+            if self.input:
+                where += f' input "{self.input}"'
+            where += ": "
+        return where + self.message
+
+
+class ObjectInfo:
+    """The node types a server has: their inputs, outputs and choices."""
+
+    def __init__(self, data: dict, origin: str):
+        self.nodes = data
+        self.origin = origin
+
+    def has(self, class_type: str) -> bool:
+        return class_type in self.nodes
+
+    def inputs(self, class_type: str) -> dict[str, tuple[str, list]]:
+        """name → (section, spec) for required and optional inputs, in declaration order."""
+        out: dict[str, tuple[str, list]] = {}
+        spec = self.nodes[class_type]["input"]
+        order = self.nodes[class_type].get("input_order") or {}
+        for section in ("required", "optional"):
+            names = order.get(section) or list(spec.get(section, {}))
+            for name in names:
+                if name in spec.get(section, {}):
+                    out[name] = (section, spec[section][name])
+        return out
+
+    def outputs(self, class_type: str) -> list[str]:
+        return list(self.nodes[class_type].get("output", []))
+
+    def is_output(self, class_type: str) -> bool:
+        return bool(self.nodes[class_type].get("output_node"))
+
+
+@lru_cache(maxsize=4)
+def snapshot(name: str = "full") -> ObjectInfo:
+    """The object_info shipped with storylang: "core" (stock ComfyUI) or "full" (with popular packs)."""
+    with gzip.open(DATA / f"object_info.{name}.json.gz", "rt", encoding="utf-8") as fh:
+        return ObjectInfo(json.load(fh), f"the shipped {name} snapshot (ComfyUI 0.3.64)")
+
+
+def load_object_info(source: str) -> ObjectInfo:
+    """`core`, `full`, a JSON file, or a server URL (its /object_info is fetched)."""
+    if source in ("core", "full"):
+        return snapshot(source)
+    if source.startswith(("http://", "https://")):
+        url = source.rstrip("/") + "/object_info"
+        try:
+            with urllib.request.urlopen(url, timeout=30) as resp:
+                return ObjectInfo(json.loads(resp.read().decode("utf-8")), source)
+        except (urllib.error.URLError, OSError, ValueError) as e:
+            reason = getattr(e, "reason", e)
+            raise OSError(f"cannot read {url}: {reason}") from e
+    return ObjectInfo(json.loads(Path(source).read_text(encoding="utf-8")), source)
+
+
+def combo_options(spec: list) -> list | None:
+    """The choices of a combo input in either encoding, or None if the input is not a combo."""
+    kind = spec[0] if spec else None
+    if isinstance(kind, list):
+        return kind
+    if kind == "COMBO":
+        opts = spec[1] if len(spec) > 1 and isinstance(spec[1], dict) else {}
+        return list(opts.get("options", []))
+    return None
+
+
+_MODEL_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".pth", ".bin", ".gguf", ".onnx", ".sft", ".yaml")
+
+
+def _looks_like_file(value) -> bool:
+    return isinstance(value, str) and value.lower().endswith(_MODEL_SUFFIXES)
+
+
+def _options(spec: list) -> dict:
+    return spec[1] if len(spec) > 1 and isinstance(spec[1], dict) else {}
+
+
+def _is_link(value) -> bool:
+    return isinstance(value, list) and len(value) == 2 and isinstance(value[0], str) and isinstance(value[1], int) \
+        and not isinstance(value[1], bool)
+
+
+def _types_match(received: str, wanted: str) -> bool:
+    if received == "*" or wanted == "*" or received == wanted:
+        return True
+    a, b = set(received.split(",")), set(wanted.split(","))
+    return bool(a & b)
+
+
+def _check_literal(problems, node_id, ct, name, spec, value, info: ObjectInfo):
+    def bad(code, message, hint=None):
+        problems.append(GraphProblem(node_id, ct, name, code, message, hint))
+
+    if isinstance(value, dict) and set(value) == {"__value__"}:
+        return
+    options = combo_options(spec)
+    kind = spec[0] if spec else None
+    opts = _options(spec)
+    if options is not None:
+        if (ct, name) in SELF_VALIDATED or opts.get("image_upload") or opts.get("video_upload"):
+            return
+        if not options or (_looks_like_file(value) and not any(_looks_like_file(o) for o in options)):
+            return  # a model list with no files in it: unknown offline (a live server lists its files)
+        if value not in options:
+            guess = did_you_mean(str(value), [str(o) for o in options])
+            shown = ", ".join(str(o) for o in options[:8]) + (" ..." if len(options) > 8 else "")
+            what = MODEL_INPUTS.get(name)
+            msg = (f'{what} "{value}" is not on {info.origin}' if what and info.origin.startswith("http")
+                   else f'"{value}" is not one of the choices')
+            bad("value_not_in_list", msg, f'did you mean "{guess}"?' if guess else f"choices: {shown}")
+        return
+    if kind == "BOOLEAN":
+        if not isinstance(value, bool):
+            bad("invalid_input_type", f"{json.dumps(value)} is not a JSON boolean",
+                "write true or false (the server reads any non-empty string as true)")
+        return
+    if kind == "INT":
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or (isinstance(value, float) and not value.is_integer()):
+            bad("invalid_input_type", f"{json.dumps(value)} is not a whole number")
+            return
+    elif kind == "FLOAT":
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            bad("invalid_input_type", f"{json.dumps(value)} is not a number")
+            return
+    elif kind == "STRING":
+        if not isinstance(value, str):
+            bad("invalid_input_type", f"{json.dumps(value)} is not text")
+        return
+    else:
+        bad("invalid_input_type", f"a {kind} input takes a link from another node, not a value")
+        return
+    lo, hi = opts.get("min"), opts.get("max")
+    if lo is not None and value < lo:
+        bad("value_smaller_than_min", f"{value} is below the minimum {lo}")
+    elif hi is not None and value > hi:
+        bad("value_bigger_than_max", f"{value} is above the maximum {hi}")
+
+
+def validate(graph: dict, info: ObjectInfo) -> list[GraphProblem]:
+    """Every problem in an API-format graph; an empty list means the server would accept it."""
+    problems: list[GraphProblem] = []
+    if not isinstance(graph, dict) or not graph:
+        return [GraphProblem(None, None, None, "invalid_prompt", "the graph is empty or not a JSON object")]
+    for node_id, node in graph.items():
+        if not isinstance(node, dict) or "class_type" not in node:
+            problems.append(GraphProblem(node_id, None, None, "invalid_prompt", "node has no class_type"))
+            continue
+        ct = node["class_type"]
+        if not info.has(ct):
+            guess = did_you_mean(ct, list(info.nodes))
+            problems.append(GraphProblem(node_id, ct, None, "missing_node_type",
+                                         f"node type {ct} does not exist on {info.origin}",
+                                         f"did you mean {guess}?" if guess else "install the custom node pack that provides it"))
+            continue
+        declared = info.inputs(ct)
+        given = node.get("inputs", {})
+        if not isinstance(given, dict):
+            problems.append(GraphProblem(node_id, ct, None, "invalid_prompt", "inputs is not an object"))
+            continue
+        for name, (section, spec) in declared.items():
+            if section == "required" and name not in given:
+                problems.append(GraphProblem(node_id, ct, name, "required_input_missing", "required input is missing"))
+        for name, value in given.items():
+            if name not in declared:
+                guess = did_you_mean(name, list(declared))
+                problems.append(GraphProblem(node_id, ct, name, "undeclared_input",
+                                             f"{ct} has no input named {name} (the server would drop it silently)",
+                                             f'did you mean "{guess}"?' if guess else None))
+                continue
+            spec = declared[name][1]
+            if _is_link(value):
+                src_id, slot = value
+                if src_id not in graph:
+                    problems.append(GraphProblem(node_id, ct, name, "bad_linked_input",
+                                                 f'links to node "{src_id}", which is not in the graph'))
+                    continue
+                src_ct = graph[src_id].get("class_type") if isinstance(graph[src_id], dict) else None
+                if not src_ct or not info.has(src_ct):
+                    continue  # reported at that node
+                outs = info.outputs(src_ct)
+                if not 0 <= slot < len(outs):
+                    problems.append(GraphProblem(node_id, ct, name, "bad_linked_input",
+                                                 f'links to output {slot} of node "{src_id}" ({src_ct}), '
+                                                 f"which has {len(outs)} output{'s' * (len(outs) != 1)}"))
+                    continue
+                wanted = "COMBO" if combo_options(spec) is not None else spec[0]
+                received = outs[slot]
+                if isinstance(received, list):
+                    received = "COMBO"
+                if not _types_match(received, wanted):
+                    problems.append(GraphProblem(node_id, ct, name, "return_type_mismatch",
+                                                 f'receives {received} from node "{src_id}" ({src_ct}) but takes {wanted}'))
+            else:
+                _check_literal(problems, node_id, ct, name, spec, value, info)
+    problems.extend(_reachability(graph, info))
+    return problems
+
+
+def _reachability(graph: dict, info: ObjectInfo) -> list[GraphProblem]:
+    outputs = [nid for nid, n in graph.items()
+               if isinstance(n, dict) and info.has(n.get("class_type", "")) and info.is_output(n["class_type"])]
+    if not outputs:
+        return [GraphProblem(None, None, None, "prompt_no_outputs", "the graph has no output node",
+                             "add a node that saves or previews a result, such as SaveImage")]
+    seen: set[str] = set()
+    stack = list(outputs)
+    while stack:
+        nid = stack.pop()
+        if nid in seen or nid not in graph:
+            continue
+        seen.add(nid)
+        for value in (graph[nid].get("inputs") or {}).values():
+            if _is_link(value):
+                stack.append(value[0])
+    problems = []
+    for nid, n in graph.items():
+        if nid not in seen and isinstance(n, dict):
+            problems.append(GraphProblem(nid, n.get("class_type"), None, "unreachable_node",
+                                         "this node leads to no output: its work would be thrown away",
+                                         "connect it to the rest of the graph or remove it"))
+    return problems

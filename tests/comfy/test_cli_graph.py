@@ -1,0 +1,45 @@
+"""`storyc graph` and `storyc check` on graphs, as a user runs them."""
+
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from storylang.cli import main
+from storylang.comfy.schema import snapshot, validate
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def test_graph_writes_one_valid_graph_per_shot_and_an_index(tmp_path):
+    result = CliRunner().invoke(main, ["graph", str(EXAMPLES / "everything.story"), "-o", str(tmp_path), "--explain"])
+    assert result.exit_code == 0, result.output
+    index = json.loads((tmp_path / "index.json").read_text())
+    assert len(index) == 9 and index["5"]["template"] == "keyframes"
+    assert [i["file"] for i in index["5"]["inputs"]] == ["assets/dawn.png", "assets/morning.png"]
+    for entry in index.values():
+        assert validate(json.loads((tmp_path / entry["graph"]).read_text()), snapshot("full")) == []
+    assert "look of MARA" in result.output and "framing" in result.output
+
+
+def test_graph_errors_name_the_shot_and_its_line(write_story, tmp_path):
+    path = write_story('model "m.safetensors"\nsampler euler_typo\nEXT. A - DAY\n  shot 1 wide 2s\n')
+    result = CliRunner().invoke(main, ["graph", str(path), "-o", str(tmp_path / "g")])
+    assert result.exit_code == 1
+    first = result.output.splitlines()[0]
+    assert first.startswith(f"{path}:4:3: error: shot 1 (template still): node \"sampler\" (KSampler) input \"sampler_name\"")
+    assert not (tmp_path / "g").exists()
+
+
+def test_check_validates_graphs_of_films_that_name_a_model(write_story):
+    path = write_story('model "m.safetensors"\nsteps 20\nEXT. A - DAY\n  shot 1 wide 2s\n    template motoin\n')
+    result = CliRunner().invoke(main, ["check", str(path)])
+    assert result.exit_code == 1 and 'there is no template "motoin"' in result.output
+    assert 'did you mean "motion"?' in result.output
+
+
+def test_check_against_an_unreachable_server_is_one_clear_line(write_story):
+    path = write_story('model "m.safetensors"\nEXT. A - DAY\n  shot 1 wide 2s\n')
+    result = CliRunner().invoke(main, ["check", str(path), "--comfy", "http://127.0.0.1:9"])
+    assert result.exit_code == 1
+    assert result.output.startswith("storyc: cannot read http://127.0.0.1:9/object_info")
