@@ -64,6 +64,7 @@ class BuildReport:
     film: str
     notes: list[str] = field(default_factory=list)
     warnings: list[Diagnostic] = field(default_factory=list)
+    sources: dict[str, str] = field(default_factory=dict)
 
     @property
     def seconds(self) -> float:
@@ -172,7 +173,9 @@ def build(script: Path, options: BuildOptions, progress: Progress | None = None)
         raise BuildFailed(voice_errors, sources)
 
     if options.dry_run:
-        return _plan_report(film, options, film_dir, script, rendered, reused, len(to_speak), len(lines), warnings)
+        report = _plan_report(film, options, film_dir, script, rendered, reused, len(to_speak), len(lines), warnings)
+        report.sources = sources
+        return report
 
     progress.stage("cards", len(to_draw))
     if to_draw:
@@ -204,8 +207,6 @@ def build(script: Path, options: BuildOptions, progress: Progress | None = None)
         timeline, notes = build_timeline(film, shot_sources, spoken, script_digest(film, root))
     except StoryError as e:
         raise BuildFailed(e.diagnostics, sources) from e
-    for note in notes:
-        progress.note(note)
     atomic.write_text(film_dir / "timeline.json", timeline.to_json())
     srt, vtt = film_dir / f"{script.stem}.srt", film_dir / f"{script.stem}.vtt"
     atomic.write_text(srt, to_srt(timeline))
@@ -274,7 +275,8 @@ def build(script: Path, options: BuildOptions, progress: Progress | None = None)
     return BuildReport(output=output, timeline=film_dir / "timeline.json", subtitles=(srt, vtt),
                        frames=timeline.frames, fps=timeline.fps, shots=len(film.shots), rendered=rendered,
                        reused=reused, lines_spoken=len(to_speak), lines_reused=len(lines) - len(to_speak),
-                       picture=picture_state, sound=sound_state, film=film_state, notes=notes, warnings=warnings)
+                       picture=picture_state, sound=sound_state, film=film_state, notes=notes, warnings=warnings,
+                       sources=sources)
 
 
 def _plan_report(film, options, film_dir, script, rendered, reused, to_speak, lines, warnings) -> BuildReport:

@@ -68,7 +68,7 @@ def check(files: tuple[Path, ...], fmt: str, dump: bool, comfy: str | None, obje
             dumps.append(film.model_dump_json(indent=2))
         if film is not None and fmt == "text" and not dump:
             seconds = film.frames / film.fps
-            click.echo(f"{path}: {len(film.scenes)} scenes, {len(film.shots)} shots, "
+            click.echo(f"{path}: {_count(len(film.scenes), 'scene')}, {_count(len(film.shots), 'shot')}, "
                        f"{_clock(float(seconds))} at {film.width}x{film.height} {float(film.fps):g}fps", err=True)
     _print_diagnostics(all_diags, sources, fmt)
     for d in dumps:
@@ -77,6 +77,10 @@ def check(files: tuple[Path, ...], fmt: str, dump: bool, comfy: str | None, obje
         click.echo(f"storyc: {_summary(all_diags)}", err=True)
     if has_errors(all_diags):
         sys.exit(1)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'s' * (n != 1)}"
 
 
 def _shown(path: Path) -> str:
@@ -176,7 +180,9 @@ def build(script: Path, output, renderer, jobs, burn_subtitles, preview, system_
         click.echo("storyc: interrupted; nothing half-written was kept", err=True)
         sys.exit(130)
     if report.warnings:
-        _print_diagnostics(report.warnings, {})
+        _print_diagnostics(report.warnings, report.sources)
+    for note in report.notes:
+        click.echo(f"note: {note}", err=True)
     elapsed = time.perf_counter() - t0
     if dry_run:
         click.echo(f"plan for {script}: {report.shots} shots ({report.rendered} to render, {report.reused} up to date), "
@@ -184,9 +190,10 @@ def build(script: Path, output, renderer, jobs, burn_subtitles, preview, system_
                    f"{_clock(report.seconds)} of film -> {_shown(report.output)}")
         return
     own = report.shots - report.rendered - report.reused
-    click.echo(f"{report.shots} shots: {report.rendered} drawn, {report.reused} reused"
+    lines = report.lines_spoken + report.lines_reused
+    click.echo(f"{_count(report.shots, 'shot')}: {report.rendered} drawn, {report.reused} reused"
                + (f", {own} from their own images or footage" if own else "") + "; "
-               f"{report.lines_spoken + report.lines_reused} lines: {report.lines_spoken} spoken, "
+               f"{_count(lines, 'line')}: {report.lines_spoken} spoken, "
                f"{report.lines_reused} reused; picture {report.picture}, sound {report.sound}", err=True)
     state = "up to date" if report.film == "reused" else "written"
     shown = _shown(report.output)

@@ -17,9 +17,6 @@ class Progress:
     def update(self, completed: int) -> None:
         pass
 
-    def note(self, text: str) -> None:
-        pass
-
     def close(self) -> None:
         pass
 
@@ -47,9 +44,6 @@ class RichProgress(Progress):
     def update(self, completed: int) -> None:
         if self.task is not None:
             self.bar.update(self.task, completed=completed)
-
-    def note(self, text: str) -> None:
-        self.bar.console.print(text)
 
     def close(self) -> None:
         if self.task is not None:

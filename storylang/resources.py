@@ -1,21 +1,17 @@
-"""Where the shipped grammar and templates live, in a checkout and in an installed package."""
+"""Where the shipped grammar and templates live, in an installed package and in a checkout."""
 
 from __future__ import annotations
 
-from importlib import resources
 from pathlib import Path
+
+_PACKAGE = Path(__file__).resolve().parent
 
 
 def _package_dir(name: str) -> Path:
-    # Installed: storylang/grammar and storylang/templates are package data (pyproject maps
-    # the top-level folders there). A bare checkout on sys.path falls back to the folders.
-    try:
-        found = Path(str(resources.files(f"storylang.{name}")))
-        if found.is_dir():
-            return found
-    except (ModuleNotFoundError, TypeError):
-        pass
-    return Path(__file__).resolve().parent.parent / name
+    # Installed: pyproject maps the top-level grammar/ and templates/ folders into the package
+    # (storylang/grammar, storylang/templates). In a checkout they stay at the top level.
+    installed = _PACKAGE / name
+    return installed if installed.is_dir() else _PACKAGE.parent / name
 
 
 def grammar_path() -> Path:

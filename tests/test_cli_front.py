@@ -17,7 +17,7 @@ def test_check_passes_a_good_script(write_story):
     path = write_story('EXT. A - DAY\n  shot 1 wide 2s\n')
     result = run("check", str(path))
     assert result.exit_code == 0
-    assert "1 scenes, 1 shots" in result.output
+    assert "1 scene, 1 shot" in result.output
 
 
 def test_check_fails_with_file_line_col_caret_and_hint(write_story):
