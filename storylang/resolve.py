@@ -286,6 +286,17 @@ class _Resolver:
             i += 2
         return out
 
+    def model_file(self, src: _Source, s: t.Setting, example: str) -> str | None:
+        """`key "file" [one option]`: the quoted model file name (the option is the caller's)."""
+        if not self.need(src, s, 1, example):
+            return None
+        v = s.values[0]
+        if v.kind != "string":
+            self.error(src, v.span, "expected-text", f"{s.key} needs a model file name in quotes", f"for example: {example}")
+            return None
+        self.extra(src, s.values[2:], example)
+        return v.text
+
     def voice(self, src: _Source, s: t.Setting, example: str) -> f.Voice | None:
         if not self.need(src, s, 1, example):
             return None
@@ -395,37 +406,26 @@ class _Resolver:
                 d.loras.append(x)
         elif key == "upscale":
             example = 'upscale "4x-UltraSharp.pth" 2x'
-            if self.need(src, s, 1, example):
-                v = s.values[0]
-                if v.kind != "string":
-                    self.error(src, v.span, "expected-text", "upscale needs a model file name in quotes", example)
-                else:
-                    r["upscale_model"] = v.text
-                    for extra in s.values[1:2]:
-                        if extra.kind == "amount" and extra.text.endswith("x") and 1 <= float(extra.text[:-1]) <= 8:
-                            r["upscale_factor"] = float(extra.text[:-1])
-                        else:
-                            self.error(src, extra.span, "bad-value", f'upscale factor is written 1.5x … 8x, not "{extra.raw}"')
-                    self.extra(src, s.values[2:], example)
+            if (x := self.model_file(src, s, example)) is not None:
+                r["upscale_model"] = x
+                for extra in s.values[1:2]:
+                    if extra.kind == "amount" and extra.text.endswith("x") and 1 <= float(extra.text[:-1]) <= 8:
+                        r["upscale_factor"] = float(extra.text[:-1])
+                    else:
+                        self.error(src, extra.span, "bad-value", f'upscale factor is written 1.5x … 8x, not "{extra.raw}"')
         elif key == "motion":
             if (x := self.text(src, s, 'motion "mm_sd_v15_v2.ckpt"')) is not None:
                 r["motion_model"] = x
         elif key == "controlnet":
-            example = 'controlnet "control_v11f1p_sd15_depth.pth" depth'
-            if self.need(src, s, 1, example):
-                v = s.values[0]
-                if v.kind != "string":
-                    self.error(src, v.span, "expected-text", "controlnet needs a model file name in quotes", example)
-                else:
-                    r["controlnet"] = v.text
-                    if len(s.values) > 1:
-                        kind = s.values[1].text
-                        if kind not in ("depth", "pose", "lineart", "canny"):
-                            self.error(src, s.values[1].span, "bad-value",
-                                       f'controlnet kind is depth, pose, lineart or canny, not "{kind}"')
-                        else:
-                            r["controlnet_kind"] = kind
-                    self.extra(src, s.values[2:], example)
+            example = 'controlnet "control_v11p_sd15_canny.pth" canny'
+            if (x := self.model_file(src, s, example)) is not None:
+                r["controlnet"] = x
+                for extra in s.values[1:2]:
+                    if extra.text not in ("depth", "pose", "lineart", "canny"):
+                        self.error(src, extra.span, "bad-value",
+                                   f'controlnet kind is depth, pose, lineart or canny, not "{extra.text}"')
+                    else:
+                        r["controlnet_kind"] = extra.text
         elif key == "camera":
             moves = self.camera(src, s)
             if moves is not None:

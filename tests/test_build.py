@@ -139,22 +139,23 @@ def test_a_second_build_reuses_everything(built, film_dir):
     assert (report.rendered, report.lines_spoken, report.picture, report.sound, report.film) == (0, 0, "reused", "reused", "reused")
 
 
-def test_editing_narration_re_speaks_and_re_mixes_but_never_re_renders(built, film_dir, tmp_path):
+def build_edited(film_dir, tmp_path, old, new):
+    """Build a copy of the film (sharing nothing but the files) with one edit."""
     copy = tmp_path / "copy"
     shutil.copytree(film_dir, copy)
     script = copy / "film.story"
-    script.write_text(FILM.replace("Every night, she climbed.", "Each night, she climbed."))
-    report = build(script, BuildOptions(jobs=2))
+    script.write_text(FILM.replace(old, new))
+    return build(script, BuildOptions(jobs=2))
+
+
+def test_editing_narration_re_speaks_and_re_mixes_but_never_re_renders(built, film_dir, tmp_path):
+    report = build_edited(film_dir, tmp_path, "Every night, she climbed.", "Each night, she climbed.")
     assert report.rendered == 0 and report.lines_spoken == 1 and report.lines_reused == 1
     assert report.sound == "mixed" and report.picture == "reused"
 
 
 def test_editing_one_action_redraws_exactly_that_shot(built, film_dir, tmp_path):
-    copy = tmp_path / "copy2"
-    shutil.copytree(film_dir, copy)
-    script = copy / "film.story"
-    script.write_text(FILM.replace("she lets the lamp go dark", "she lets the lamp burn"))
-    report = build(script, BuildOptions(jobs=2))
+    report = build_edited(film_dir, tmp_path, "she lets the lamp go dark", "she lets the lamp burn")
     assert (report.rendered, report.reused, report.lines_spoken) == (1, 2, 0)
 
 
