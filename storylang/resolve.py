@@ -19,7 +19,7 @@ from storylang import film as f
 from storylang import vocabulary as vocab
 from storylang.diagnostics import Diagnostic, Span, did_you_mean, has_errors
 from storylang.syntax import tree as t
-from storylang.syntax.parse import parse_file
+from storylang.syntax.parse import parse_file, paused_gc
 
 DEFAULT_SHOT_SECONDS = Fraction(3)
 SPEECH_PAUSE = Fraction(1, 4)  # seconds between consecutive lines, as the builder places them
@@ -997,5 +997,6 @@ def resolve_file(path: Path, display: str | None = None) -> tuple[f.Film | None,
     """Parse and resolve a script. Returns (film or None, diagnostics, source texts by file name)."""
     display = display or str(path)
     r = _Resolver(path.resolve().parent)
-    film = r.resolve(path, display)
+    with paused_gc():
+        film = r.resolve(path, display)
     return film, r.diagnostics, r.sources
