@@ -177,29 +177,34 @@ def build(script: Path, options: BuildOptions, progress: Progress | None = None)
         report.sources = sources
         return report
 
-    progress.stage("cards", len(to_draw))
-    if to_draw:
-        def draw(item):
-            shot, path = item
-            image = frames_mod.draw_card(film, shot)
-            with atomic.atomic_path(path, suffix=".png") as tmp:
-                image.save(tmp, format="PNG", compress_level=1)
+    def draw(item):
+        shot, path = item
+        image = frames_mod.draw_card(film, shot)
+        with atomic.atomic_path(path, suffix=".png") as tmp:
+            image.save(tmp, format="PNG", compress_level=1)
 
-        with ThreadPoolExecutor(max_workers=max(options.jobs, 1)) as pool:
-            for _ in pool.map(draw, to_draw):
+    # Cards are drawn on worker threads while the voice engine (one per process) speaks here.
+    progress.stage("cards and voices", len(to_draw) + len(to_speak))
+    with ThreadPoolExecutor(max_workers=max(options.jobs, 1)) as pool:
+        drawing = [pool.submit(draw, item) for item in to_draw]
+        try:
+            for shot, i, line, path in to_speak:
+                if not path.is_file():
+                    try:
+                        engine.synthesize(line.text, line.voice, path)
+                    except speech_mod.SpeechError as e:
+                        w = line.where
+                        raise BuildFailed([Diagnostic(severity="error", code="speech", file=w.file, message=str(e),
+                                                      span=Span(line=w.line, column=w.column, end_line=w.line,
+                                                                end_column=w.column + 1))], sources) from e
                 progress.advance()
-
-    progress.stage("voices", len(to_speak))
-    for shot, i, line, path in to_speak:
-        if not path.is_file():
-            try:
-                engine.synthesize(line.text, line.voice, path)
-            except speech_mod.SpeechError as e:
-                w = line.where
-                raise BuildFailed([Diagnostic(severity="error", code="speech", file=w.file, message=str(e),
-                                              span=Span(line=w.line, column=w.column, end_line=w.line,
-                                                        end_column=w.column + 1))], sources) from e
-        progress.advance()
+            for job in drawing:
+                job.result()
+                progress.advance()
+        except BaseException:
+            for job in drawing:
+                job.cancel()
+            raise
     spoken = {k: SpokenLine(file=_rel(p, root), seconds=speech_mod.wav_duration(p)) for k, p in line_paths.items()}
 
     # ---- the edit list
