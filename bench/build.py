@@ -55,7 +55,7 @@ def moviepy_assembly(root: Path, timeline: dict, out: Path) -> float | None:
                 views = shot_views(tuple(CameraMove(**m) for m in c["camera"]), c["frames"], fps, size[0] / size[1])
                 w, h = still.size
 
-                def zoom(t, views=views):
+                def zoom(t, views=views, w=w):
                     return views[min(int(t * fps), len(views) - 1)].zoom * size[0] / w
 
                 clip = still.resized(zoom).with_position("center")

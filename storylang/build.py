@@ -23,7 +23,7 @@ from storylang.diagnostics import Diagnostic, Span, StoryError
 from storylang.film import Film, Shot
 from storylang.progress import Progress
 from storylang.resolve import resolve_file
-from storylang.timeline import ShotSource, SpokenLine, Timeline, build_timeline, line_key, to_srt, to_vtt
+from storylang.timeline import ShotSource, SpokenLine, build_timeline, line_key, to_srt, to_vtt
 from storylang.toolchain import find_ffmpeg
 
 
@@ -188,7 +188,7 @@ def build(script: Path, options: BuildOptions, progress: Progress | None = None)
     with ThreadPoolExecutor(max_workers=max(options.jobs, 1)) as pool:
         drawing = [pool.submit(draw, item) for item in to_draw]
         try:
-            for shot, i, line, path in to_speak:
+            for _shot, _i, line, path in to_speak:
                 if not path.is_file():
                     try:
                         engine.synthesize(line.text, line.voice, path)

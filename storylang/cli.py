@@ -314,7 +314,7 @@ def doctor() -> None:
         ok = False
         click.echo(f"ffmpeg        missing: {e}")
     try:
-        from storylang.speech import SpeechError, engine
+        from storylang.speech import engine
 
         eng = engine()
         click.echo(f"voice engine  {eng.name}  (pyttsx3, library from {eng.origin}; {len(eng.voices())} voices)")

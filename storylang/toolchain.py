@@ -61,13 +61,3 @@ def find_ffmpeg(prefer_system: bool = False) -> Ffmpeg:
             return Ffmpeg(path=path, version=version, origin=origin)
     raise ToolMissing("no working ffmpeg found: install the project's dependencies "
                       "(pip install storylang brings imageio-ffmpeg) or set STORYLANG_FFMPEG")
-
-
-def media_duration(path: str, ffmpeg: Ffmpeg) -> float | None:
-    """Duration in seconds of a media file, read from `ffmpeg -i` (no ffprobe needed)."""
-    proc = subprocess.run([ffmpeg.path, "-hide_banner", "-i", path], capture_output=True, text=True)
-    m = re.search(r"Duration: (\d+):(\d+):(\d+(?:\.\d+)?)", proc.stderr)
-    if not m:
-        return None
-    h, mi, s = m.groups()
-    return int(h) * 3600 + int(mi) * 60 + float(s)

@@ -61,12 +61,6 @@ def convert(workflow: dict, info: ObjectInfo) -> Converted:
     if unknown:
         raise ImportProblem("node types not on " + info.origin + ": " + ", ".join(unknown))
 
-    def input_link(node: dict, name: str):
-        for inp in node.get("inputs") or []:
-            if inp.get("name") == name and inp.get("link") is not None:
-                return inp["link"]
-        return None
-
     def resolve_source(link_id, depth=0):
         """Follow reroutes and bypassed nodes to the real source: ("link", [id, slot]) or ("value", v)."""
         if depth > 100 or link_id not in links:
@@ -100,12 +94,12 @@ def convert(workflow: dict, info: ObjectInfo) -> Converted:
         values = node.get("widgets_values")
         inputs: dict = {}
         if isinstance(values, dict):
-            for name, (section, spec) in declared.items():
+            for name, (_section, spec) in declared.items():
                 if _is_widget(spec) and name in values:
                     inputs[name] = values[name]
         elif values is not None:
             i = 0
-            for name, (section, spec) in declared.items():
+            for name, (_section, spec) in declared.items():
                 if not _is_widget(spec):
                     continue
                 if i >= len(values):

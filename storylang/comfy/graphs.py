@@ -25,7 +25,6 @@ from storylang.film import Film, Shot
 from storylang.resources import templates_dir
 
 STAGE_VERSION = "graphs-1"
-BUILTIN_TEMPLATES = ("still", "hires", "motion", "keyframes", "restyle")
 
 # AnimateDiff v2 motion LoRAs, by camera move.
 MOTION_LORAS = {

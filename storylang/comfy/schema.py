@@ -208,7 +208,7 @@ def validate(graph: dict, info: ObjectInfo) -> list[GraphProblem]:
         if not isinstance(given, dict):
             problems.append(GraphProblem(node_id, ct, None, "invalid_prompt", "inputs is not an object"))
             continue
-        for name, (section, spec) in declared.items():
+        for name, (section, _spec) in declared.items():
             if section == "required" and name not in given:
                 problems.append(GraphProblem(node_id, ct, name, "required_input_missing", "required input is missing"))
         for name, value in given.items():

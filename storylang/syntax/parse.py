@@ -10,7 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from lark import Lark, Token, Transformer, v_args
-from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 from lark.lark import PostLex
 
 from storylang.diagnostics import Diagnostic, Span, did_you_mean
@@ -354,11 +354,6 @@ def _expected_list(expected) -> str:
     if len(names) > 6:
         names = names[:6] + ["..."]
     return "expected " + ", ".join(names)
-
-
-def _line_start_word(text: str, line: int) -> str:
-    lines = text.split("\n")
-    return lines[line - 1].strip() if 0 < line <= len(lines) else ""
 
 
 def _syntax_diagnostic(e: Exception, text: str, file: str) -> Diagnostic:

@@ -1,6 +1,5 @@
 """Every shot compiles to a graph a real server accepts: valid, deterministic, text carried as data."""
 
-import json
 from pathlib import Path
 
 import pytest
