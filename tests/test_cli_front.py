@@ -81,3 +81,11 @@ def test_no_traceback_whatever_the_input(tmp_path):
                              capture_output=True, text=True)
     assert missing.returncode == 1 and "Traceback" not in missing.stderr
     assert "cannot read nope.story" in missing.stderr
+
+
+def test_the_examples_are_in_canonical_format():
+    from pathlib import Path
+
+    examples = sorted(str(p) for p in (Path(__file__).parent.parent / "examples").glob("*.story"))
+    result = run("fmt", "--check", *examples)
+    assert result.exit_code == 0, result.output

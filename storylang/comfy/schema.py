@@ -198,10 +198,8 @@ def validate(graph: dict, info: ObjectInfo) -> list[GraphProblem]:
             continue
         ct = node["class_type"]
         if not info.has(ct):
-            guess = did_you_mean(ct, list(info.nodes))
             problems.append(GraphProblem(node_id, ct, None, "missing_node_type",
-                                         f"node type {ct} does not exist on {info.origin}",
-                                         f"did you mean {guess}?" if guess else "install the custom node pack that provides it"))
+                                         f"node type {ct} does not exist on {info.origin}", _missing_hint(ct, info)))
             continue
         declared = info.inputs(ct)
         given = node.get("inputs", {})
@@ -245,6 +243,16 @@ def validate(graph: dict, info: ObjectInfo) -> list[GraphProblem]:
                 _check_literal(problems, node_id, ct, name, spec, value, info)
     problems.extend(_reachability(graph, info))
     return problems
+
+
+def _missing_hint(class_type: str, info: ObjectInfo) -> str:
+    """Which custom node pack provides a node type (as far as the shipped snapshot knows)."""
+    known = snapshot("full").nodes.get(class_type)
+    module = (known or {}).get("python_module", "")
+    if module.startswith("custom_nodes."):
+        return f"install the custom node pack {module.split('.', 1)[1]}, which provides it"
+    guess = did_you_mean(class_type, list(info.nodes))
+    return f"did you mean {guess}?" if guess else "install the custom node pack that provides it"
 
 
 def _reachability(graph: dict, info: ObjectInfo) -> list[GraphProblem]:

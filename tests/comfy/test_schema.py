@@ -80,3 +80,10 @@ def test_model_names_are_unknown_offline_but_checked_against_a_live_list():
     problems = validate(BASE, live)
     assert [(p.node, p.code) for p in problems] == [("1", "value_not_in_list")]
     assert 'checkpoint "m.safetensors" is not on http://127.0.0.1:8188' in problems[0].message
+
+
+def test_a_missing_custom_node_names_its_pack():
+    g = {"1": {"class_type": "ADE_LoadAnimateDiffModel", "inputs": {"model_name": "mm.ckpt"}},
+         "2": {"class_type": "PreviewAny", "inputs": {"source": ["1", 0]}}}
+    (problem,) = [p for p in validate(g, snapshot("core")) if p.code == "missing_node_type"]
+    assert problem.hint == "install the custom node pack ComfyUI-AnimateDiff-Evolved, which provides it"
