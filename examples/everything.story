@@ -77,7 +77,7 @@ INT. LAMP ROOM - DAY
   shot 7 point of view 500ms
     camera tilt up fast
 
-  shot 8 medium wide on OLD TOM 4s
+  shot 8 "the verdict" medium wide on OLD TOM 4s
     camera truck left and pedestal up
     OLD TOM (signing): Passed. Again.
 

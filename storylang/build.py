@@ -95,9 +95,9 @@ def card_key(film: Film, shot: Shot) -> str:
         "stage": frames_mod.STAGE_VERSION,
         "size": [film.width, film.height],
         "scene": {"heading": scene.heading, "time": scene.time},
-        "shot": {"label": shot.number or shot.id, "framing": shot.framing, "angle": shot.angle, "cast": shot.cast,
+        "shot": {"label": shot.number or shot.name or shot.id, "framing": shot.framing, "angle": shot.angle, "cast": shot.cast,
                  "setting": shot.setting, "action": shot.action,
-                 "first_line": shot.lines[0].text if shot.lines and not shot.action else "",
+                 "first_line": shot.lines[0].text if shot.lines and not shot.action else "", "name": shot.name,
                  "camera": [c.model_dump() for c in shot.camera],
                  "schedule": [[c.frame, c.text] for c in shot.schedule], "fps": [film.fps_num, film.fps_den]},
     })

@@ -141,6 +141,7 @@ class RenderSettings(Model):
 class Shot(Model):
     id: str  # the locked shot number, or an id derived from the shot's content
     number: str | None = None
+    name: str | None = None
     scene: int
     framing: str
     angle: str | None = None

@@ -738,6 +738,9 @@ class _Resolver:
                             self.error(src, part.number_span, "duplicate-shot", f"shot {part.number} is numbered twice",
                                        f"the first is at {psrc.display}:{prev.span.line}; an inserted shot takes a letter: {part.number}A")
                         numbers[part.number] = (src, part)
+                    if part.name is not None and not part.number and shot.id in ids:
+                        self.error(src, part.name.span, "duplicate-shot", f'two shots are named "{shot.id}"',
+                                   "give one a number or another name")
                     if shot.id in ids:
                         ids[shot.id] += 1
                         shot = shot.model_copy(update={"id": f"{shot.id}-{ids[shot.id]}"})
@@ -908,14 +911,15 @@ class _Resolver:
                       f"the speech in this shot takes about {float(speech):.1f}s but the shot lasts {float(length):.1f}s",
                       f"{what}; lengthen the shot to {math.ceil(speech)}s or more, or shorten the lines")
         cast_seeds = [self.characters[n].seed for n in sorted(cast)]
-        identity = node.number or _content_id(heading, framing, cast, info.get("action", ""), lines)
+        name = _clean(node.name.text) if node.name is not None else None
+        identity = node.number or name or _content_id(heading, framing, cast, info.get("action", ""), lines)
         seed = d.seed_fixed if d.seed_fixed is not None else derive_seed(d.seed_base, *cast_seeds, "shot", identity)
         loras = list(d.loras)
         for n in cast:
             loras.extend(self.characters[n].loras)
         render = f.RenderSettings(**{**d.render, "loras": tuple(loras), "seed": seed})
         shot = f.Shot(
-            id=identity, number=node.number, scene=scene_index, framing=framing, angle=angle, cast=tuple(cast),
+            id=identity, number=node.number, name=name or None, scene=scene_index, framing=framing, angle=angle, cast=tuple(cast),
             frames=frames, action=info.get("action", ""), setting=d.setting, lighting=d.lighting, mood=d.mood,
             camera=tuple(info.get("camera", d.camera)), lines=tuple(lines), schedule=tuple(schedule),
             keyframes=info.get("keyframes"), source=info.get("source"), overrun=d.overrun, render=render,

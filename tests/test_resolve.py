@@ -121,3 +121,9 @@ def test_examples_resolve_without_errors():
         film, diags, _ = resolve_file(path)
         assert film is not None, (path, diags)
         assert not [d for d in diags if d.severity == "error"]
+
+
+def test_a_shot_is_known_by_its_number_or_else_its_name(write_story):
+    film = resolve(write_story, 'EXT. A - DAY\n  shot 3 "the beam" wide 2s\n  shot "reaction" close 2s\n  shot close 2s\n')
+    assert [(s.id, s.number, s.name) for s in film.shots][:2] == [("3", "3", "the beam"), ("reaction", None, "reaction")]
+    assert film.shots[2].id.startswith("~")

@@ -16,7 +16,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from storylang.film import Film, Scene, Shot
 
-STAGE_VERSION = "card-2"
+STAGE_VERSION = "card-3"
 SUPERSAMPLE = 1.5  # cards are drawn larger than the film so camera moves stay sharp
 
 # figure height as a fraction of the frame, and how far below the frame it is cut
@@ -137,11 +137,12 @@ def draw_card(film: Film, shot: Shot) -> Image.Image:
     # header: scene heading, shot number, framing and cast
     f_head, f_num, f_small = font(int(H / 24), True), font(int(H / 14), True), font(int(H / 34))
     d.text((m, m), scene.heading, font=f_head, fill=ink)
-    label = f"SHOT {shot.number or shot.id}"
+    label = f"SHOT {shot.number}" if shot.number else (shot.name.upper() if shot.name else f"SHOT {shot.id}")
     d.text((W - m, m * 0.8), label, font=f_num, fill=accent, anchor="ra")
     framing = shot.framing + (f", {shot.angle}" if shot.angle else "")
     cast = f"  ·  on {', '.join(shot.cast)}" if shot.cast else ""
-    d.text((m, m + f_head.size * 1.35), f"{framing.upper()}{cast}", font=f_small, fill=ink)
+    name = f"“{shot.name}”  ·  " if shot.name and shot.number else ""
+    d.text((m, m + f_head.size * 1.35), f"{name}{framing.upper()}{cast}", font=f_small, fill=ink)
     if shot.setting:
         d.text((m, m + f_head.size * 1.35 + f_small.size * 1.4), shot.setting, font=f_small, fill=accent)
 

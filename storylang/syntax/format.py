@@ -96,6 +96,8 @@ class _Printer:
         number = node.number or self.numbers.get(node.span.line)
         if number:
             parts.append(number)
+        if node.name is not None:
+            parts.append(value_text(node.name))
         parts.extend(v.raw for v in node.framing)
         if node.cast:
             parts.append("on " + " and ".join(c.name for c in node.cast))

@@ -218,6 +218,8 @@ class _ToTree(Transformer):
         for c in children:
             if isinstance(c, Token) and c.type == "SHOT_NUMBER":
                 fields["number"], fields["number_span"] = c.value, _span(c)
+            elif isinstance(c, Token) and c.type == "STRING":
+                fields["name"] = self._value(c)
             elif isinstance(c, Token) and c.type == "DURATION":
                 fields["duration"] = self._value(c)
             elif isinstance(c, tuple):

@@ -66,6 +66,7 @@ class Shot(Node):
     type: Literal["shot"] = "shot"
     number: str | None = None
     number_span: Span | None = None
+    name: Value | None = None
     framing: tuple[Value, ...] = ()
     cast: tuple[CastName, ...] = ()
     duration: Value | None = None

@@ -109,6 +109,8 @@ def scripts(draw):
             out.append(f"  setting {quote(draw(TEXT))}")
         for _ in range(draw(st.integers(0, 3))):
             number = draw(st.sampled_from(["", "1 ", "12A "]))
+            if draw(st.booleans()):
+                number += quote(draw(TEXT)) + " "
             cast = draw(st.lists(NAMES, unique=True, max_size=2))
             on = f" on {' and '.join(cast)}" if cast else ""
             out.append(f"  shot {number}{draw(st.sampled_from(['wide', 'close', 'over the shoulder']))}{on} {draw(SECONDS)}")
