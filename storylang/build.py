@@ -71,9 +71,11 @@ class BuildReport:
         return float(self.frames / self.fps)
 
 
-def build_dir_for(script: Path) -> Path:
+def build_dir_for(script: Path, create: bool = True) -> Path:
     """One build directory next to the script, ignored by git."""
     root = script.resolve().parent / "build"
+    if not create:
+        return root
     root.mkdir(parents=True, exist_ok=True)
     ignore = root / ".gitignore"
     if not ignore.exists():
@@ -118,7 +120,7 @@ def build(script: Path, options: BuildOptions, progress: Progress | None = None)
                                       file=str(script), hint="add a scene heading and a shot under it")], sources)
     warnings = [d for d in diags if d.severity == "warning"]
     root = script.resolve().parent
-    build_root = build_dir_for(script)
+    build_root = build_dir_for(script, create=not options.dry_run)
     cache = Cache(build_root / "cache")
     film_dir = build_root / script.stem
     ff = find_ffmpeg(options.system_ffmpeg)
@@ -148,6 +150,7 @@ def build(script: Path, options: BuildOptions, progress: Progress | None = None)
     engine = speech_mod.engine() if lines else None
     line_paths: dict[str, Path] = {}
     to_speak = []
+    queued: set[Path] = set()
     voice_errors = []
     bad_voices: set[str] = set()
     for shot, i, line in lines:
@@ -167,7 +170,8 @@ def build(script: Path, options: BuildOptions, progress: Progress | None = None)
                       "voice": line.voice.model_dump()})
         path = cache.path("speech", key, ".wav")
         line_paths[line_key(shot, i)] = path
-        if not path.is_file() and path not in [p for _, _, _, p in to_speak]:
+        if not path.is_file() and path not in queued:
+            queued.add(path)
             to_speak.append((shot, i, line, path))
     if voice_errors:
         raise BuildFailed(voice_errors, sources)
