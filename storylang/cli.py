@@ -185,8 +185,8 @@ def build(script: Path, output, renderer, jobs, burn_subtitles, preview, system_
         click.echo(f"note: {note}", err=True)
     elapsed = time.perf_counter() - t0
     if dry_run:
-        click.echo(f"plan for {script}: {report.shots} shots ({report.rendered} to render, {report.reused} up to date), "
-                   f"{report.lines_spoken + report.lines_reused} lines ({report.lines_spoken} to speak), "
+        click.echo(f"plan for {script}: {_count(report.shots, 'shot')} ({report.rendered} to render, {report.reused} up to date), "
+                   f"{_count(report.lines_spoken + report.lines_reused, 'line')} ({report.lines_spoken} to speak), "
                    f"{_clock(report.seconds)} of film -> {_shown(report.output)}")
         return
     own = report.shots - report.rendered - report.reused

@@ -203,3 +203,11 @@ def test_doctor_and_voices_report_the_toolchain():
     assert "ffmpeg" in doctor.output and "espeak-ng" in doctor.output
     voices = runner.invoke(main, ["voices", "-l", "en"])
     assert "en-us" in voices.output and "+f3" in voices.output
+
+
+def test_a_dry_run_plans_and_writes_nothing(write_story):
+    path = write_story('format 384x216 @ 12fps\nEXT. A - DAY\n  shot 1 wide 1s\n    narrate "Hello."\n')
+    result = CliRunner().invoke(main, ["build", "--dry-run", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "1 shot" in result.output and "(1 to render" in result.output and "(1 to speak)" in result.output
+    assert sorted(p.name for p in path.parent.iterdir()) == ["film.story"]
