@@ -65,6 +65,7 @@ INT. LAMP ROOM - DAY
     camera zoom in 1.5x
     keyframes "assets/dawn.png" to "assets/morning.png"
     template keyframes
+    model "wan2.1_flf2v_720p_14B_fp16.safetensors"  // keyframes runs Wan 2.1 first-last-frame
   > crossfade 12f
 
   shot 6 wide 3s
