@@ -50,3 +50,37 @@ def frame_at(path: Path, frame: int, fps: float, out: Path) -> Image.Image:
     subprocess.run([ffmpeg(), "-hide_banner", "-loglevel", "error", "-y", "-i", str(path), "-vf",
                     f"select=eq(n\\,{frame})", "-frames:v", "1", "-fps_mode", "passthrough", str(out)], check=True)
     return Image.open(out).convert("RGB")
+
+
+def gray_frames(path: Path, first: int, last: int) -> list[Image.Image]:
+    """Decoded frames first..last (inclusive), as grey images."""
+    out = subprocess.run([ffmpeg(), "-hide_banner", "-loglevel", "error", "-i", str(path), "-vf",
+                          f"select=between(n\\,{first}\\,{last})", "-fps_mode", "passthrough",
+                          "-f", "rawvideo", "-pix_fmt", "gray", "-"], capture_output=True, check=True).stdout
+    info_text = info(path)
+    w, h = map(int, re.search(r"(\d{2,5})x(\d{2,5})", info_text.split("Video:")[1]).groups())
+    size = w * h
+    return [Image.frombytes("L", (w, h), out[i:i + size]) for i in range(0, len(out), size)]
+
+
+def horizontal_shift(a: Image.Image, b: Image.Image, search: int = 16) -> float:
+    """How far the picture moved right from a to b, in pixels (column profiles, sub-pixel fit)."""
+    def profile(im):
+        w, h = im.size
+        data = im.getdata()
+        return [sum(data[y * w + x] for y in range(0, h, 2)) for x in range(w)]
+
+    pa, pb = profile(a), profile(b)
+    n = len(pa)
+
+    def cost(shift):
+        lo, hi = search, n - search
+        return sum((pb[x + shift] - pa[x]) ** 2 for x in range(lo, hi)) / (hi - lo)
+
+    costs = {s: cost(s) for s in range(-search, search + 1)}
+    best = min(costs, key=costs.get)
+    if -search < best < search:
+        c0, c1, c2 = costs[best - 1], costs[best], costs[best + 1]
+        denom = c0 - 2 * c1 + c2
+        return best + (0.5 * (c0 - c2) / denom if denom else 0.0)
+    return float(best)

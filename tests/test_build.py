@@ -211,3 +211,22 @@ def test_a_dry_run_plans_and_writes_nothing(write_story):
     assert result.exit_code == 0, result.output
     assert "1 shot" in result.output and "(1 to render" in result.output and "(1 to speak)" in result.output
     assert sorted(p.name for p in path.parent.iterdir()) == ["film.story"]
+
+
+def test_a_pan_glides_by_sub_pixel_steps_without_stepping(built):
+    from storylang.animatic.camera import shot_views
+    from storylang.film import CameraMove
+
+    from media import gray_frames, horizontal_shift
+
+    report, timeline = built
+    clip = timeline["clips"][2]  # pan left, medium speed, ease-in-out
+    n = clip["frames"]
+    frames = gray_frames(report.output, clip["start"], clip["start"] + n - 1)
+    views = shot_views(tuple(CameraMove(**m) for m in clip["camera"]), n, 12, 384 / 216)
+    width = frames[0].width
+    expected = [-(b.ox - a.ox) * width * a.zoom for a, b in zip(views, views[1:])]
+    measured = [horizontal_shift(a, b) for a, b in zip(frames, frames[1:])]
+    # every frame moves by what the camera says, to a fraction of a pixel: no whole-pixel steps
+    assert max(abs(m - e) for m, e in zip(measured, expected)) < 0.3, list(zip(measured, expected))
+    assert min(expected) > 0 and max(expected) < 14
