@@ -67,7 +67,7 @@ def horizontal_shift(a: Image.Image, b: Image.Image, search: int = 16) -> float:
     """How far the picture moved right from a to b, in pixels (column profiles, sub-pixel fit)."""
     def profile(im):
         w, h = im.size
-        data = im.getdata()
+        data = im.tobytes()
         return [sum(data[y * w + x] for y in range(0, h, 2)) for x in range(w)]
 
     pa, pb = profile(a), profile(b)
