@@ -111,7 +111,7 @@ def fmt(files: tuple[Path, ...], check_only: bool, number: bool, diff: bool) -> 
     failed = changed = 0
     for path in files:
         tree, diags, text = parse_file(path, _display(path))
-        if tree is None:
+        if tree is None or any(d.severity == "error" for d in diags):
             _print_diagnostics(diags, {_display(path): text} if text else {})
             failed += 1
             continue

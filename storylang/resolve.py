@@ -42,6 +42,12 @@ WHERE_KEY_BELONGS = {
 }
 
 
+# Problems that may only follow from a statement set aside after a syntax error (a character
+# whose declaration was broken, a transition whose shot was).
+_CASCADING = {"unknown-character", "unused-character", "duplicate-character", "duplicate-shot", "duplicate-cast",
+              "transition", "transition-too-long", "keyframes-and-source"}
+
+
 def derive_seed(*parts: object) -> int:
     """A seed from stable identity (never from a position in the script)."""
     digest = hashlib.sha256("\x1f".join(str(p) for p in parts).encode("utf-8")).digest()
@@ -94,6 +100,7 @@ class _Resolver:
         self.sources: dict[str, str] = {}
         self.files: list[str] = []
         self.fps = Fraction(24)
+        self.recovered = False
 
     # -- messages
 
@@ -117,6 +124,7 @@ class _Resolver:
             self.sources[display] = text
         if tree is None:
             return []
+        self.recovered = self.recovered or tree.recovered
         src = _Source(display, path.resolve())
         self.files.append(self.relative(src.path))
         out: list[tuple[_Source, object]] = []
@@ -1003,4 +1011,9 @@ def resolve_file(path: Path, display: str | None = None) -> tuple[f.Film | None,
     r = _Resolver(path.resolve().parent)
     with paused_gc():
         film = r.resolve(path, display)
-    return film, r.diagnostics, r.sources
+    diagnostics = r.diagnostics
+    if r.recovered:
+        # Statements with syntax errors were set aside: keep only what cannot be their echo.
+        diagnostics = [d for d in diagnostics if d.code not in _CASCADING]
+        film = None
+    return film, diagnostics, r.sources

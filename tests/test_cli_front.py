@@ -89,3 +89,11 @@ def test_the_examples_are_in_canonical_format():
     examples = sorted(str(p) for p in (Path(__file__).parent.parent / "examples").glob("*.story"))
     result = run("fmt", "--check", *examples)
     assert result.exit_code == 0, result.output
+
+
+def test_fmt_refuses_a_script_whose_text_it_could_not_keep(write_story):
+    path = write_story('title "C:\\films\\new\\x"\ntitle "a\\qb"\n')
+    before = path.read_text()
+    result = run("fmt", str(path))
+    assert result.exit_code == 1 and "unknown escape" in result.output
+    assert path.read_text() == before

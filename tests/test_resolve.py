@@ -127,3 +127,12 @@ def test_a_shot_is_known_by_its_number_or_else_its_name(write_story):
     film = resolve(write_story, 'EXT. A - DAY\n  shot 3 "the beam" wide 2s\n  shot "reaction" close 2s\n  shot close 2s\n')
     assert [(s.id, s.number, s.name) for s in film.shots][:2] == [("3", "3", "the beam"), ("reaction", None, "reaction")]
     assert film.shots[2].id.startswith("~")
+
+
+def test_syntax_errors_and_other_mistakes_are_reported_together_without_echoes(write_story):
+    path = write_story('character mara\n  look "x"\nEXT. A - DAY\n  shot 1 close on MARA 2s\n    camera pan lfet\n'
+                       '  shot 2 wide 2s\n    acton "x"\n')
+    film, diags, _ = resolve_file(path)
+    assert film is None
+    # the broken declaration of MARA is reported once, not again as "unknown character MARA"
+    assert sorted((d.span.line, d.code) for d in diags) == [(1, "syntax"), (5, "unknown-camera-move"), (7, "unknown-statement")]

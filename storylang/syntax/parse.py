@@ -478,7 +478,8 @@ def parse_text(text: str, file: str) -> tuple[t.Script | None, list[Diagnostic]]
     """Parse normalised source text. Returns the tree (None if unreadable) and diagnostics.
 
     After a syntax error the offending statement and its indented block are set aside and
-    the rest is parsed again, so independent mistakes are all reported in one run.
+    the rest is parsed again, so independent mistakes are all reported in one run; the tree
+    of what remains is then returned with `recovered` set.
     """
     if not text.endswith("\n"):
         text += "\n"
@@ -501,8 +502,6 @@ def parse_text(text: str, file: str) -> tuple[t.Script | None, list[Diagnostic]]
                 break
             current = "\n".join(lines)
             continue
-        if errors:
-            return None, errors + ctx.diagnostics
         comments = tuple(
             t.Comment(
                 text=c,
@@ -511,7 +510,10 @@ def parse_text(text: str, file: str) -> tuple[t.Script | None, list[Diagnostic]]
             )
             for ln, col, c in indenter.comments
         )
-        return t.Script(file=file, items=items, comments=comments), ctx.diagnostics
+        # After syntax errors this is the rest of the script, for the checks that do not depend
+        # on what was set aside; it is marked so that nothing treats it as the whole script.
+        script = t.Script(file=file, items=items, comments=comments, recovered=bool(errors))
+        return script, errors + ctx.diagnostics
     return None, errors
 
 

@@ -102,3 +102,4 @@ class Script(BaseModel):
     file: str
     items: tuple[Item, ...]
     comments: tuple[Comment, ...] = ()
+    recovered: bool = False  # statements with syntax errors were left out
