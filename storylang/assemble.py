@@ -14,6 +14,7 @@ Editing narration re-runs only the sound and the mux.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import subprocess
@@ -145,7 +146,7 @@ def _bytes(planes) -> tuple[bytes, ...]:
     return tuple(p.tobytes() for p in planes)
 
 
-def _ordered(fn: Callable[[int], bytes], n: int, workers: int, window: int = 6) -> Iterator[bytes]:
+def _ordered(fn, n: int, workers: int, window: int = 6) -> Iterator:
     """fn(0..n-1) computed `workers` at a time (Pillow releases the GIL), yielded in order."""
     if workers <= 1 or n <= 1:
         for i in range(n):
@@ -164,8 +165,9 @@ def _ordered(fn: Callable[[int], bytes], n: int, workers: int, window: int = 6) 
             yield pending.popleft().result()
 
 
-def clip_frames(clip: Clip, root: Path, size: tuple[int, int], fps: Fraction, workers: int = 1) -> Iterator[bytes]:
-    """Raw yuv420p frames of a still or keyframed clip, the camera move performed on it."""
+def clip_frames(clip: Clip, root: Path, size: tuple[int, int], fps: Fraction,
+                workers: int = 1) -> Iterator[tuple[bytes, ...]]:
+    """Raw yuv420p frames (Y, Cb, Cr bytes) of a still or keyframed clip, the camera move performed on it."""
     aspect = Fraction(size[0], size[1])
     views = camera.shot_views(clip.camera, clip.frames, float(fps), float(aspect), seed=str(clip.seed))
     if clip.source == "still":
@@ -200,7 +202,7 @@ def _open_fifo_for_writing(path: str, proc: subprocess.Popen) -> int | None:
         try:
             fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
         except OSError as e:
-            if e.errno != 6:  # ENXIO: no reader yet
+            if e.errno != errno.ENXIO:  # ENXIO: no reader yet
                 raise
             if proc.poll() is not None:
                 return None
@@ -216,13 +218,13 @@ def _open_fifo_for_writing(path: str, proc: subprocess.Popen) -> int | None:
 
 
 def _run(args: list[str], cwd: Path, what: str, on_progress: Callable[[int], None] | None = None,
-         feeders: list[tuple[str, Callable[[], Iterator[bytes]]]] = ()) -> None:
+         feeders: list[tuple[str, Callable[[], Iterator[tuple[bytes, ...]]]]] = ()) -> None:
     """Run ffmpeg; feed named pipes from threads; report `frame=` progress; raise on failure."""
     with tempfile.TemporaryFile() as log:
         proc = subprocess.Popen(args, cwd=cwd, stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL)
         errors: list[BaseException] = []
 
-        def feed(path: str, frames: Callable[[], Iterator[bytes]]) -> None:
+        def feed(path: str, frames: Callable[[], Iterator[tuple[bytes, ...]]]) -> None:
             try:
                 fd = _open_fifo_for_writing(path, proc)
                 if fd is None:
@@ -291,6 +293,10 @@ def picture(t: Timeline, root: Path, work: Path, target: Path, enc: Encoding, ff
             else:
                 segments.append([clip])
         streams = []
+        seg_start, first = {}, 0
+        for seg in segments:
+            seg_start[id(seg)] = first
+            first += len(seg)
         for n, seg in enumerate(segments):
             frames = sum(c.frames for c in seg)
             if seg[0].source == "video":
@@ -318,8 +324,7 @@ def picture(t: Timeline, root: Path, work: Path, target: Path, enc: Encoding, ff
             streams.append((s.filter("setsar", 1).filter("settb", "AVTB"), frames, seg))
         out, length = streams[0][0], streams[0][1]
         for s, frames, seg in streams[1:]:
-            before = t.clips[t.clips.index(seg[0]) - 1]
-            tr = before.transition
+            tr = t.clips[seg_start[id(seg)] - 1].transition
             if tr is not None and tr.kind != "cut" and tr.frames > 0:
                 kind = XFADE.get((tr.kind, tr.direction), XFADE.get((tr.kind, None), "fade"))
                 out = ffmpeg_graph.filter([out, s], "xfade", transition=kind, duration=_secs(tr.frames / fps),
