@@ -165,32 +165,49 @@ def _ordered(fn, n: int, workers: int, window: int = 6) -> Iterator:
             yield pending.popleft().result()
 
 
-def clip_frames(clip: Clip, root: Path, size: tuple[int, int], fps: Fraction,
-                workers: int = 1) -> Iterator[tuple[bytes, ...]]:
-    """Raw yuv420p frames (Y, Cb, Cr bytes) of a still or keyframed clip, the camera move performed on it."""
+def prepare_clip(clip: Clip, root: Path, size: tuple[int, int], fps: Fraction) -> tuple[int, Callable]:
+    """Everything a still or keyframed clip needs before its first frame; returns (frames, frame_of)."""
     aspect = Fraction(size[0], size[1])
     views = camera.shot_views(clip.camera, clip.frames, float(fps), float(aspect), seed=str(clip.seed))
     if clip.source == "still":
         planes = Planes(root / clip.files[0], aspect)
         if all(v == views[0] for v in views):
             frame = _bytes(planes.view(views[0], size))
-            for _ in views:
-                yield frame
-            return
+            return len(views), lambda i: frame
         planes = planes.fitted(size, views)
-        yield from _ordered(lambda i: _bytes(planes.view(views[i], size)), len(views), workers)
-    elif clip.source == "keyframes":
+        return len(views), lambda i: _bytes(planes.view(views[i], size))
+    if clip.source == "keyframes":
         a = Planes(root / clip.files[0], aspect).fitted(size, views)
         b = Planes(root / clip.files[1], aspect).fitted(size, views)
         n = max(clip.frames - 1, 1)
 
-        def blended(i: int) -> bytes:
+        def blended(i: int) -> tuple[bytes, ...]:
             pa, pb = a.view(views[i], size), b.view(views[i], size)
             return _bytes(Image.blend(x, y, i / n) for x, y in zip(pa, pb))
 
-        yield from _ordered(blended, len(views), workers)
-    else:
-        raise AssemblyError(f"clip of shot {clip.shot} is not made of stills")
+        return len(views), blended
+    raise AssemblyError(f"clip of shot {clip.shot} is not made of stills")
+
+
+def clip_frames(clip: Clip, root: Path, size: tuple[int, int], fps: Fraction,
+                workers: int = 1) -> Iterator[tuple[bytes, ...]]:
+    """Raw yuv420p frames (Y, Cb, Cr bytes) of a still or keyframed clip, the camera move performed on it."""
+    n, frame_of = prepare_clip(clip, root, size, fps)
+    yield from _ordered(frame_of, n, workers)
+
+
+def segment_frames(clips: list[Clip], root: Path, size: tuple[int, int], fps: Fraction,
+                   workers: int = 1) -> Iterator[tuple[bytes, ...]]:
+    """The frames of clips joined by cuts; each clip is prepared while the one before it streams."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=1) as ahead:
+        upcoming = ahead.submit(prepare_clip, clips[0], root, size, fps)
+        for k in range(len(clips)):
+            n, frame_of = upcoming.result()
+            if k + 1 < len(clips):
+                upcoming = ahead.submit(prepare_clip, clips[k + 1], root, size, fps)
+            yield from _ordered(frame_of, n, workers)
 
 
 # ---------------------------------------------------------------------------- running ffmpeg
@@ -317,8 +334,7 @@ def picture(t: Timeline, root: Path, work: Path, target: Path, enc: Encoding, ff
                                        framerate=rate).video
 
                 def frames_of(seg=seg):
-                    for c in seg:
-                        yield from clip_frames(c, root, size, fps, workers=enc.workers)
+                    return segment_frames(seg, root, size, fps, workers=enc.workers)
 
                 feeders.append((fifo, frames_of))
             streams.append((s.filter("setsar", 1).filter("settb", "AVTB"), frames, seg))
