@@ -196,15 +196,20 @@ class _Resolver:
                         end_column=values[-1].span.end_column)
             self.error(src, span, "extra-value", f'unexpected "{v.raw}"', f"for example: {example}")
 
-    def text(self, src: _Source, s: t.Setting, example: str) -> str | None:
+    def quoted(self, src: _Source, s: t.Setting, example: str, message: str, options: int = 0) -> t.Value | None:
+        """The setting's first value, which must be quoted text, followed by at most `options` more."""
         if not self.need(src, s, 1, example):
             return None
         v = s.values[0]
         if v.kind != "string":
-            self.error(src, v.span, "expected-text", f'"{s.key}" takes text in quotes', f"for example: {example}")
+            self.error(src, v.span, "expected-text", message, f"for example: {example}")
             return None
-        self.extra(src, s.values[1:], example)
-        return _clean(v.text)
+        self.extra(src, s.values[1 + options:], example)
+        return v
+
+    def text(self, src: _Source, s: t.Setting, example: str) -> str | None:
+        v = self.quoted(src, s, example, f'"{s.key}" takes text in quotes')
+        return _clean(v.text) if v else None
 
     def number(self, src: _Source, v: t.Value, what: str, lo: float, hi: float, integer: bool = False):
         if v.kind != "number" or (integer and not re.fullmatch(r"[-+]?\d+", v.text)):
@@ -296,14 +301,8 @@ class _Resolver:
 
     def model_file(self, src: _Source, s: t.Setting, example: str) -> str | None:
         """`key "file" [one option]`: the quoted model file name (the option is the caller's)."""
-        if not self.need(src, s, 1, example):
-            return None
-        v = s.values[0]
-        if v.kind != "string":
-            self.error(src, v.span, "expected-text", f"{s.key} needs a model file name in quotes", f"for example: {example}")
-            return None
-        self.extra(src, s.values[2:], example)
-        return v.text
+        v = self.quoted(src, s, example, f"{s.key} needs a model file name in quotes", options=1)
+        return v.text if v else None
 
     def voice(self, src: _Source, s: t.Setting, example: str) -> f.Voice | None:
         if not self.need(src, s, 1, example):
