@@ -147,34 +147,13 @@ def build(script: Path, options: BuildOptions, progress: Progress | None = None)
 
     # ---- speech: one WAV per line, keyed by text, voice and engine
     lines = [(shot, i, line) for shot in film.shots for i, line in enumerate(shot.lines)]
-    engine = speech_mod.engine() if lines else None
-    line_paths: dict[str, Path] = {}
-    to_speak = []
-    queued: set[Path] = set()
-    voice_errors = []
-    bad_voices: set[str] = set()
-    for shot, i, line in lines:
-        problem = engine.check_voice(line.voice.id)
-        if problem and line.voice.id in bad_voices:
-            continue
-        if problem:
-            bad_voices.add(line.voice.id)
-            w = line.where
-            voice_errors.append(Diagnostic(
-                severity="error", code="unknown-voice", file=w.file,
-                span=Span(line=w.line, column=w.column, end_line=w.line, end_column=w.column + 1),
-                message=f"{line.speaker or 'the narrator'} cannot speak: {problem}",
-                hint="`storyc voices` lists the voices; variants are written en-us+f3"))
-            continue
-        key = digest({"stage": speech_mod.STAGE_VERSION, "engine": engine.name, "text": line.text,
-                      "voice": line.voice.model_dump()})
-        path = cache.path("speech", key, ".wav")
-        line_paths[line_key(shot, i)] = path
-        if not path.is_file() and path not in queued:
-            queued.add(path)
-            to_speak.append((shot, i, line, path))
+    stage = speech_mod.SpeechStage(speech_mod.engine(), cache) if lines else None
+    voice_errors = check_voices(film, stage.engine) if stage else []
     if voice_errors:
         raise BuildFailed(voice_errors, sources)
+    jobs = {line_key(shot, i): stage.job(line.text, line.voice) for shot, i, line in lines}
+    where = {job.path: line.where for (shot, i, line), job in zip(lines, jobs.values())}
+    to_speak = list({job.path: job for job in jobs.values() if not stage.is_done(job)}.values())
 
     if options.dry_run:
         report = _plan_report(film, options, film_dir, script, rendered, reused, len(to_speak), len(lines), warnings)
@@ -187,21 +166,15 @@ def build(script: Path, options: BuildOptions, progress: Progress | None = None)
         with atomic.atomic_path(path, suffix=".png") as tmp:
             image.save(tmp, format="PNG", compress_level=1)
 
-    # Cards are drawn on worker threads while the voice engine (one per process) speaks here.
+    # Cards are drawn on worker threads while the voices speak, each line in a process of its own.
     progress.stage("cards and voices", len(to_draw) + len(to_speak))
     with ThreadPoolExecutor(max_workers=max(options.jobs, 1)) as pool:
         drawing = [pool.submit(draw, item) for item in to_draw]
         try:
-            for _shot, _i, line, path in to_speak:
-                if not path.is_file():
-                    try:
-                        engine.synthesize(line.text, line.voice, path)
-                    except speech_mod.SpeechError as e:
-                        w = line.where
-                        raise BuildFailed([Diagnostic(severity="error", code="speech", file=w.file, message=str(e),
-                                                      span=Span(line=w.line, column=w.column, end_line=w.line,
-                                                                end_column=w.column + 1))], sources) from e
-                progress.advance()
+            try:
+                stage and stage.speak_all(to_speak, options.jobs, on_done=lambda _job: progress.advance())
+            except speech_mod.SpeechError as e:
+                raise BuildFailed([_line_diagnostic(where[e.job.path], "speech", str(e))], sources) from e
             for job in drawing:
                 job.result()
                 progress.advance()
@@ -209,7 +182,7 @@ def build(script: Path, options: BuildOptions, progress: Progress | None = None)
             for job in drawing:
                 job.cancel()
             raise
-    spoken = {k: SpokenLine(file=_rel(p, root), seconds=speech_mod.wav_duration(p)) for k, p in line_paths.items()}
+    spoken = {k: SpokenLine(file=_rel(j.path, root), seconds=speech_mod.wav_duration(j.path)) for k, j in jobs.items()}
 
     # ---- the edit list
     try:
@@ -295,3 +268,24 @@ def _plan_report(film, options, film_dir, script, rendered, reused, to_speak, li
                        frames=film.frames, fps=film.fps, shots=len(film.shots), rendered=rendered, reused=reused,
                        lines_spoken=to_speak, lines_reused=lines - to_speak, picture="planned", sound="planned",
                        film="planned", warnings=warnings)
+
+
+def _line_diagnostic(w, code: str, message: str, hint: str | None = None) -> Diagnostic:
+    return Diagnostic(severity="error", code=code, file=w.file, message=message, hint=hint,
+                      span=Span(line=w.line, column=w.column, end_line=w.line, end_column=w.column + 1))
+
+
+def check_voices(film: Film, engine) -> list[Diagnostic]:
+    """One error for each voice espeak-ng does not have, at the first line that uses it."""
+    errors, seen = [], set()
+    for shot in film.shots:
+        for line in shot.lines:
+            if line.voice.id in seen:
+                continue
+            seen.add(line.voice.id)
+            problem = engine.check_voice(line.voice.id)
+            if problem:
+                errors.append(_line_diagnostic(line.where, "unknown-voice",
+                                               f"{line.speaker or 'the narrator'} cannot speak: {problem}",
+                                               "`storyc voices` lists the voices; variants are written en-us+f3"))
+    return errors

@@ -1,25 +1,36 @@
-"""Narration and dialogue to WAV, offline, with pyttsx3 over espeak-ng.
+"""Narration and dialogue to WAV, offline, with espeak-ng through pyttsx3's binding.
 
 The espeak-ng library and its data come from the espeakng-loader package (no system
-package needed); they are loaded before pyttsx3 so that pyttsx3 finds them.
+package needed). This process only lists and checks voices; every line is spoken by a
+process of its own (speak_worker.py says why): the same text and voice always give the
+same bytes, and lines spoken in parallel share no settings.
+
+A spoken line is cached under the digest of its text, voice, engine and this stage's
+version, with a record of what espeak-ng reported it used. A cached WAV is trusted only
+when its record matches what is asked now and its length matches the record.
 """
 
 from __future__ import annotations
 
-import atexit
-import contextlib
 import ctypes
-import io
+import json
 import os
+import subprocess
+import sys
+import threading
 import wave
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 from storylang import atomic
+from storylang.cache import Cache, digest
 from storylang.diagnostics import did_you_mean
 from storylang.film import Voice
 
-STAGE_VERSION = "speech-1"
+# speech-1 WAVs were spoken by one shared engine and could carry another line's rate.
+STAGE_VERSION = "speech-2"
+WORKER_TIMEOUT = 120  # seconds for one line; espeak-ng speaks a 5-minute text in under 2 s
 
 
 class SpeechError(Exception):
@@ -46,55 +57,48 @@ def _load_espeak() -> str:
 
 
 class SpeechEngine:
-    """One pyttsx3 engine for the process (pyttsx3 caches it anyway); not thread-safe."""
+    """Knows espeak-ng's voices and speaks lines, each in a fresh worker process."""
 
     def __init__(self) -> None:
         self.origin = _load_espeak()
         try:
-            import pyttsx3
             from pyttsx3.drivers import _espeak
         except Exception as e:  # pragma: no cover - depends on the machine
             raise SpeechError(f"the voice engine could not start ({e}); run `storyc doctor`") from e
         self._espeak = _espeak
-        with contextlib.redirect_stdout(io.StringIO()):
-            self.engine = pyttsx3.init("espeak")
-        # Let pyttsx3's driver go while the interpreter is whole; at teardown its __del__ fails loudly.
-        atexit.register(self._shutdown)
+        if _espeak.Initialize(_espeak.AUDIO_OUTPUT_SYNCHRONOUS, 1000) == -1:  # pragma: no cover
+            raise SpeechError("the voice engine could not start; run `storyc doctor`")
         info = _espeak.Info()
         self.version = info.decode() if isinstance(info, bytes) else str(info)
-        self._voices = None
+        self._voices: list[VoiceInfo] | None = None
+        self._lock = threading.Lock()
         data = os.environ.get("ESPEAK_DATA_PATH")
         variants_dir = Path(data) / "voices" / "!v" if data else None
         self.variants = sorted(p.name for p in variants_dir.iterdir()) if variants_dir and variants_dir.is_dir() else []
-
-    def _shutdown(self) -> None:
-        import gc
-
-        self.engine = None
-        gc.collect()
 
     @property
     def name(self) -> str:
         return f"espeak-ng {self.version}"
 
     def voices(self) -> list[VoiceInfo]:
+        with self._lock:  # espeak-ng's voice list is a static buffer: one reader at a time
+            return self._list_voices()
+
+    def _list_voices(self) -> list[VoiceInfo]:
         if self._voices is None:
             out = []
-            for v in self.engine.getProperty("voices"):
-                vid = v.id.split("/")[-1]
-                langs = tuple(x.decode() if isinstance(x, bytes) else str(x) for x in (v.languages or ()))
-                out.append(VoiceInfo(id=vid, name=v.name, languages=langs))
+            for v in self._espeak.ListVoices(None):
+                vid = v.identifier.decode("utf-8").lower().split("/")[-1]
+                # espeak-ng's languages field: a priority byte, then the language name
+                lang = v.languages[1:].decode("utf-8", "ignore") if v.languages else ""
+                out.append(VoiceInfo(id=vid, name=v.name.decode("utf-8"), languages=(lang,) if lang else ()))
             self._voices = sorted(out, key=lambda x: x.id)
         return self._voices
 
     def resolve_voice(self, spec: str) -> str | None:
         """The espeak-ng voice for `base[+variant]`; base is a voice id, a voice name or a language."""
         base, _, variant = spec.partition("+")
-        found = None
-        for v in self.voices():
-            if base in (v.id, v.name):
-                found = v.id
-                break
+        found = next((v.id for v in self.voices() if base in (v.id, v.name)), None)
         if found is None:
             found = next((v.id for v in self.voices() if base.lower() in (x.lower() for x in v.languages)), None)
         if found is None:
@@ -105,37 +109,63 @@ class SpeechEngine:
         """None if espeak-ng knows the voice `base[+variant]`, else a message with a suggestion."""
         base, _, variant = spec.partition("+")
         if self.resolve_voice(base) is None:
-            ids = {v.id for v in self.voices()}
-            guess = did_you_mean(base, ids)
+            guess = did_you_mean(base, {v.id for v in self.voices()})
             return f'unknown voice "{base}"' + (f'; did you mean "{guess}"?' if guess else "; see `storyc voices`")
         if variant and self.variants and variant not in self.variants:
             guess = did_you_mean(variant, self.variants)
             return f'unknown voice variant "+{variant}"' + (f'; did you mean "+{guess}"?' if guess else "")
         return None
 
-    def synthesize(self, text: str, voice: Voice, target: Path) -> float:
-        """Speak `text` into a WAV at `target` (atomically); returns its duration in seconds."""
+    def synthesize(self, text: str, voice: Voice, target: Path) -> dict:
+        """Speak `text` into a WAV at `target` (atomically); returns what espeak-ng used."""
         problem = self.check_voice(voice.id)
         if problem:
             raise SpeechError(problem)
         with atomic.atomic_path(target, suffix=".wav") as tmp:
-            e = self.engine
-            e.setProperty("voice", self.resolve_voice(voice.id))
-            e.setProperty("rate", voice.rate)
-            e.setProperty("pitch", voice.pitch)
-            duration = 0.0
-            for _attempt in range(3):
-                with contextlib.redirect_stdout(io.StringIO()):
-                    e.save_to_file(text, str(tmp))
-                    e.runAndWait()
-                # runAndWait returns before espeak has finished writing the file.
-                self._espeak.Synchronize()
-                duration = wav_duration(tmp)
-                if duration > 0:
-                    break
-            if duration <= 0:
+            request = {"text": text, "voice": self.resolve_voice(voice.id), "rate": voice.rate,
+                       "pitch": voice.pitch, "wav": str(tmp)}
+            used = _run_worker(request)
+            if used.get("rate") != voice.rate or used.get("pitch") != voice.pitch:
+                raise SpeechError(f"the voice engine spoke at rate {used.get('rate')}, pitch {used.get('pitch')} "
+                                  f"instead of rate {voice.rate}, pitch {voice.pitch}")
+            if wav_samples(tmp) != used.get("samples") or not used.get("samples"):
                 raise SpeechError(f"the voice engine produced no audio for: {text[:60]}")
-        return duration
+        return used
+
+
+def _run_worker(request: dict) -> dict:
+    args = [sys.executable, "-I", "-m", "storylang.speak_worker"]
+    try:
+        proc = subprocess.run(args, input=json.dumps(request), capture_output=True, text=True,
+                              timeout=WORKER_TIMEOUT, env=_worker_env())
+    except subprocess.TimeoutExpired as e:
+        raise SpeechError(f"the voice engine took over {WORKER_TIMEOUT}s for one line") from e
+    last = (proc.stdout.strip().splitlines() or ["{}"])[-1]
+    try:
+        answer = json.loads(last)
+    except ValueError:
+        answer = {}
+    if proc.returncode != 0 or "error" in answer or not answer:
+        why = answer.get("error") or (proc.stderr.strip().splitlines() or [f"exit {proc.returncode}"])[-1]
+        raise SpeechError(f"the voice engine failed: {why}; run `storyc doctor`")
+    return answer
+
+
+def _worker_env() -> dict[str, str]:
+    # -I ignores PYTHONPATH, so hand the worker the import path this process uses.
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+    return env
+
+
+def wav_samples(path: Path) -> int:
+    """The samples a WAV really holds (its header's count only if the data is all there)."""
+    try:
+        with wave.open(str(path), "rb") as w:
+            n = w.getnframes()
+            return n if len(w.readframes(n)) == n * w.getsampwidth() * w.getnchannels() else 0
+    except (wave.Error, EOFError, OSError):
+        return 0
 
 
 def wav_duration(path: Path) -> float:
@@ -144,6 +174,73 @@ def wav_duration(path: Path) -> float:
             return w.getnframes() / float(w.getframerate())
     except (wave.Error, EOFError, OSError):
         return 0.0
+
+
+# ---------------------------------------------------------------------------- the speech stage
+
+
+@dataclass(frozen=True)
+class SpeechJob:
+    """One line to be spoken, or found in the cache."""
+
+    text: str
+    voice: Voice
+    inputs: dict  # the canonical inputs its key is made of
+    path: Path
+
+    @property
+    def record(self) -> Path:
+        return self.path.with_suffix(".json")
+
+
+class SpeechStage:
+    """Speech lines: their keys, the trust check on cached WAVs, and parallel synthesis."""
+
+    version = STAGE_VERSION
+
+    def __init__(self, engine: SpeechEngine, cache: Cache):
+        self.engine = engine
+        self.cache = cache
+
+    def inputs(self, text: str, voice: Voice) -> dict:
+        return {"stage": self.version, "engine": self.engine.name, "text": text, "voice": voice.model_dump()}
+
+    def job(self, text: str, voice: Voice) -> SpeechJob:
+        inputs = self.inputs(text, voice)
+        return SpeechJob(text=text, voice=voice, inputs=inputs, path=self.cache.path("speech", digest(inputs), ".wav"))
+
+    def is_done(self, job: SpeechJob) -> bool:
+        """A cached WAV counts only if its record says it was spoken as asked, and it is whole."""
+        try:
+            record = json.loads(job.record.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return False
+        used = record.get("used", {})
+        return (record.get("inputs") == job.inputs and used.get("rate") == job.voice.rate
+                and used.get("pitch") == job.voice.pitch and wav_samples(job.path) == used.get("samples"))
+
+    def speak(self, job: SpeechJob) -> None:
+        used = self.engine.synthesize(job.text, job.voice, job.path)
+        atomic.write_text(job.record, json.dumps({"inputs": job.inputs, "used": used}, sort_keys=True,
+                                                 ensure_ascii=False, indent=1) + "\n")
+
+    def speak_all(self, jobs: list[SpeechJob], workers: int, on_done=None) -> None:
+        """Speak every job not already done, `workers` at a time; raises the first failure."""
+        with ThreadPoolExecutor(max_workers=max(workers, 1)) as pool:
+            futures = [(job, pool.submit(self.speak, job)) for job in jobs]
+            try:
+                for job, fut in futures:
+                    try:
+                        fut.result()
+                    except SpeechError as e:
+                        e.job = job  # so the caller can name the line
+                        raise
+                    if on_done:
+                        on_done(job)
+            except BaseException:
+                for _job, fut in futures:
+                    fut.cancel()
+                raise
 
 
 _ENGINE: SpeechEngine | None = None
