@@ -18,12 +18,13 @@ from storylang import __version__, assemble, atomic
 from storylang import speech as speech_mod
 from storylang.animatic import camera as camera_mod
 from storylang.animatic import frames as frames_mod
-from storylang.cache import Cache, digest, file_digest
-from storylang.diagnostics import Diagnostic, Span, StoryError
+from storylang.cache import Cache, build_root, digest, file_digest
+from storylang.diagnostics import Diagnostic, StoryError
 from storylang.film import Film, Shot
 from storylang.progress import Progress
 from storylang.resolve import resolve_file
-from storylang.timeline import ShotSource, SpokenLine, build_timeline, line_key, to_srt, to_vtt
+from storylang.timeline import ShotSource, SpokenLine, build_timeline, to_srt, to_vtt
+from storylang.timing import Timing, time_film
 from storylang.toolchain import find_ffmpeg
 
 
@@ -71,18 +72,6 @@ class BuildReport:
         return float(self.frames / self.fps)
 
 
-def build_dir_for(script: Path, create: bool = True) -> Path:
-    """One build directory next to the script, ignored by git."""
-    root = script.resolve().parent / "build"
-    if not create:
-        return root
-    root.mkdir(parents=True, exist_ok=True)
-    ignore = root / ".gitignore"
-    if not ignore.exists():
-        atomic.write_text(ignore, "# storyc build outputs\n*\n")
-    return root
-
-
 def script_digest(film: Film, root: Path) -> str:
     h = hashlib.sha256()
     for rel in film.files:
@@ -120,9 +109,9 @@ def build(script: Path, options: BuildOptions, progress: Progress | None = None)
                                       file=str(script), hint="add a scene heading and a shot under it")], sources)
     warnings = [d for d in diags if d.severity == "warning"]
     root = script.resolve().parent
-    build_root = build_dir_for(script, create=not options.dry_run)
-    cache = Cache(build_root / "cache")
-    film_dir = build_root / script.stem
+    build_dir = build_root(script, create=not options.dry_run)
+    cache = Cache(build_dir / "cache")
+    film_dir = build_dir / script.stem
     ff = find_ffmpeg(options.system_ffmpeg)
     if options.renderer != "animatic":
         raise BuildFailed([Diagnostic(severity="error", code="renderer", file=str(script),
@@ -146,17 +135,20 @@ def build(script: Path, options: BuildOptions, progress: Progress | None = None)
     reused = sum(1 for s in shot_sources.values() if s.kind == "still") - rendered
 
     # ---- speech: one WAV per line, keyed by text, voice and engine
-    lines = [(shot, i, line) for shot in film.shots for i, line in enumerate(shot.lines)]
-    stage = speech_mod.SpeechStage(speech_mod.engine(), cache) if lines else None
-    voice_errors = check_voices(film, stage.engine) if stage else []
-    if voice_errors:
-        raise BuildFailed(voice_errors, sources)
-    jobs = {line_key(shot, i): stage.job(line.text, line.voice) for shot, i, line in lines}
-    where = {job.path: line.where for (shot, i, line), job in zip(lines, jobs.values())}
-    to_speak = list({job.path: job for job in jobs.values() if not stage.is_done(job)}.values())
+    nlines = sum(len(shot.lines) for shot in film.shots)
+    speech = None
+    if nlines:
+        engine = speech_mod.engine()
+        voice_errors = speech_mod.voice_errors(film, engine)
+        if voice_errors:
+            raise BuildFailed(voice_errors, sources)
+        speech = speech_mod.FilmSpeech(film, speech_mod.SpeechStage(engine, cache))
+    to_speak = speech.missing() if speech else []
 
     if options.dry_run:
-        report = _plan_report(film, options, film_dir, script, rendered, reused, len(to_speak), len(lines), warnings)
+        timing = _dry_timing(film, speech, to_speak, options.jobs, sources)
+        report = _plan_report(film, timing, options, film_dir, script, rendered, reused, len(to_speak), nlines,
+                              warnings)
         report.sources = sources
         return report
 
@@ -172,9 +164,9 @@ def build(script: Path, options: BuildOptions, progress: Progress | None = None)
         drawing = [pool.submit(draw, item) for item in to_draw]
         try:
             try:
-                stage and stage.speak_all(to_speak, options.jobs, on_done=lambda _job: progress.advance())
-            except speech_mod.SpeechError as e:
-                raise BuildFailed([_line_diagnostic(where[e.job.path], "speech", str(e))], sources) from e
+                speech and speech.speak(to_speak, options.jobs, on_done=lambda _job: progress.advance())
+            except StoryError as e:
+                raise BuildFailed(e.diagnostics, sources) from e
             for job in drawing:
                 job.result()
                 progress.advance()
@@ -182,7 +174,8 @@ def build(script: Path, options: BuildOptions, progress: Progress | None = None)
             for job in drawing:
                 job.cancel()
             raise
-    spoken = {k: SpokenLine(file=_rel(j.path, root), seconds=speech_mod.wav_duration(j.path)) for k, j in jobs.items()}
+    seconds = speech.seconds() if speech else {}
+    spoken = {k: SpokenLine(file=_rel(j.path, root), seconds=seconds[k]) for k, j in (speech.jobs if speech else {}).items()}
 
     # ---- the edit list
     try:
@@ -256,36 +249,38 @@ def build(script: Path, options: BuildOptions, progress: Progress | None = None)
     progress.close()
     return BuildReport(output=output, timeline=film_dir / "timeline.json", subtitles=(srt, vtt),
                        frames=timeline.frames, fps=timeline.fps, shots=len(film.shots), rendered=rendered,
-                       reused=reused, lines_spoken=len(to_speak), lines_reused=len(lines) - len(to_speak),
+                       reused=reused, lines_spoken=len(to_speak), lines_reused=nlines - len(to_speak),
                        picture=picture_state, sound=sound_state, film=film_state, notes=notes, warnings=warnings,
                        sources=sources)
 
 
-def _plan_report(film, options, film_dir, script, rendered, reused, to_speak, lines, warnings) -> BuildReport:
+def _dry_timing(film, speech, to_speak, jobs: int, sources) -> Timing:
+    """The film's timing without writing to the build: unspoken lines are spoken into a scratch cache."""
+    import tempfile
+
+    seconds = {}
+    if speech:
+        with tempfile.TemporaryDirectory(prefix="storyc-dry-") as scratch:
+            trial = speech_mod.FilmSpeech(film, speech_mod.SpeechStage(speech.stage.engine, Cache(Path(scratch))))
+            todo = {job.path.name for job in to_speak}
+            try:
+                trial.speak([j for j in trial.missing() if j.path.name in todo], jobs)
+            except StoryError as e:
+                raise BuildFailed(e.diagnostics, sources) from e
+            for key, job in speech.jobs.items():
+                seconds[key] = speech_mod.wav_duration(trial.jobs[key].path if job.path.name in todo else job.path)
+    timing = time_film(film, seconds)
+    if timing.errors:
+        raise BuildFailed(list(timing.errors), sources)
+    return timing
+
+
+def _plan_report(film, timing, options, film_dir, script, rendered, reused, to_speak, lines, warnings) -> BuildReport:
     output = options.output or (film_dir / f"{script.stem}.mp4")
     return BuildReport(output=output, timeline=film_dir / "timeline.json",
                        subtitles=(film_dir / f"{script.stem}.srt", film_dir / f"{script.stem}.vtt"),
-                       frames=film.frames, fps=film.fps, shots=len(film.shots), rendered=rendered, reused=reused,
+                       frames=timing.frames, fps=film.fps, shots=len(film.shots), rendered=rendered, reused=reused,
                        lines_spoken=to_speak, lines_reused=lines - to_speak, picture="planned", sound="planned",
-                       film="planned", warnings=warnings)
+                       film="planned", warnings=warnings, notes=list(timing.notes))
 
 
-def _line_diagnostic(w, code: str, message: str, hint: str | None = None) -> Diagnostic:
-    return Diagnostic(severity="error", code=code, file=w.file, message=message, hint=hint,
-                      span=Span(line=w.line, column=w.column, end_line=w.line, end_column=w.column + 1))
-
-
-def check_voices(film: Film, engine) -> list[Diagnostic]:
-    """One error for each voice espeak-ng does not have, at the first line that uses it."""
-    errors, seen = [], set()
-    for shot in film.shots:
-        for line in shot.lines:
-            if line.voice.id in seen:
-                continue
-            seen.add(line.voice.id)
-            problem = engine.check_voice(line.voice.id)
-            if problem:
-                errors.append(_line_diagnostic(line.where, "unknown-voice",
-                                               f"{line.speaker or 'the narrator'} cannot speak: {problem}",
-                                               "`storyc voices` lists the voices; variants are written en-us+f3"))
-    return errors

@@ -36,6 +36,16 @@ def file_digest(path: Path) -> str:
     return found
 
 
+def build_root(script: Path, create: bool = True) -> Path:
+    """The one build directory next to a script (ignored by git); its cache is shared by the films there."""
+    root = script.resolve().parent / "build"
+    if create and not (root / ".gitignore").is_file():
+        from storylang import atomic
+
+        atomic.write_text(root / ".gitignore", "# storyc build outputs\n*\n")
+    return root
+
+
 class Cache:
     def __init__(self, root: Path):
         self.root = root
@@ -43,5 +53,3 @@ class Cache:
     def path(self, kind: str, key: str, suffix: str) -> Path:
         return self.root / kind / key[:2] / f"{key}{suffix}"
 
-    def has(self, kind: str, key: str, suffix: str) -> bool:
-        return self.path(kind, key, suffix).is_file()

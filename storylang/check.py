@@ -1,26 +1,61 @@
-"""`storyc check`: everything that can be known about a film before anything is rendered."""
+"""`storyc check`: everything that can be known about a film before anything is rendered.
+
+Parse and resolve; speak the lines (into the build cache, so the build reuses them) and
+fix every shot's length by the build's own timing rule; for a film that names a model,
+compile and validate every shot's graph. What check accepts, the build builds.
+"""
 
 from __future__ import annotations
 
+import os
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from storylang.diagnostics import Diagnostic
+from storylang.cache import Cache, build_root
+from storylang.diagnostics import Diagnostic, StoryError
 from storylang.film import Film
 from storylang.resolve import resolve_file
+from storylang.timing import Timing, time_film
 
 
-def check_film(path: Path, display: str | None = None, object_info: str = "full",
-               graphs: bool = True) -> tuple[Film | None, list[Diagnostic], dict[str, str]]:
-    """Parse and resolve; for a film that names a model, also compile and validate every shot's graph."""
+@dataclass
+class Checked:
+    film: Film | None
+    diagnostics: list[Diagnostic]
+    sources: dict[str, str]
+    timing: Timing | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def check_film(path: Path, display: str | None = None, object_info: str = "full", graphs: bool = True,
+               speak: bool = True, jobs: int | None = None) -> Checked:
     film, diags, sources = resolve_file(path, display)
-    if film is None or not graphs or not any(s.render.model for s in film.shots):
-        return film, diags, sources
-    from storylang.comfy.graphs import compile_film
-    from storylang.comfy.schema import load_object_info
+    result = Checked(film, diags, sources)
+    if film is None:
+        return result
+    if speak:
+        result.timing = _timing(film, path, jobs or os.cpu_count() or 1, diags)
+    if graphs and any(s.render.model for s in film.shots):
+        from storylang.comfy.graphs import compile_film
+        from storylang.comfy.schema import load_object_info
 
-    info = load_object_info(object_info)
-    for sg in compile_film(film, path.resolve().parent, info):
-        diags.extend(sg.diagnostics)
+        info = load_object_info(object_info)
+        for sg in compile_film(film, path.resolve().parent, info):
+            diags.extend(sg.diagnostics)
     if any(d.severity == "error" for d in diags):
-        film = None
-    return film, diags, sources
+        result.film = None
+    return result
+
+
+def _timing(film: Film, path: Path, jobs: int, diags: list[Diagnostic]) -> Timing | None:
+    from storylang.speech import speak_film
+
+    try:
+        spoken = speak_film(film, Cache(build_root(path) / "cache"), jobs) if any(s.lines for s in film.shots) else None
+    except StoryError as e:
+        diags.extend(e.diagnostics)
+        return None
+    timing = time_film(film, spoken.seconds() if spoken else {})
+    diags.extend(timing.errors)
+    diags.extend(timing.warnings)
+    return timing

@@ -58,16 +58,17 @@ def check(files: tuple[Path, ...], fmt: str, dump: bool, comfy: str | None, obje
     dumps = []
     for path in files:
         try:
-            film, diags, srcs = check_film(path, _display(path), comfy or object_info)
+            checked = check_film(path, _display(path), comfy or object_info)
         except OSError as e:
             click.echo(f"storyc: {e}", err=True)
             sys.exit(1)
-        all_diags.extend(diags)
-        sources.update(srcs)
+        film = checked.film
+        all_diags.extend(checked.diagnostics)
+        sources.update(checked.sources)
         if film is not None and dump:
             dumps.append(film.model_dump_json(indent=2))
         if film is not None and fmt == "text" and not dump:
-            seconds = film.frames / film.fps
+            seconds = checked.timing.frames / film.fps
             click.echo(f"{path}: {_count(len(film.scenes), 'scene')}, {_count(len(film.shots), 'shot')}, "
                        f"{_clock(float(seconds))} at {film.width}x{film.height} {float(film.fps):g}fps", err=True)
     _print_diagnostics(all_diags, sources, fmt)
@@ -215,7 +216,7 @@ def graph(script: Path, shots, output, explain, comfy, object_info) -> None:
     import json
 
     from storylang import atomic
-    from storylang.build import build_dir_for
+    from storylang.cache import build_root
     from storylang.comfy.graphs import compile_film, explain as explain_graph, graph_json
     from storylang.comfy.schema import load_object_info
     from storylang.resolve import resolve_file
@@ -242,7 +243,7 @@ def graph(script: Path, shots, output, explain, comfy, object_info) -> None:
     if any(d.severity == "error" for d in diags):
         click.echo(f"storyc: {_summary(diags)}; no graphs written", err=True)
         sys.exit(1)
-    out_dir = output or build_dir_for(script) / script.stem / "graphs"
+    out_dir = output or build_root(script) / script.stem / "graphs"
     index = {}
     for sg in compiled:
         name = f"shot_{sg.shot.id.replace('~', 'x')}.json"

@@ -7,7 +7,6 @@ Every independent problem is reported; the film is returned only when there is n
 from __future__ import annotations
 
 import copy
-import math
 import hashlib
 import os
 import re
@@ -15,14 +14,13 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
-from storylang import film as f
+from storylang import film as f, probe
 from storylang import vocabulary as vocab
 from storylang.diagnostics import Diagnostic, Span, did_you_mean, has_errors
 from storylang.syntax import tree as t
 from storylang.syntax.parse import parse_file, paused_gc
 
 DEFAULT_SHOT_SECONDS = Fraction(3)
-SPEECH_PAUSE = Fraction(1, 4)  # seconds between consecutive lines, as the builder places them
 
 CASCADE_KEYS = {
     "style", "negative", "model", "vae", "sampler", "scheduler", "steps", "cfg", "denoise", "seed",
@@ -170,14 +168,21 @@ class _Resolver:
                 hint = f'did you mean "{(Path(v.text).parent / guess).as_posix()}"?'
         self.error(src, v.span, "missing-file", f'{what} "{v.text}" not found', hint)
 
-    def file_value(self, src: _Source, v: t.Value, what: str) -> str | None:
-        """A quoted path, relative to the script naming it → path relative to the film root."""
+    def file_value(self, src: _Source, v: t.Value, what: str, kind: str) -> str | None:
+        """A quoted path, relative to the script naming it → path relative to the film root.
+
+        The file must be of `kind` ("image", "audio" or "video") and readable by the build.
+        """
         if v.kind != "string":
             self.error(src, v.span, "expected-file", f"{what} needs a file name in quotes", f'write it as "{v.text}"')
             return None
         target = (src.path.parent / v.text)
         if not target.is_file():
             self.missing_file(src, v, what)
+            return None
+        wrong = probe.problem(target, kind)
+        if wrong:
+            self.error(src, v.span, "bad-media", f'{what} "{v.text}" {wrong}', probe.hint(kind))
             return None
         return self.relative(target.resolve())
 
@@ -467,14 +472,14 @@ class _Resolver:
             if len(vals) != 2:
                 self.error(src, s.span, "keyframes", "keyframes needs a start image and an end image", example)
             else:
-                a = self.file_value(src, vals[0], "keyframe image")
-                b = self.file_value(src, vals[1], "keyframe image")
+                a = self.file_value(src, vals[0], "keyframe image", "image")
+                b = self.file_value(src, vals[1], "keyframe image", "image")
                 if a and b:
                     shot["keyframes"] = f.Keyframes(start=a, end=b)
         elif key == "source":
             example = 'source "footage/take3.mp4" from 2s to 5s'
             if self.need(src, s, 1, example):
-                path = self.file_value(src, s.values[0], "source clip")
+                path = self.file_value(src, s.values[0], "source clip", "video")
                 opts = self.options(src, s.values[1:], {"from": "duration", "to": "duration"}, example)
                 if path:
                     start, end = opts.get("from", 0), opts.get("to")
@@ -491,7 +496,7 @@ class _Resolver:
         if v.kind == "word" and v.text == "off":
             target["music_off"] = True
             return
-        path = self.file_value(src, v, "music file")
+        path = self.file_value(src, v, "music file", "audio")
         opts = self.options(src, s.values[1:], {"volume": "db", "fade in": "duration", "fade out": "duration",
                                                 "duck": "db"}, example)
         if path:
@@ -839,7 +844,7 @@ class _Resolver:
                 elif s.key == "reference":
                     example = 'reference "refs/mara.png" 0.8'
                     if self.need(src, s, 1, example):
-                        path = self.file_value(src, s.values[0], "reference image")
+                        path = self.file_value(src, s.values[0], "reference image", "image")
                         weight = 0.8
                         if len(s.values) > 1:
                             weight = self.number(src, s.values[1], "a reference weight", 0, 2)
@@ -907,16 +912,6 @@ class _Resolver:
                 schedule.append(f.Cue(frame=frame, text=text))
         if info.get("keyframes") and info.get("source"):
             self.error(src, node.span, "keyframes-and-source", "a shot takes keyframes or a source clip, not both")
-        # speech that cannot fit, at the voice's speaking rate
-        speech = sum((_speech_seconds(line.text, line.voice.rate) for line in lines), Fraction(0))
-        speech += SPEECH_PAUSE * max(len(lines) - 1, 0)
-        length = Fraction(frames) / self.fps
-        if speech > length:
-            what = "the build will lengthen the shot" if d.overrun == "extend" else "the build will stop (overrun error)"
-            span = node.duration.span if node.duration else node.span
-            self.warn(src, span, "speech-too-long",
-                      f"the speech in this shot takes about {float(speech):.1f}s but the shot lasts {float(length):.1f}s",
-                      f"{what}; lengthen the shot to {math.ceil(speech)}s or more, or shorten the lines")
         cast_seeds = [self.characters[n].seed for n in sorted(cast)]
         name = _clean(node.name.text) if node.name is not None else None
         identity = node.number or name or _content_id(heading, framing, cast, info.get("action", ""), lines)
@@ -967,11 +962,6 @@ class _Resolver:
                                f'did you mean "{guess}"?' if guess else "framings: " + ", ".join(vocab.FRAMINGS))
                 return vocab.DEFAULT_FRAMING, None
         return framing or vocab.DEFAULT_FRAMING, angle
-
-
-def _speech_seconds(text: str, rate: int) -> Fraction:
-    words = len(re.findall(r"[\w']+", text))
-    return Fraction(words * 60, max(rate, 1))
 
 
 def _content_id(heading: str, framing: str, cast, action: str, lines) -> str:

@@ -25,8 +25,9 @@ from pathlib import Path
 
 from storylang import atomic
 from storylang.cache import Cache, digest
-from storylang.diagnostics import did_you_mean
-from storylang.film import Voice
+from storylang.diagnostics import Diagnostic, Span, StoryError, did_you_mean
+from storylang.film import Film, Voice, Where
+from storylang.timing import line_key
 
 # speech-1 WAVs were spoken by one shared engine and could carry another line's rate.
 STAGE_VERSION = "speech-2"
@@ -251,3 +252,64 @@ def engine() -> SpeechEngine:
     if _ENGINE is None:
         _ENGINE = SpeechEngine()
     return _ENGINE
+
+
+class FilmSpeech:
+    """Every line of one film as speech jobs: what is cached, what must be spoken, for how long."""
+
+    def __init__(self, film: Film, stage: SpeechStage):
+        self.stage = stage
+        self.jobs: dict[str, SpeechJob] = {}
+        self._where: dict[Path, Where] = {}
+        for shot in film.shots:
+            for i, line in enumerate(shot.lines):
+                job = stage.job(line.text, line.voice)
+                self.jobs[line_key(shot, i)] = job
+                self._where.setdefault(job.path, line.where)
+
+    def missing(self) -> list[SpeechJob]:
+        """The lines not yet spoken (each text and voice once)."""
+        unique = {job.path: job for job in self.jobs.values()}
+        return [job for job in unique.values() if not self.stage.is_done(job)]
+
+    def speak(self, jobs: list[SpeechJob], workers: int, on_done=None) -> None:
+        """Speak `jobs`; a failure is a StoryError at the line that could not be spoken."""
+        try:
+            self.stage.speak_all(jobs, workers, on_done)
+        except SpeechError as e:
+            raise StoryError([line_diagnostic(self._where[e.job.path], "speech", str(e))]) from e
+
+    def seconds(self) -> dict[str, float]:
+        return {key: wav_duration(job.path) for key, job in self.jobs.items()}
+
+
+def line_diagnostic(w: Where, code: str, message: str, hint: str | None = None) -> Diagnostic:
+    return Diagnostic(severity="error", code=code, file=w.file, message=message, hint=hint,
+                      span=Span(line=w.line, column=w.column, end_line=w.line, end_column=w.column + 1))
+
+
+def voice_errors(film: Film, engine: SpeechEngine) -> list[Diagnostic]:
+    """One error for each voice espeak-ng does not have, at the first line that uses it."""
+    errors, seen = [], set()
+    for shot in film.shots:
+        for line in shot.lines:
+            if line.voice.id in seen:
+                continue
+            seen.add(line.voice.id)
+            problem = engine.check_voice(line.voice.id)
+            if problem:
+                errors.append(line_diagnostic(line.where, "unknown-voice",
+                                              f"{line.speaker or 'the narrator'} cannot speak: {problem}",
+                                              "`storyc voices` lists the voices; variants are written en-us+f3"))
+    return errors
+
+
+def speak_film(film: Film, cache: Cache, workers: int, on_done=None) -> FilmSpeech:
+    """Every line of `film` spoken or found in `cache`; raises StoryError for unknown voices or failures."""
+    stage = SpeechStage(engine(), cache)
+    errors = voice_errors(film, stage.engine)
+    if errors:
+        raise StoryError(errors)
+    speech = FilmSpeech(film, stage)
+    speech.speak(speech.missing(), workers, on_done)
+    return speech

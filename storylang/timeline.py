@@ -7,19 +7,16 @@ written from it. Everything here counts frames at the film's rate.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Literal
 
 from storylang import film as f
 from storylang.cache import canonical_json
-from storylang.diagnostics import Diagnostic, Span, StoryError
+from storylang.diagnostics import StoryError
+from storylang.timing import line_key, time_film
 
 FORMAT_VERSION = 1
-LEAD_IN = Fraction(1, 4)  # seconds before a shot's first line
-GAP = Fraction(1, 4)  # seconds between lines
-TAIL = Fraction(1, 4)  # seconds after a shot's last line before the next shot
 
 
 class Model(f.Model):
@@ -117,19 +114,15 @@ class SpokenLine:
     seconds: float
 
 
-def line_key(shot: f.Shot, index: int) -> str:
-    return f"{shot.id}:{index}"
-
-
 def build_timeline(film: f.Film, sources: dict[str, ShotSource], spoken: dict[str, SpokenLine],
                    script_digest: str = "") -> tuple[Timeline, list[str]]:
     """Place shots and lines. Returns the timeline and notes (e.g. shots lengthened for speech).
 
     Raises StoryError when a shot's speech does not fit and the script says `overrun error`.
     """
-    fps = film.fps
-    notes: list[str] = []
-    errors: list[Diagnostic] = []
+    timing = time_film(film, {k: s.seconds for k, s in spoken.items()})
+    if timing.errors:
+        raise StoryError(list(timing.errors))
     clips: list[Clip] = []
     speech: list[Speech] = []
     start = 0
@@ -137,38 +130,17 @@ def build_timeline(film: f.Film, sources: dict[str, ShotSource], spoken: dict[st
     for shot in film.shots:
         if prev is not None:
             start = prev.start + prev.frames - (prev.transition.frames if prev.transition else 0)
-        offset = _frames_ceil(LEAD_IN, fps) if shot.lines else 0
-        placed = []
-        for i, line in enumerate(shot.lines):
-            said = spoken[line_key(shot, i)]
-            length = max(_frames_ceil(Fraction(said.seconds), fps), 1)
-            placed.append((line, said, offset, length))
-            offset += length + _frames_ceil(GAP, fps)
-        needed = (placed[-1][2] + placed[-1][3] + _frames_ceil(TAIL, fps)) if placed else 0
-        frames, extended = shot.frames, 0
-        if needed > shot.frames:
-            if shot.overrun == "error":
-                w = shot.where
-                errors.append(Diagnostic(
-                    severity="error", code="speech-overrun", file=w.file,
-                    span=Span(line=w.line, column=w.column, end_line=w.line, end_column=w.column + 4),
-                    message=f"the speech of shot {shot.id} takes {float(needed / fps):.2f}s but the shot lasts "
-                            f"{float(shot.frames / fps):.2f}s",
-                    hint="lengthen the shot, shorten its lines, or set overrun extend"))
-            else:
-                frames, extended = needed, needed - shot.frames
-                notes.append(f"shot {shot.id} lengthened by {float(extended / fps):.2f}s to fit its speech")
+        st = timing.shots[shot.id]
         src = sources[shot.id]
-        clip = Clip(shot=shot.id, scene=shot.scene, start=start, frames=frames, source=src.kind, files=src.files,
+        clip = Clip(shot=shot.id, scene=shot.scene, start=start, frames=st.frames, source=src.kind, files=src.files,
                     source_in=src.source_in, camera=shot.camera, seed=shot.render.seed, transition=shot.transition,
-                    extended=extended)
+                    extended=st.extended)
         clips.append(clip)
-        for line, said, at, length in placed:
-            speech.append(Speech(shot=shot.id, speaker=line.speaker, text=line.text, file=said.file,
+        for i, (line, (at, length)) in enumerate(zip(shot.lines, st.lines)):
+            speech.append(Speech(shot=shot.id, speaker=line.speaker, text=line.text, file=spoken[line_key(shot, i)].file,
                                  start=start + at, frames=length))
         prev = clip
-    if errors:
-        raise StoryError(errors)
+    notes = list(timing.notes)
     total = (clips[-1].start + clips[-1].frames) if clips else 0
 
     subtitles = tuple(
@@ -200,10 +172,6 @@ def build_timeline(film: f.Film, sources: dict[str, ShotSource], spoken: dict[st
         script_digest=script_digest,
     )
     return timeline, notes
-
-
-def _frames_ceil(seconds: Fraction, fps: Fraction) -> int:
-    return math.ceil(seconds * fps)
 
 
 def _clock(ms: int, sep: str) -> str:

@@ -2,6 +2,29 @@ from pathlib import Path
 
 import pytest
 
+import io
+import wave
+
+from PIL import Image
+
+
+def tiny_wav(seconds: float = 0.5) -> bytes:
+    """A real, silent WAV file."""
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(8000)
+        w.writeframes(b"\0\0" * int(8000 * seconds))
+    return buf.getvalue()
+
+
+def tiny_png(size=(64, 36), color=(90, 120, 160)) -> bytes:
+    """A real PNG image."""
+    buf = io.BytesIO()
+    Image.new("RGB", size, color).save(buf, format="PNG")
+    return buf.getvalue()
+
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
 

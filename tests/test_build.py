@@ -11,6 +11,7 @@ from PIL import ImageChops, ImageStat
 from storylang.build import BuildFailed, BuildOptions, build
 from storylang.cli import main
 
+from conftest import tiny_png, tiny_wav
 from media import audio_seconds, count_frames, frame_at, info, loudness, mean_volume
 
 FILM = '''title "Test Film"
@@ -174,16 +175,51 @@ def test_speech_overrun_can_be_an_error_with_its_line(write_story):
     assert d.code == "speech-overrun" and d.span.line == 4
 
 
-def test_a_failed_build_leaves_nothing_half_written(write_story):
-    path = write_story('format 384x216 @ 12fps\nmusic "bad.ogg"\nEXT. A - DAY\n  shot 1 wide 1s\n', **{"bad.ogg": b"not audio at all"})
-    result = CliRunner().invoke(main, ["build", str(path)])
+FAILING_FFMPEG = """#!/bin/sh
+# the real ffmpeg, except that encoding a picture writes half a file and fails
+for a in "$@"; do
+  if [ "$a" = libx264 ]; then
+    for out in "$@"; do :; done
+    head -c 100000 /dev/zero > "$out"
+    exit 1
+  fi
+done
+exec "{real}" "$@"
+"""
+
+
+def test_a_failed_build_leaves_nothing_half_written(write_story, monkeypatch):
+    from storylang.toolchain import find_ffmpeg
+
+    fake = write_story(FAILING_FFMPEG.format(real=find_ffmpeg().path), name="ffmpeg")
+    fake.chmod(0o755)
+    monkeypatch.setenv("STORYLANG_FFMPEG", str(fake))
+    find_ffmpeg.cache_clear()
+    path = write_story('format 384x216 @ 12fps\nEXT. A - DAY\n  shot 1 wide 1s\n    narrate "Hello."\n')
+    try:
+        result = CliRunner().invoke(main, ["build", str(path)])
+    finally:
+        find_ffmpeg.cache_clear()
     assert result.exit_code == 1
-    assert "Traceback" not in result.output and "build failed" in result.output
+    assert "Traceback" not in result.output and "encoding the picture failed" in result.output
     build_dir = path.parent / "build"
     leftovers = [p for p in build_dir.rglob("*") if p.is_file() and (".part" in p.name or p.name.startswith("."))]
     assert [p.name for p in leftovers] == [".gitignore"]
-    assert not list(build_dir.rglob("sound/*/*.m4a"))
+    assert not list(build_dir.rglob("picture/*/*.mp4"))
     assert not (build_dir / "film" / "film.mp4").exists()
+
+
+def test_media_that_is_not_what_the_script_says_is_an_error_at_its_line(write_story):
+    path = write_story('format 384x216 @ 12fps\nmusic "bad.ogg"\nEXT. A - DAY\n  shot 1 wide 1s\n'
+                       '    keyframes "a.png" "b.png"\n', **{"bad.ogg": b"not audio at all", "a.png": tiny_png()[:60],
+                                                          "b.png": tiny_wav()})
+    for command in ("check", "build"):
+        result = CliRunner().invoke(main, [command, str(path)])
+        assert result.exit_code == 1 and "Traceback" not in result.output
+        assert "film.story:2:7: error: music file \"bad.ogg\" is not an audio file" in result.output
+        assert "film.story:5:15: error: keyframe image \"a.png\" is a damaged image" in result.output
+        assert 'keyframe image "b.png" is not an image' in result.output
+    assert not (path.parent / "build" / "film").exists()
 
 
 def test_cli_build_prints_a_summary(write_story):

@@ -2,6 +2,8 @@
 
 import pytest
 
+from conftest import tiny_wav
+
 from storylang.diagnostics import StoryError
 from storylang.resolve import resolve_file
 from storylang.timeline import ShotSource, SpokenLine, build_timeline, line_key, to_srt, to_vtt
@@ -23,7 +25,7 @@ INT. B - DAY
 
 
 def timeline_for(write_story, script=SCRIPT, seconds=1.0):
-    film, diags, _ = resolve_file(write_story(script, **{"m.ogg": b"x"}))
+    film, diags, _ = resolve_file(write_story(script, **{"m.ogg": tiny_wav()}))
     assert film, diags
     sources = {s.id: ShotSource("still", (f"{s.id}.png",)) for s in film.shots}
     spoken = {line_key(s, i): SpokenLine(file=f"{s.id}-{i}.wav", seconds=seconds)

@@ -1,0 +1,38 @@
+"""What `storyc check` accepts, `storyc build` builds: same voices, same timing, same media checks."""
+
+from click.testing import CliRunner
+
+from storylang.build import BuildOptions, build
+from storylang.check import check_film
+from storylang.cli import main
+
+HEADER = 'format 384x216 @ 12fps\ncharacter MARA\n  voice "en-us+f3" rate 170\n'
+LONG = "one two three four five six seven eight "
+
+
+def test_an_unknown_voice_fails_check_at_its_line(write_story):
+    path = write_story(HEADER.replace("en-us+f3", "en-uss") + 'EXT. A - DAY\n  shot 1 close on MARA 2s\n    MARA: Hi.\n')
+    result = CliRunner().invoke(main, ["check", str(path)])
+    assert result.exit_code == 1
+    assert 'film.story:6:5: error: MARA cannot speak: unknown voice "en-uss"; did you mean "en-us"?' in result.output
+
+
+def test_speech_that_overruns_under_overrun_error_fails_check_at_the_shot(write_story):
+    path = write_story(HEADER + 'overrun error\nEXT. A - DAY\n  shot 1 close on MARA 1s\n    MARA: ' + LONG + '\n')
+    result = CliRunner().invoke(main, ["check", str(path)])
+    assert result.exit_code == 1
+    assert "film.story:6:3: error: the speech of shot 1 takes" in result.output
+
+
+def test_check_dry_run_and_build_report_the_same_length(write_story):
+    path = write_story(HEADER + 'EXT. A - DAY\n  shot 1 close on MARA 1s\n    MARA: ' + LONG + '\n'
+                       '  > dissolve 6f\n  shot 2 wide 3s\n    narrate "Nothing."\n')
+    checked = check_film(path, graphs=False)
+    assert [d.code for d in checked.diagnostics] == ["speech-too-long"]
+    planned = build(path, BuildOptions(dry_run=True))
+    built = build(path, BuildOptions(preview=True))
+    assert checked.timing.frames == planned.frames == built.frames > 12 + 36 - 6
+    assert planned.notes == built.notes and "shot 1 lengthened" in built.notes[0]
+    result = CliRunner().invoke(main, ["check", str(path)])
+    seconds = built.frames / 12
+    assert f"{seconds:.1f}s at 384x216" in result.output
