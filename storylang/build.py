@@ -15,6 +15,7 @@ from fractions import Fraction
 from pathlib import Path
 
 from storylang import __version__, assemble, atomic
+from storylang import output as output_mod
 from storylang import speech as speech_mod
 from storylang.animatic import camera as camera_mod
 from storylang.animatic import frames as frames_mod
@@ -46,6 +47,7 @@ class BuildOptions:
     preview: bool = False
     system_ffmpeg: bool = False
     dry_run: bool = False
+    force: bool = False  # replace an output file storyc did not write
 
 
 @dataclass
@@ -112,6 +114,10 @@ def build(script: Path, options: BuildOptions, progress: Progress | None = None)
     build_dir = build_root(script, create=not options.dry_run)
     cache = Cache(build_dir / "cache")
     film_dir = build_dir / script.stem
+    output = options.output or (film_dir / f"{script.stem}{'-preview' if options.preview else ''}.mp4")
+    blocked = output_mod.problem(output, options.force)
+    if blocked:
+        raise BuildFailed([Diagnostic(severity="error", code="output", file=str(output), message=blocked)], sources)
     ff = find_ffmpeg(options.system_ffmpeg)
     if options.renderer != "animatic":
         raise BuildFailed([Diagnostic(severity="error", code="renderer", file=str(script),
@@ -240,7 +246,6 @@ def build(script: Path, options: BuildOptions, progress: Progress | None = None)
     if not film_file.is_file():
         assemble.mux(picture_file, sound_file, meta, film_file, ff)
         film_state = "written"
-    output = options.output or (film_dir / f"{script.stem}{'-preview' if options.preview else ''}.mp4")
     if not (output.is_file() and output.stat().st_size == film_file.stat().st_size
             and file_digest(output) == file_digest(film_file)):
         with atomic.atomic_path(output, suffix=".mp4") as tmp:
@@ -276,7 +281,7 @@ def _dry_timing(film, speech, to_speak, jobs: int, sources) -> Timing:
 
 
 def _plan_report(film, timing, options, film_dir, script, rendered, reused, to_speak, lines, warnings) -> BuildReport:
-    output = options.output or (film_dir / f"{script.stem}.mp4")
+    output = options.output or (film_dir / f"{script.stem}{'-preview' if options.preview else ''}.mp4")
     return BuildReport(output=output, timeline=film_dir / "timeline.json",
                        subtitles=(film_dir / f"{script.stem}.srt", film_dir / f"{script.stem}.vtt"),
                        frames=timing.frames, fps=film.fps, shots=len(film.shots), rendered=rendered, reused=reused,

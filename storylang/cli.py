@@ -137,7 +137,7 @@ def fmt(files: tuple[Path, ...], check_only: bool, number: bool, diff: bool) -> 
 
 @main.command()
 @click.argument("script", type=click.Path(path_type=Path, dir_okay=False))
-@click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), help="Where to write the film (MP4).")
+@click.option("-o", "--output", type=click.Path(path_type=Path), help="Where to write the film (MP4).")
 @click.option("--renderer", type=click.Choice(["animatic"]), default="animatic", show_default=True,
               help="What makes the pictures.")
 @click.option("-j", "--jobs", type=click.IntRange(1, 64), default=None, help="Shots rendered at once (default: cores).")
@@ -145,7 +145,8 @@ def fmt(files: tuple[Path, ...], check_only: bool, number: bool, diff: bool) -> 
 @click.option("--preview", is_flag=True, help="Half resolution and the fastest encoder settings.")
 @click.option("--system-ffmpeg", is_flag=True, help="Prefer the ffmpeg on PATH to the bundled one.")
 @click.option("--dry-run", is_flag=True, help="Say what would be rendered, spoken and encoded; do nothing.")
-def build(script: Path, output, renderer, jobs, burn_subtitles, preview, system_ffmpeg, dry_run) -> None:
+@click.option("--force", is_flag=True, help="Replace an -o file that storyc did not write.")
+def build(script: Path, output, renderer, jobs, burn_subtitles, preview, system_ffmpeg, dry_run, force) -> None:
     """Build the film: storyboard, voices, edit list and the finished MP4."""
     import os
     import time
@@ -162,7 +163,7 @@ def build(script: Path, output, renderer, jobs, burn_subtitles, preview, system_
     console = Console(stderr=True)
     options = BuildOptions(output=output, renderer=renderer, jobs=jobs or max(os.cpu_count() or 1, 1),
                            burn_subtitles=burn_subtitles, preview=preview, system_ffmpeg=system_ffmpeg,
-                           dry_run=dry_run)
+                           dry_run=dry_run, force=force)
     progress = RichProgress(console) if console.is_terminal and not dry_run else Progress()
     t0 = time.perf_counter()
     try:
