@@ -290,16 +290,16 @@ def _secs(x: Fraction) -> float:
 # ---------------------------------------------------------------------------- picture
 
 
-def picture(t: Timeline, root: Path, work: Path, target: Path, enc: Encoding, ff: Ffmpeg,
+def picture(t: Timeline, root: Path, scratch: Path, target: Path, enc: Encoding, ff: Ffmpeg,
             subtitles: Path | None = None, on_progress: Callable[[int], None] | None = None) -> None:
-    """Encode the film's picture (no sound) into `target`."""
+    """Encode the film's picture (no sound) into `target`; named pipes live in `scratch`."""
     if not t.clips:
         raise AssemblyError("the film has no shots")
     size = enc.size(t)
     fps = t.fps
     rate = f"{t.fps_num}/{t.fps_den}"
     feeders = []
-    fifo_dir = Path(tempfile.mkdtemp(prefix="storyc-pipes-"))
+    fifo_dir = Path(tempfile.mkdtemp(prefix="pipes-", dir=scratch))
     try:
         # segments: runs of still clips joined by cuts share one pipe; video clips stand alone
         segments: list[list[Clip]] = []
@@ -367,7 +367,7 @@ def picture(t: Timeline, root: Path, work: Path, target: Path, enc: Encoding, ff
                 an=None, **{"x264-params": "log-level=error"},
             ).global_args("-hide_banner", "-nostats", "-loglevel", "error", "-progress", "pipe:1")
             args = stream.compile(cmd=ff.path, overwrite_output=True)
-            _run(args, cwd=subtitles.parent if subtitles else work, what="encoding the picture",
+            _run(args, cwd=subtitles.parent if subtitles else scratch, what="encoding the picture",
                  on_progress=on_progress, feeders=feeders)
     finally:
         for p in fifo_dir.iterdir():
@@ -488,8 +488,8 @@ def metadata(t: Timeline, provenance: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def mux(picture_file: Path, sound_file: Path, meta: str, target: Path, ff: Ffmpeg) -> None:
-    with tempfile.TemporaryDirectory() as d:
+def mux(picture_file: Path, sound_file: Path, meta: str, target: Path, ff: Ffmpeg, scratch: Path) -> None:
+    with tempfile.TemporaryDirectory(dir=scratch) as d:
         meta_file = Path(d) / "metadata.txt"
         meta_file.write_text(meta, encoding="utf-8")
         with atomic.atomic_path(target, suffix=".mp4") as tmp:

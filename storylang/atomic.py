@@ -34,7 +34,8 @@ def atomic_path(target: Path, suffix: str = ""):
         mode = stat.S_IMODE(target.stat().st_mode)
     except FileNotFoundError:
         mode = 0o666 & ~_umask()
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=(suffix or target.suffix) + PART,
+    # the writer's pid in the name tells a killed build's leftover from a running one's file
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.pid{os.getpid()}.", suffix=(suffix or target.suffix) + PART,
                                dir=target.parent)
     os.close(fd)
     try:

@@ -14,12 +14,13 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
-from storylang import __version__, assemble, atomic
+from storylang import __version__, assemble, atomic, builddir
 from storylang import output as output_mod
 from storylang import speech as speech_mod
 from storylang.animatic import camera as camera_mod
 from storylang.animatic import frames as frames_mod
-from storylang.cache import Cache, build_root, digest, file_digest
+from storylang.builddir import build_root
+from storylang.cache import Cache, digest, file_digest
 from storylang.diagnostics import Diagnostic, StoryError
 from storylang.film import Film, Shot
 from storylang.progress import Progress
@@ -101,7 +102,19 @@ def _rel(path: Path, root: Path) -> str:
 
 
 def build(script: Path, options: BuildOptions, progress: Progress | None = None) -> BuildReport:
+    """Build the film of `script`; one build of a film at a time (a second one waits for the first)."""
     progress = progress or Progress()
+    if options.dry_run:
+        return _build(script, options, progress, scratch=None)
+    build_dir = build_root(script)
+    with builddir.film_lock(build_dir / script.stem, on_wait=lambda who: progress.stage(f"waiting for {who}", 1)):
+        # what a killed build left behind: partial files and scratch directories
+        builddir.remove(builddir.leftovers(build_dir, (options.output.resolve().parent,) if options.output else ()))
+        with builddir.scratch(build_dir) as scratch:
+            return _build(script, options, progress, scratch)
+
+
+def _build(script: Path, options: BuildOptions, progress: Progress, scratch: Path | None) -> BuildReport:
     film, diags, sources = resolve_file(script, str(script))
     errors = [d for d in diags if d.severity == "error"]
     if film is None or errors:
@@ -228,7 +241,7 @@ def build(script: Path, options: BuildOptions, progress: Progress | None = None)
         if not picture_file.is_file():
             progress.stage("picture", timeline.frames)
             try:
-                assemble.picture(timeline, root, film_dir, picture_file, enc, ff, subtitles=subs_file,
+                assemble.picture(timeline, root, scratch, picture_file, enc, ff, subtitles=subs_file,
                                  on_progress=progress.update)
             except BaseException:
                 if sound_job:
@@ -244,7 +257,7 @@ def build(script: Path, options: BuildOptions, progress: Progress | None = None)
     film_file = cache.path("films", film_key, ".mp4")
     film_state = "reused"
     if not film_file.is_file():
-        assemble.mux(picture_file, sound_file, meta, film_file, ff)
+        assemble.mux(picture_file, sound_file, meta, film_file, ff, scratch)
         film_state = "written"
     if not (output.is_file() and output.stat().st_size == film_file.stat().st_size
             and file_digest(output) == file_digest(film_file)):

@@ -36,16 +36,6 @@ def file_digest(path: Path) -> str:
     return found
 
 
-def build_root(script: Path, create: bool = True) -> Path:
-    """The one build directory next to a script (ignored by git); its cache is shared by the films there."""
-    root = script.resolve().parent / "build"
-    if create and not (root / ".gitignore").is_file():
-        from storylang import atomic
-
-        atomic.write_text(root / ".gitignore", "# storyc build outputs\n*\n")
-    return root
-
-
 class Cache:
     def __init__(self, root: Path):
         self.root = root

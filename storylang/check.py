@@ -11,7 +11,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from storylang.cache import Cache, build_root
+from storylang.builddir import build_root
+from storylang.cache import Cache
 from storylang.diagnostics import Diagnostic, StoryError
 from storylang.film import Film
 from storylang.resolve import resolve_file

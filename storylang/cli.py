@@ -217,7 +217,7 @@ def graph(script: Path, shots, output, explain, comfy, object_info) -> None:
     import json
 
     from storylang import atomic
-    from storylang.cache import build_root
+    from storylang.builddir import build_root
     from storylang.comfy.graphs import compile_film, explain as explain_graph, graph_json
     from storylang.comfy.schema import load_object_info
     from storylang.resolve import resolve_file
@@ -301,6 +301,32 @@ def template_import(workflow: Path, output, comfy, object_info) -> None:
     atomic.write_text(target, graph_json(converted.graph))
     click.echo(f"{target}: {len(converted.graph)} nodes, valid on {info.origin}; put Jinja expressions "
                "such as {{ prompt.positive }} where the film's values go and save it as .json.j2", err=True)
+
+
+@main.command()
+@click.argument("script", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--all", "everything", is_flag=True, help="Remove the whole build directory: cache and films.")
+def clean(script: Path, everything: bool) -> None:
+    """Remove what killed builds left behind (partial files, scratch folders); --all removes every build output."""
+    from storylang import builddir
+
+    root = builddir.build_root(script, create=False)
+    if not root.is_dir():
+        click.echo(f"{_shown(root)}: nothing to clean", err=True)
+        return
+    if everything:
+        try:
+            with builddir.film_lock(root / script.stem, wait=False):
+                freed = builddir.remove([p for p in root.iterdir() if p.name != script.stem] + [root / script.stem])
+        except builddir.Busy as e:
+            click.echo(f"storyc: {e}; wait for it to finish", err=True)
+            sys.exit(1)
+        what = "everything"
+    else:
+        found = builddir.leftovers(root)
+        freed = builddir.remove(found)
+        what = _count(len(found), "leftover")
+    click.echo(f"{_shown(root)}: removed {what}, {freed / 1e6:.1f} MB freed", err=True)
 
 
 @main.command()

@@ -1,0 +1,58 @@
+"""After kill -9, nothing half-written survives: the next build or `storyc clean` removes it."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from click.testing import CliRunner
+
+from storylang import builddir
+from storylang.cli import main
+
+SCRIPT = 'format 640x360 @ 24fps\nEXT. A - DAY\n' + ''.join(
+    f'  shot {i} wide 4s\n    camera pan left\n    action "shot {i}"\n' for i in range(1, 9))
+
+
+def _start_and_kill(path):
+    """Start a build, and kill -9 it once it has a partial file on disk."""
+    proc = subprocess.Popen([sys.executable, "-m", "storylang.cli", "build", str(path), "-j", "1"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 60
+    build = path.parent / "build"
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            if builddir.leftovers(build) == [] and list(build.rglob("*.part")) and list(build.glob("tmp/*")):
+                break
+            time.sleep(0.05)
+        assert proc.poll() is None, "the build ended before it could be killed"
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    time.sleep(0.2)  # let the encoder notice its pipes closed
+    return builddir.leftovers(build)
+
+
+def test_a_killed_builds_partial_files_are_removed_by_clean_and_by_the_next_build(write_story):
+    path = write_story(SCRIPT)
+    left = _start_and_kill(path)
+    assert any(p.name.endswith(".part") for p in left) and any(p.parent.name == "tmp" for p in left)
+    result = CliRunner().invoke(main, ["clean", str(path)])
+    assert result.exit_code == 0 and "removed" in result.output
+    assert builddir.leftovers(path.parent / "build") == []
+    assert not list((path.parent / "build").rglob("*.part"))
+
+    assert _start_and_kill(path)
+    result = CliRunner().invoke(main, ["build", str(path), "--preview"])
+    assert result.exit_code == 0, result.output
+    assert not list((path.parent / "build").rglob("*.part"))
+    assert list((path.parent / "build" / "tmp").iterdir()) == []
+
+
+def test_clean_all_removes_the_build_directory(write_story):
+    path = write_story('format 384x216 @ 12fps\nEXT. A - DAY\n  shot 1 wide 1s\n')
+    assert CliRunner().invoke(main, ["build", str(path), "--preview"]).exit_code == 0
+    result = CliRunner().invoke(main, ["clean", str(path), "--all"])
+    assert result.exit_code == 0
+    assert [p.name for p in (path.parent / "build").iterdir()] == []
