@@ -204,7 +204,7 @@ def test_a_failed_build_leaves_nothing_half_written(write_story, monkeypatch):
     assert "Traceback" not in result.output and "encoding the picture failed" in result.output
     build_dir = path.parent / "build"
     leftovers = [p for p in build_dir.rglob("*") if p.is_file() and (".part" in p.name or p.name.startswith("."))]
-    assert [p.name for p in leftovers] == [".gitignore"]
+    assert sorted(p.name for p in leftovers) == [".gitignore", ".lock"]
     assert not list(build_dir.rglob("picture/*/*.mp4"))
     assert not (build_dir / "film" / "film.mp4").exists()
 
