@@ -219,7 +219,7 @@ def test_media_that_is_not_what_the_script_says_is_an_error_at_its_line(write_st
         assert "film.story:2:7: error: music file \"bad.ogg\" is not an audio file" in result.output
         assert "film.story:5:15: error: keyframe image \"a.png\" is a damaged image" in result.output
         assert 'keyframe image "b.png" is not an image' in result.output
-    assert not (path.parent / "build" / "film").exists()
+    assert not list((path.parent / "build").rglob("*.mp4")) and not list((path.parent / "build").rglob("timeline.json"))
 
 
 def test_cli_build_prints_a_summary(write_story):
