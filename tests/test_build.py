@@ -12,7 +12,7 @@ from storylang.build import BuildFailed, BuildOptions, build
 from storylang.cli import main
 
 from conftest import tiny_png, tiny_wav
-from media import audio_seconds, count_frames, frame_at, info, loudness, mean_volume
+from media import audio_seconds, count_frames, frame_at, gray_frames, info, loudness, mean_volume
 
 FILM = '''title "Test Film"
 author "Tests"
@@ -266,3 +266,13 @@ def test_a_pan_glides_by_sub_pixel_steps_without_stepping(built):
     # every frame moves by what the camera says, to a fraction of a pixel: no whole-pixel steps
     assert max(abs(m - e) for m, e in zip(measured, expected)) < 0.3, list(zip(measured, expected))
     assert min(expected) > 0 and max(expected) < 14
+
+
+def test_a_fade_goes_through_black_half_out_and_half_in(write_story):
+    path = write_story('format 384x216 @ 12fps\nEXT. A - DAY\n  shot 1 wide 2s\n  > fade 1s\n  shot 2 wide 2s\n')
+    report = build(path, BuildOptions(jobs=2))
+    luma = [ImageStat.Stat(f).mean[0] for f in gray_frames(report.output, 12, 24)]
+    darkest = min(range(len(luma)), key=luma.__getitem__)
+    assert darkest == 6 and luma[6] < 8
+    for i in range(1, 6):  # as far down as up, step by step
+        assert abs(luma[6 - i] - luma[6 + i]) < 4
