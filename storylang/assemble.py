@@ -148,6 +148,52 @@ class Planes:
         return out[0], out[1], out[2]
 
 
+class OverlayPlanes:
+    """A transparent overlay as limited-range Y, Cb, Cr planes with their alpha, at the output size."""
+
+    def __init__(self, path: Path, size: tuple[int, int]):
+        with Image.open(path) as im:
+            im = im.convert("RGBA")
+        if im.size != size:
+            im = im.resize(size, Image.Resampling.LANCZOS)
+        y, cb, cr = im.convert("RGB").convert("YCbCr").split()
+        half = (size[0] // 2, size[1] // 2)
+        self.alpha = im.getchannel("A")
+        self.alpha_half = self.alpha.resize(half, Image.Resampling.BOX)
+        self.y = y.point(_Y_LUT)
+        self.cb = cb.resize(half, Image.Resampling.BOX).point(_C_LUT)
+        self.cr = cr.resize(half, Image.Resampling.BOX).point(_C_LUT)
+
+    def over(self, planes) -> tuple[Image.Image, Image.Image, Image.Image]:
+        y, cb, cr = planes
+        return (Image.composite(self.y, y, self.alpha), Image.composite(self.cb, cb, self.alpha_half),
+                Image.composite(self.cr, cr, self.alpha_half))
+
+
+def _with_overlays(clip: Clip, root: Path, size: tuple[int, int], static: bool, view_of: Callable) -> Callable:
+    """frame_of(i) for a clip: its picture at frame i, with the overlay in force laid on top.
+
+    A `static` picture (a still the camera does not move) is composed once per overlay span.
+    """
+    spans = [(o.start, o.end, OverlayPlanes(root / o.file, size)) for o in clip.overlays]
+    memo: dict[int, tuple[bytes, ...]] = {}
+
+    def overlay_at(i: int):
+        return next((k for k, (a, b, _) in enumerate(spans) if a <= i < b), None)
+
+    def frame_of(i: int) -> tuple[bytes, ...]:
+        k = overlay_at(i)
+        if static and k in memo:
+            return memo[k]
+        planes = view_of(i)
+        frame = _bytes(spans[k][2].over(planes) if k is not None else planes)
+        if static:
+            memo[k] = frame
+        return frame
+
+    return frame_of
+
+
 def _bytes(planes) -> tuple[bytes, ...]:
     """A frame as its three planes' bytes, written one after the other (no joining copy)."""
     return tuple(p.tobytes() for p in planes)
@@ -178,22 +224,23 @@ def prepare_clip(clip: Clip, root: Path, size: tuple[int, int], fps: Fraction) -
     views = camera.shot_views(clip.camera, clip.frames, float(fps), float(aspect), seed=str(clip.seed))
     if clip.source == "still":
         planes = Planes(root / clip.files[0], aspect)
-        if all(v == views[0] for v in views):
-            frame = _bytes(planes.view(views[0], size))
-            return len(views), lambda i: frame
-        planes = planes.fitted(size, views)
-        return len(views), lambda i: _bytes(planes.view(views[i], size))
-    if clip.source == "keyframes":
+        if not all(v == views[0] for v in views):
+            planes = planes.fitted(size, views)
+
+        def view_of(i: int):
+            return planes.view(views[i], size)
+    elif clip.source == "keyframes":
         a = Planes(root / clip.files[0], aspect).fitted(size, views)
         b = Planes(root / clip.files[1], aspect).fitted(size, views)
         n = max(clip.frames - 1, 1)
 
-        def blended(i: int) -> tuple[bytes, ...]:
+        def view_of(i: int):
             pa, pb = a.view(views[i], size), b.view(views[i], size)
-            return _bytes(Image.blend(x, y, i / n) for x, y in zip(pa, pb))
-
-        return len(views), blended
-    raise AssemblyError(f"clip of shot {clip.shot} is not made of stills")
+            return tuple(Image.blend(x, y, i / n) for x, y in zip(pa, pb))
+    else:
+        raise AssemblyError(f"clip of shot {clip.shot} is not made of stills")
+    static = clip.source == "still" and all(v == views[0] for v in views)
+    return len(views), _with_overlays(clip, root, size, static, view_of)
 
 
 def clip_frames(clip: Clip, root: Path, size: tuple[int, int], fps: Fraction,

@@ -10,7 +10,7 @@ import hashlib
 import os
 import shutil
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -25,7 +25,7 @@ from storylang.diagnostics import Diagnostic, StoryError
 from storylang.film import Film, Shot
 from storylang.progress import Progress
 from storylang.resolve import resolve_file
-from storylang.timeline import ShotSource, SpokenLine, build_timeline, to_srt, to_vtt
+from storylang.timeline import Overlay, ShotSource, SpokenLine, build_timeline, to_srt, to_vtt
 from storylang.timing import Timing, time_film
 from storylang.toolchain import find_ffmpeg
 
@@ -67,6 +67,7 @@ class BuildReport:
     sound: str
     film: str
     notes: list[str] = field(default_factory=list)
+    labels_drawn: int = 0  # overlays with a shot's words, drawn anew
     warnings: list[Diagnostic] = field(default_factory=list)
     sources: dict[str, str] = field(default_factory=dict)
 
@@ -83,18 +84,48 @@ def script_digest(film: Film, root: Path) -> str:
 
 
 def card_key(film: Film, shot: Shot) -> str:
-    """Exactly what the storyboard card shows, and the drawing code's version."""
+    """Exactly what the storyboard card's picture shows, and the drawing code's version."""
     scene = film.scenes[shot.scene]
     return digest({
-        "stage": frames_mod.STAGE_VERSION,
-        "size": [film.width, film.height],
+        "stage": frames_mod.STAGE_VERSION, "size": [film.width, film.height],
         "scene": {"heading": scene.heading, "time": scene.time},
-        "shot": {"label": shot.number or shot.name or shot.id, "framing": shot.framing, "angle": shot.angle, "cast": shot.cast,
-                 "setting": shot.setting, "action": shot.action,
-                 "first_line": shot.lines[0].text if shot.lines and not shot.action else "", "name": shot.name,
-                 "camera": [c.model_dump() for c in shot.camera],
-                 "schedule": [[c.frame, c.text] for c in shot.schedule], "fps": [film.fps_num, film.fps_den]},
+        "shot": {"framing": shot.framing, "cast": shot.cast},
     })
+
+
+def overlay_key(film: Film, shot: Shot, labels: frames_mod.Labels) -> str:
+    scene = film.scenes[shot.scene]
+    return digest({"stage": frames_mod.OVERLAY_VERSION, "size": [film.width, film.height],
+                   "scene": {"heading": scene.heading, "time": scene.time}, "labels": labels.key()})
+
+
+def draw_overlays(film: Film, timing: Timing, sources: dict[str, ShotSource], cache: Cache, root: Path,
+                  with_lines: bool, workers: int) -> tuple[dict[str, ShotSource], int]:
+    """Each still or keyframed shot's words as overlays, changing at its cues and lines; and how many were drawn."""
+    todo: dict[Path, tuple[Shot, frames_mod.Labels]] = {}
+    out = dict(sources)
+    for shot in film.shots:
+        src = sources[shot.id]
+        if src.kind == "video":
+            continue
+        st = timing.shots[shot.id]
+        overlays = []
+        for start, end, labels in frames_mod.overlay_schedule(film, shot, st.frames, st.lines, with_lines):
+            path = cache.path("overlays", overlay_key(film, shot, labels), ".png")
+            overlays.append(Overlay(file=_rel(path, root), start=start, end=end))
+            if not path.is_file():
+                todo[path] = (shot, labels)
+        out[shot.id] = replace(src, overlays=tuple(overlays))
+
+    def draw(path: Path) -> None:
+        shot, labels = todo[path]
+        image = frames_mod.draw_overlay(film, film.scenes[shot.scene], labels)
+        with atomic.atomic_path(path, suffix=".png") as tmp:
+            image.save(tmp, format="PNG", compress_level=1)
+
+    with ThreadPoolExecutor(max_workers=max(workers, 1)) as pool:
+        list(pool.map(draw, todo))
+    return out, len(todo)
 
 
 def _rel(path: Path, root: Path) -> str:
@@ -195,12 +226,13 @@ def _build(script: Path, options: BuildOptions, progress: Progress, scratch: Pat
             raise
     seconds = speech.seconds() if speech else {}
     spoken = {k: SpokenLine(file=_rel(j.path, root), seconds=seconds[k]) for k, j in (speech.jobs if speech else {}).items()}
+    timing = time_film(film, seconds)
+    if timing.errors:
+        raise BuildFailed(list(timing.errors), sources)
+    shot_sources, labels_drawn = draw_overlays(film, timing, shot_sources, cache, root, not options.burn_subtitles, options.jobs)
 
     # ---- the edit list
-    try:
-        timeline, notes = build_timeline(film, shot_sources, spoken, script_digest(film, root))
-    except StoryError as e:
-        raise BuildFailed(e.diagnostics, sources) from e
+    timeline, notes = build_timeline(film, shot_sources, spoken, script_digest(film, root), timing)
     atomic.write_text(film_dir / "timeline.json", timeline.to_json())
     srt, vtt = film_dir / f"{script.stem}.srt", film_dir / f"{script.stem}.vtt"
     atomic.write_text(srt, to_srt(timeline))
@@ -268,7 +300,7 @@ def _build(script: Path, options: BuildOptions, progress: Progress, scratch: Pat
     return BuildReport(output=output, timeline=film_dir / "timeline.json", subtitles=(srt, vtt),
                        frames=timeline.frames, fps=timeline.fps, shots=len(film.shots), rendered=rendered,
                        reused=reused, lines_spoken=len(to_speak), lines_reused=nlines - len(to_speak),
-                       picture=picture_state, sound=sound_state, film=film_state, notes=notes, warnings=warnings,
+                       picture=picture_state, sound=sound_state, film=film_state, notes=notes, labels_drawn=labels_drawn, warnings=warnings,
                        sources=sources)
 
 

@@ -14,13 +14,21 @@ from typing import Literal
 from storylang import film as f
 from storylang.cache import canonical_json
 from storylang.diagnostics import StoryError
-from storylang.timing import line_key, time_film
+from storylang.timing import Timing, line_key, time_film
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 
 class Model(f.Model):
     pass
+
+
+class Overlay(Model):
+    """A transparent image laid over a clip's frames start..end-1 (counted from the clip's start)."""
+
+    file: str  # relative to the film root
+    start: int
+    end: int
 
 
 class Clip(Model):
@@ -35,6 +43,7 @@ class Clip(Model):
     seed: int = 0
     transition: f.Transition | None = None  # into the next clip
     extended: int = 0  # frames added so the shot's speech fits
+    overlays: tuple[Overlay, ...] = ()  # words that stay in place while the camera moves the picture
 
 
 class Speech(Model):
@@ -106,6 +115,7 @@ class ShotSource:
     kind: Literal["still", "keyframes", "video"]
     files: tuple[str, ...]
     source_in: int = 0
+    overlays: tuple[Overlay, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -115,12 +125,13 @@ class SpokenLine:
 
 
 def build_timeline(film: f.Film, sources: dict[str, ShotSource], spoken: dict[str, SpokenLine],
-                   script_digest: str = "") -> tuple[Timeline, list[str]]:
+                   script_digest: str = "", timing: Timing | None = None) -> tuple[Timeline, list[str]]:
     """Place shots and lines. Returns the timeline and notes (e.g. shots lengthened for speech).
 
-    Raises StoryError when a shot's speech does not fit and the script says `overrun error`.
+    `timing` is the film's timing decision (made from `spoken` when not given). Raises
+    StoryError when a shot's speech does not fit and the script says `overrun error`.
     """
-    timing = time_film(film, {k: s.seconds for k, s in spoken.items()})
+    timing = timing or time_film(film, {k: s.seconds for k, s in spoken.items()})
     if timing.errors:
         raise StoryError(list(timing.errors))
     clips: list[Clip] = []
@@ -134,7 +145,7 @@ def build_timeline(film: f.Film, sources: dict[str, ShotSource], spoken: dict[st
         src = sources[shot.id]
         clip = Clip(shot=shot.id, scene=shot.scene, start=start, frames=st.frames, source=src.kind, files=src.files,
                     source_in=src.source_in, camera=shot.camera, seed=shot.render.seed, transition=shot.transition,
-                    extended=st.extended)
+                    extended=st.extended, overlays=src.overlays)
         clips.append(clip)
         for i, (line, (at, length)) in enumerate(zip(shot.lines, st.lines)):
             speech.append(Speech(shot=shot.id, speaker=line.speaker, text=line.text, file=spoken[line_key(shot, i)].file,

@@ -10,13 +10,15 @@ from __future__ import annotations
 import colorsys
 import hashlib
 import math
+from dataclasses import asdict, dataclass, replace
 from functools import lru_cache
 
 from PIL import Image, ImageDraw, ImageFont
 
 from storylang.film import Film, Scene, Shot
 
-STAGE_VERSION = "card-3"
+STAGE_VERSION = "card-4"
+OVERLAY_VERSION = "overlay-1"
 SUPERSAMPLE = 1.5  # cards are drawn larger than the film so camera moves stay sharp
 
 # figure height as a fraction of the frame, and how far below the frame it is cut
@@ -49,10 +51,23 @@ def scene_palette(scene: Scene) -> tuple[tuple[int, int, int], tuple[int, int, i
     return bg, ink, accent
 
 
+def _pieces(draw: ImageDraw.ImageDraw, word: str, fnt, width: int) -> list[str]:
+    """A word too long for a line, broken into pieces that fit."""
+    out = []
+    while word and draw.textlength(word, font=fnt) > width:
+        lo, hi = 1, len(word)
+        while lo < hi:  # the longest prefix that fits
+            mid = (lo + hi + 1) // 2
+            lo, hi = (mid, hi) if draw.textlength(word[:mid], font=fnt) <= width else (lo, mid - 1)
+        out.append(word[:lo])
+        word = word[lo:]
+    return out + ([word] if word else [])
+
+
 def _wrap(draw: ImageDraw.ImageDraw, text: str, fnt, width: int) -> list[str]:
     lines: list[str] = []
     for para in text.split("\n"):
-        words = para.split()
+        words = [piece for w in para.split() for piece in _pieces(draw, w, fnt, width)]
         line = ""
         for w in words:
             trial = f"{line} {w}".strip()
@@ -75,36 +90,36 @@ def _arrow(draw, start, end, color, width):
         draw.line([end, (end[0] + size * math.cos(a), end[1] + size * math.sin(a))], fill=color, width=width)
 
 
-def _camera_icon(draw, shot: Shot, box, color, width):
+def _camera_icon(draw, moves: tuple[tuple[str, str], ...], box, color, width):
     x0, y0, x1, y1 = box
     cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
     rw, rh = (x1 - x0) / 2, (y1 - y0) / 2
     draw.rectangle(box, outline=color, width=max(width // 2, 1))
-    for m in shot.camera or ():
-        if m.move in ("push", "zoom") and m.direction == "in":
+    for move, direction in moves:
+        if move in ("push", "zoom") and direction == "in":
             for sx, sy in ((-1, -1), (1, -1), (-1, 1), (1, 1)):
                 _arrow(draw, (cx + sx * rw * 0.9, cy + sy * rh * 0.9), (cx + sx * rw * 0.4, cy + sy * rh * 0.4), color, width)
-        elif m.move in ("pull", "zoom"):
+        elif move in ("pull", "zoom"):
             for sx, sy in ((-1, -1), (1, -1), (-1, 1), (1, 1)):
                 _arrow(draw, (cx + sx * rw * 0.3, cy + sy * rh * 0.3), (cx + sx * rw * 0.85, cy + sy * rh * 0.85), color, width)
-        elif m.move in ("pan", "truck"):
-            d = -1 if m.direction == "left" else 1
+        elif move in ("pan", "truck"):
+            d = -1 if direction == "left" else 1
             _arrow(draw, (cx - d * rw * 0.7, cy), (cx + d * rw * 0.7, cy), color, width)
-        elif m.move in ("tilt", "pedestal", "crane"):
-            d = -1 if m.direction == "up" else 1
+        elif move in ("tilt", "pedestal", "crane"):
+            d = -1 if direction == "up" else 1
             _arrow(draw, (cx, cy - d * rh * 0.7), (cx, cy + d * rh * 0.7), color, width)
-        elif m.move in ("orbit", "roll"):
+        elif move in ("orbit", "roll"):
             r = min(rw, rh) * 0.6
-            start, end = (200, 340) if m.direction == "right" else (340, 200)
+            start, end = (200, 340) if direction == "right" else (340, 200)
             draw.arc([cx - r, cy - r, cx + r, cy + r], min(start, end), max(start, end), fill=color, width=width)
             a = math.radians(end)
             tip = (cx + r * math.cos(a), cy + r * math.sin(a))
-            back = math.radians(end - 25 if m.direction == "right" else end + 25)
+            back = math.radians(end - 25 if direction == "right" else end + 25)
             _arrow(draw, (cx + r * math.cos(back), cy + r * math.sin(back)), tip, color, width)
-        elif m.move == "shake":
+        elif move == "shake":
             pts = [(x0 + rw * 0.2 + i * rw * 0.2, cy + (rh * 0.4 if i % 2 else -rh * 0.4)) for i in range(9)]
             draw.line(pts, fill=color, width=width)
-    if not shot.camera or all(m.move == "static" for m in shot.camera):
+    if not moves or all(move == "static" for move, _ in moves):
         r = min(rw, rh) * 0.35
         draw.line([(cx - r, cy), (cx + r, cy)], fill=color, width=width)
         draw.line([(cx, cy - r), (cx, cy + r)], fill=color, width=width)
@@ -124,29 +139,27 @@ def _figure(draw, x, top, height, fill, outline, name, fnt, ink):
 
 
 def draw_card(film: Film, shot: Shot) -> Image.Image:
-    """The storyboard card of one shot, at SUPERSAMPLE times the film's size."""
+    """The moving picture of one shot's storyboard card, at SUPERSAMPLE times the film's size.
+
+    Only the picture: the scene's tint, a horizon and the cast as figures sized by the
+    framing. Every word (heading, shot number, action, lines, camera) is on the overlay,
+    which stays in place while the camera moves this picture.
+    """
     W, H = int(film.width * SUPERSAMPLE), int(film.height * SUPERSAMPLE)
     scene = film.scenes[shot.scene]
     bg, ink, accent = scene_palette(scene)
     im = Image.new("RGB", (W, H), bg)
     d = ImageDraw.Draw(im)
-    m = int(H * 0.075)  # title-safe: camera moves keep the words in frame
-    line = max(int(H / 240), 2)
-    d.rectangle([m // 2, m // 2, W - m // 2, H - m // 2], outline=accent, width=line)
-
-    # header: scene heading, shot number, framing and cast
-    f_head, f_num, f_small = font(int(H / 24), True), font(int(H / 14), True), font(int(H / 34))
-    d.text((m, m), scene.heading, font=f_head, fill=ink)
-    label = f"SHOT {shot.number}" if shot.number else (shot.name.upper() if shot.name else f"SHOT {shot.id}")
-    d.text((W - m, m * 0.8), label, font=f_num, fill=accent, anchor="ra")
-    framing = shot.framing + (f", {shot.angle}" if shot.angle else "")
-    cast = f"  ·  on {', '.join(shot.cast)}" if shot.cast else ""
-    name = f"“{shot.name}”  ·  " if shot.name and shot.number else ""
-    d.text((m, m + f_head.size * 1.35), f"{name}{framing.upper()}{cast}", font=f_small, fill=ink)
-    if shot.setting:
-        d.text((m, m + f_head.size * 1.35 + f_small.size * 1.4), shot.setting, font=f_small, fill=accent)
-
-    # figures, sized by the framing
+    # a horizon and a ground of lines converging on it, so every camera move shows
+    horizon = H * 0.58
+    ground = tuple(int(b * 0.85 + a * 0.15) for b, a in zip(bg, accent))
+    d.rectangle([0, horizon, W, H], fill=ground)
+    line = max(int(H / 300), 1)
+    for k in range(-8, 9):
+        d.line([(W / 2 + k * W * 0.04, horizon), (W / 2 + k * W * 0.5, H)], fill=accent, width=line)
+    for k in range(1, 6):
+        y = horizon + (H - horizon) * (k / 6) ** 1.6
+        d.line([(0, y), (W, y)], fill=accent, width=line)
     scale = FIGURE_SCALE.get(shot.framing, 1.0)
     if shot.cast and scale > 0:
         n = len(shot.cast)
@@ -155,31 +168,123 @@ def draw_card(film: Film, shot: Shot) -> Image.Image:
         fill = tuple(int(b * 0.6 + a * 0.4) for b, a in zip(bg, accent))
         f_name = font(max(int(H / 30 * min(max(scale, 0.6), 1.6)), 12), True)
         for i, name in enumerate(shot.cast):
-            x = W * (i + 1) / (n + 1)
-            _figure(d, x, top, height, fill, accent, name, f_name, ink)
+            _figure(d, W * (i + 1) / (n + 1), top, height, fill, accent, name, f_name, ink)
+    return im
 
-    # action, centred and wrapped, on a band in the lower third
-    f_action = font(int(H / 20))
-    text = shot.action or (shot.lines[0].text if shot.lines else "")
-    lines = _wrap(d, text, f_action, int(W * 0.72))[:4]
-    if lines:
-        lh = f_action.size * 1.3
-        top = H * 0.70 - lh * len(lines) / 2
-        band = Image.new("RGBA", (W, int(lh * len(lines) + lh * 0.6)), (*bg, 215))
-        im.paste(band, (0, int(top - lh * 0.3)), band)
-        for i, t in enumerate(lines):
-            d.text((W / 2, top + i * lh), t, font=f_action, fill=ink, anchor="ma")
 
-    # the camera move as an arrow, with its words
-    box = (W - m - H * 0.2, H - m - H * 0.14, W - m, H - m)
-    _camera_icon(d, shot, box, accent, max(int(H / 160), 3))
+# ---------------------------------------------------------------------------- the overlay
+
+MAX_TEXT = 400  # characters of one text a card shows; a card has room for four lines at most
+
+
+@dataclass(frozen=True)
+class Labels:
+    """The words a card shows at one moment; they stay in place while the camera moves the picture."""
+
+    heading: str
+    label: str
+    detail: str  # name, framing, angle, cast
+    setting: str
+    action: str
+    camera: str
+    cue: str = ""  # the prompt-schedule cue in force
+    line: str = ""  # the line being spoken: "MARA: Not tonight."
+    moves: tuple = ()  # the camera moves, for the icon
+
+    def key(self) -> dict:
+        return {k: v for k, v in asdict(self).items() if k != "moves"} | {"moves": [list(m) for m in self.moves]}
+
+
+def shot_labels(film: Film, shot: Shot) -> Labels:
+    scene = film.scenes[shot.scene]
+    label = f"SHOT {shot.number}" if shot.number else (shot.name.upper() if shot.name else f"SHOT {shot.id}")
+    framing = shot.framing + (f", {shot.angle}" if shot.angle else "")
+    cast = f"  ·  on {', '.join(shot.cast)}" if shot.cast else ""
+    name = f"“{shot.name}”  ·  " if shot.name and shot.number else ""
     words = ", ".join(c.move if c.move == "static" else " ".join(x for x in (c.move, c.direction or "", c.speed) if x)
                       for c in shot.camera) or "static"
-    d.text((box[0] - m * 0.4, H - m), words.upper(), font=f_small, fill=ink, anchor="rd")
+    moves = tuple((c.move, c.direction or "") for c in shot.camera)
+    return Labels(heading=scene.heading, label=label, detail=f"{name}{framing.upper()}{cast}", setting=shot.setting,
+                  action=shot.action, camera=words.upper(), moves=moves)
 
-    # the prompt schedule
-    for i, cue in enumerate(shot.schedule[:3]):
-        secs = cue.frame / float(film.fps)
-        d.text((m, H - m - (len(shot.schedule[:3]) - i) * f_small.size * 1.4), f"at {secs:g}s: {cue.text}",
-               font=f_small, fill=ink)
+
+def overlay_schedule(film: Film, shot: Shot, frames: int, lines: tuple[tuple[int, int], ...],
+                     with_lines: bool = True) -> list[tuple[int, int, Labels]]:
+    """(start, end, labels) spans covering the shot's `frames`: the card changes at each cue and each line.
+
+    `lines` are the (offset, length) of the shot's lines from the timing decision; a line stays
+    on the card until the next one starts.
+    """
+    base = shot_labels(film, shot)
+    cuts = {0}
+    cuts.update(c.frame for c in shot.schedule if c.frame < frames)
+    if with_lines:
+        cuts.update(at for at, _ in lines if at < frames)
+    bounds = sorted(cuts) + [frames]
+    spans = []
+    for start, end in zip(bounds, bounds[1:]):
+        cue = next((c for c in reversed(shot.schedule) if c.frame <= start), None)
+        said = [i for i, (at, _) in enumerate(lines) if at <= start] if with_lines else []
+        line = ""
+        if said:
+            spoken = shot.lines[said[-1]]
+            line = f"{spoken.speaker}: {spoken.text}" if spoken.speaker else f"({spoken.text})"
+        cue_text = f"at {cue.frame / float(film.fps):g}s: {cue.text}" if cue else ""
+        labels = replace(base, cue=cue_text, line=line)
+        if spans and spans[-1][2] == labels:
+            spans[-1] = (spans[-1][0], end, labels)
+        else:
+            spans.append((start, end, labels))
+    return spans
+
+
+def _clip_text(text: str) -> str:
+    return text if len(text) <= MAX_TEXT else text[:MAX_TEXT].rstrip() + "…"
+
+
+def _band(im: Image.Image, box, colour, opacity: int) -> None:
+    band = Image.new("RGBA", (int(box[2] - box[0]), int(box[3] - box[1])), (*colour, opacity))
+    im.alpha_composite(band, (int(box[0]), int(box[1])))
+
+
+def draw_overlay(film: Film, scene: Scene, labels: Labels) -> Image.Image:
+    """The fixed words of a card, on a transparent RGBA image at the film's size."""
+    W, H = film.width, film.height
+    bg, ink, accent = scene_palette(scene)
+    im = Image.new("RGBA", (W, H), (0, 0, 0, 0))
+    d = ImageDraw.Draw(im)
+    m = int(H * 0.05)
+    f_head, f_num, f_small, f_text = font(int(H / 24), True), font(int(H / 14), True), font(int(H / 34)), font(int(H / 22))
+    f_line = font(int(H / 22), True)
+
+    # top band: scene heading, shot number, framing and cast, setting
+    rows = 2 + bool(labels.setting)
+    _band(im, (0, 0, W, m + f_head.size * 1.35 + f_small.size * 1.4 * (rows - 1) + m * 0.4), bg, 200)
+    d.text((m, m), _clip_text(labels.heading), font=f_head, fill=ink)
+    d.text((W - m, m * 0.8), labels.label, font=f_num, fill=accent, anchor="ra")
+    d.text((m, m + f_head.size * 1.35), labels.detail, font=f_small, fill=ink)
+    if labels.setting:
+        d.text((m, m + f_head.size * 1.35 + f_small.size * 1.4), _clip_text(labels.setting), font=f_small, fill=accent)
+
+    # lower third: the action, then the line being spoken, then the cue in force
+    blocks = [(t, f, c) for t, f, c in ((labels.action, f_text, ink), (labels.line, f_line, accent),
+                                        (labels.cue, f_small, ink)) if t]
+    wrapped = [(_wrap(d, _clip_text(t), f, int(W * 0.8))[:3], f, c) for t, f, c in blocks]
+    height = sum(len(ls) * f.size * 1.3 for ls, f, _ in wrapped)
+    box = (W - m - H * 0.12, H - m - H * 0.085, W - m, H - m)  # the camera icon's, bottom right
+    bottom = box[1] - m * 0.4
+    if wrapped:
+        top = bottom - height
+        _band(im, (0, top - m * 0.4, W, bottom + m * 0.2), bg, 215)
+        y = top
+        for ls, f, c in wrapped:
+            for text in ls:
+                d.text((W / 2, y), text, font=f, fill=c, anchor="ma")
+                y += f.size * 1.3
+
+    # the camera move: an icon and its words, bottom right
+    words = d.textlength(labels.camera, font=f_small)
+    _band(im, (box[0] - m * 0.8 - words, box[1] - m * 0.2, W, H), bg, 160)
+    _camera_icon(d, labels.moves, box, accent, max(int(H / 240), 2))
+    d.text((box[0] - m * 0.4, H - m), labels.camera, font=f_small, fill=ink, anchor="rd")
     return im
