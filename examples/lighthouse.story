@@ -1,6 +1,7 @@
 // A three-shot demo: `storyc build examples/lighthouse.story`
 title "The Lighthouse Keeper"
 author "storylang examples"
+end "The End" 2s
 format 1280x720 @ 24fps
 style "watercolor illustration, soft rim light, muted palette"
 model "dreamshaper_8.safetensors"  sampler dpmpp_2m_sde  scheduler karras  steps 28  cfg 5.5

@@ -25,7 +25,7 @@ from storylang.diagnostics import Diagnostic, StoryError
 from storylang.film import Film, Shot
 from storylang.progress import Progress
 from storylang.resolve import resolve_file
-from storylang.timeline import Overlay, ShotSource, SpokenLine, build_timeline, to_srt, to_vtt
+from storylang.timeline import END_CARD, TITLE_CARD, Overlay, ShotSource, SpokenLine, build_timeline, to_srt, to_vtt
 from storylang.timing import Timing, time_film
 from storylang.toolchain import find_ffmpeg
 
@@ -91,6 +91,22 @@ def card_key(film: Film, shot: Shot) -> str:
         "scene": {"heading": scene.heading, "time": scene.time},
         "shot": {"framing": shot.framing, "cast": shot.cast},
     })
+
+
+def title_cards(film: Film, cache: Cache, root: Path, sources: dict[str, ShotSource]) -> dict:
+    """The title and end cards the film asks for, as sources; returns the ones to draw (path → drawer)."""
+    todo = {}
+    for card, frames, words, byline in ((TITLE_CARD, film.title_frames, film.title, film.author),
+                                        (END_CARD, film.end_frames, film.end, "")):
+        if not frames:
+            continue
+        key = digest({"stage": frames_mod.STAGE_VERSION, "card": card, "size": [film.width, film.height],
+                      "words": words, "byline": byline})
+        path = cache.path("cards", key, ".png")
+        sources[card] = ShotSource("still", (_rel(path, root),))
+        if not path.is_file():
+            todo[path] = lambda words=words, byline=byline: frames_mod.draw_title_card(film, words, byline)
+    return todo
 
 
 def overlay_key(film: Film, shot: Shot, labels: frames_mod.Labels) -> str:
@@ -183,6 +199,7 @@ def _build(script: Path, options: BuildOptions, progress: Progress, scratch: Pat
                 to_draw.append((shot, path))
     rendered = len(to_draw)
     reused = sum(1 for s in shot_sources.values() if s.kind == "still") - rendered
+    cards = title_cards(film, cache, root, shot_sources)
 
     # ---- speech: one WAV per line, keyed by text, voice and engine
     nlines = sum(len(shot.lines) for shot in film.shots)
@@ -204,11 +221,12 @@ def _build(script: Path, options: BuildOptions, progress: Progress, scratch: Pat
 
     def draw(item):
         shot, path = item
-        image = frames_mod.draw_card(film, shot)
+        image = frames_mod.draw_card(film, shot) if shot is not None else cards[path]()
         with atomic.atomic_path(path, suffix=".png") as tmp:
             image.save(tmp, format="PNG", compress_level=1)
 
     # Cards are drawn on worker threads while the voices speak, each line in a process of its own.
+    to_draw += [(None, path) for path in cards]
     progress.stage("cards and voices", len(to_draw) + len(to_speak))
     with ThreadPoolExecutor(max_workers=max(options.jobs, 1)) as pool:
         drawing = [pool.submit(draw, item) for item in to_draw]

@@ -165,6 +165,9 @@ class Shot(Model):
 class Film(Model):
     title: str = "Untitled"
     author: str = ""
+    title_frames: int = 0  # the opening title card (title and author), when the script gives a title
+    end: str = ""  # the end card's words
+    end_frames: int = 0
     width: int = 1280
     height: int = 720
     fps_num: int = 24
@@ -187,9 +190,3 @@ class Film(Model):
             if c.name == name:
                 return c
         raise KeyError(name)
-
-    @property
-    def frames(self) -> int:
-        """Length of the film: the shots minus the overlaps of their transitions."""
-        overlap = sum(s.transition.frames for s in self.shots[:-1] if s.transition)
-        return sum(s.frames for s in self.shots) - overlap

@@ -27,13 +27,14 @@ CASCADE_KEYS = {
     "clip skip", "narrator", "template", "duration", "overrun", "lora", "upscale", "motion",
     "controlnet", "lighting", "mood", "camera", "setting", "note",
 }
-FILM_KEYS = CASCADE_KEYS | {"title", "author", "format", "include", "music"}
+FILM_KEYS = CASCADE_KEYS | {"title", "author", "format", "include", "music", "end"}
+CARD_SECONDS = Fraction(3)  # how long the title and end cards last unless the script says
 SCENE_KEYS = CASCADE_KEYS | {"music"}
 SHOT_KEYS = CASCADE_KEYS | {"action", "narrate", "at", "keyframes", "source"}
 CHARACTER_KEYS = {"look", "lora", "voice", "reference", "seed", "negative", "note"}
 
 WHERE_KEY_BELONGS = {
-    "title": "the film header", "author": "the film header", "format": "the film header",
+    "title": "the film header", "author": "the film header", "format": "the film header", "end": "the film header",
     "include": "the top level of a script", "music": "the film header or a scene",
     "look": "a character", "voice": "a character", "reference": "a character",
     "action": "a shot", "narrate": "a shot", "at": "a shot", "keyframes": "a shot", "source": "a shot",
@@ -185,6 +186,18 @@ class _Resolver:
             self.error(src, v.span, "bad-media", f'{what} "{v.text}" {wrong}', probe.hint(kind))
             return None
         return self.relative(target.resolve())
+
+    def card(self, src: _Source, s: t.Setting, film: dict) -> None:
+        """`title "..." [3s]` opens the film on a title card; `end "..." [3s]` closes it on an end card."""
+        example = f'{s.key} "{"The Lighthouse Keeper" if s.key == "title" else "The End"}" 3s'
+        v = self.quoted(src, s, example, f'"{s.key}" needs its text in quotes', options=1)
+        if v is None:
+            return
+        frames = round_frames(CARD_SECONDS, self.fps)
+        if len(s.values) > 1 and (n := self.duration(src, s.values[1], f"the {s.key} card", allow_zero=True)) is not None:
+            frames = n
+        film[s.key] = _clean(v.text)
+        film[f"{s.key}_frames"] = frames
 
     # -- values
 
@@ -359,9 +372,8 @@ class _Resolver:
         r = d.render
         if key == "note":
             return
-        if key == "title":
-            if (x := self.text(src, s, 'title "The Lighthouse Keeper"')) is not None:
-                film["title"] = x
+        if key in ("title", "end"):
+            self.card(src, s, film)
         elif key == "author":
             if (x := self.text(src, s, 'author "Ada Lovelace"')) is not None:
                 film["author"] = x
@@ -810,6 +822,7 @@ class _Resolver:
         return f.Film(
             title=film.get("title", Path(display).stem.replace("_", " ").title()),
             author=film.get("author", ""),
+            title_frames=film.get("title_frames", 0), end=film.get("end", ""), end_frames=film.get("end_frames", 0),
             width=width, height=height, fps_num=self.fps.numerator, fps_den=self.fps.denominator,
             narrator=base.narrator, fade_in=film_fade_in, fade_out=film_fade_out,
             characters=tuple(characters.values()), scenes=tuple(scenes), shots=tuple(shots),

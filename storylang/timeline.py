@@ -17,6 +17,7 @@ from storylang.diagnostics import StoryError
 from storylang.timing import Timing, line_key, time_film
 
 FORMAT_VERSION = 2
+TITLE_CARD, END_CARD = "#title", "#end"  # the clips of the title and end cards (no shot has such an id)
 
 
 class Model(f.Model):
@@ -136,8 +137,10 @@ def build_timeline(film: f.Film, sources: dict[str, ShotSource], spoken: dict[st
         raise StoryError(list(timing.errors))
     clips: list[Clip] = []
     speech: list[Speech] = []
-    start = 0
-    prev: Clip | None = None
+    if film.title_frames:
+        clips.append(_card_clip(TITLE_CARD, 0, 0, film.title_frames, sources))
+    start = film.title_frames
+    prev: Clip | None = clips[-1] if clips else None
     for shot in film.shots:
         if prev is not None:
             start = prev.start + prev.frames - (prev.transition.frames if prev.transition else 0)
@@ -151,6 +154,9 @@ def build_timeline(film: f.Film, sources: dict[str, ShotSource], spoken: dict[st
             speech.append(Speech(shot=shot.id, speaker=line.speaker, text=line.text, file=spoken[line_key(shot, i)].file,
                                  start=start + at, frames=length))
         prev = clip
+    if film.end_frames:
+        end = prev.start + prev.frames - (prev.transition.frames if prev.transition else 0)
+        clips.append(_card_clip(END_CARD, prev.scene, end, film.end_frames, sources))
     notes = list(timing.notes)
     total = (clips[-1].start + clips[-1].frames) if clips else 0
 
@@ -183,6 +189,11 @@ def build_timeline(film: f.Film, sources: dict[str, ShotSource], spoken: dict[st
         script_digest=script_digest,
     )
     return timeline, notes
+
+
+def _card_clip(card: str, scene: int, start: int, frames: int, sources: dict[str, ShotSource]) -> Clip:
+    src = sources[card]
+    return Clip(shot=card, scene=scene, start=start, frames=frames, source=src.kind, files=src.files)
 
 
 def _clock(ms: int, sep: str) -> str:

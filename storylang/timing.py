@@ -32,7 +32,7 @@ class ShotTiming:
 @dataclass(frozen=True)
 class Timing:
     shots: dict[str, ShotTiming]
-    frames: int  # the film's length: the shots minus their transitions' overlaps
+    frames: int  # the film's length: title card, the shots minus their transitions' overlaps, end card
     notes: tuple[str, ...]
     errors: tuple[Diagnostic, ...]  # speech that does not fit under `overrun error`
     warnings: tuple[Diagnostic, ...]  # shots lengthened for their speech
@@ -76,7 +76,7 @@ def time_film(film: Film, spoken_seconds: dict[str, float]) -> Timing:
         elif needed > shot.frames:
             errors.append(_overrun(shot, needed, fps, "error"))
     overlap = sum(s.transition.frames for s in film.shots[:-1] if s.transition)
-    total = sum(t.frames for t in shots.values()) - overlap
+    total = film.title_frames + sum(t.frames for t in shots.values()) - overlap + film.end_frames
     return Timing(shots=shots, frames=total, notes=tuple(notes), errors=tuple(errors), warnings=tuple(warnings))
 
 

@@ -14,7 +14,7 @@ from storylang.cli import main
 from conftest import tiny_png, tiny_wav
 from media import audio_seconds, count_frames, frame_at, gray_frames, info, loudness, mean_volume
 
-FILM = '''title "Test Film"
+FILM = '''title "Test Film" 0s
 author "Tests"
 format 384x216 @ 12fps
 narrator "en-us" rate 180
@@ -299,3 +299,15 @@ def test_a_cards_words_stay_in_place_while_the_camera_moves_and_cues_change_at_t
     assert diff(frames[1], frames[34], picture) > 3  # the camera moved the picture...
     assert diff(frames[1], frames[34], top) < 1.5  # ...but not the heading and the shot number
     assert diff(frames[36 + 10], frames[36 + 11], cue) < 0.5 < 3 < diff(frames[36 + 11], frames[36 + 12], cue)
+
+
+def test_the_film_opens_on_its_title_card_and_closes_on_its_end_card(write_story):
+    path = write_story('title "Last Ferry" 1s\nauthor "Ada"\nend "The End" 2s\nformat 384x216 @ 12fps\n'
+                       'EXT. A - DAY\n  shot 1 wide 1s\n')
+    report = build(path, BuildOptions(jobs=2))
+    timeline = json.loads(report.timeline.read_text())
+    assert [(c["shot"], c["start"], c["frames"]) for c in timeline["clips"]] == [("#title", 0, 12), ("1", 12, 12),
+                                                                                 ("#end", 24, 24)]
+    assert report.frames == count_frames(report.output) == 48
+    luma = [ImageStat.Stat(f).mean[0] for f in gray_frames(report.output, 0, 47)]
+    assert luma[5] < 30 and luma[40] < 30 and luma[18] > 60  # dark cards with light words around the shot

@@ -288,3 +288,20 @@ def draw_overlay(film: Film, scene: Scene, labels: Labels) -> Image.Image:
     _camera_icon(d, labels.moves, box, accent, max(int(H / 240), 2))
     d.text((box[0] - m * 0.4, H - m), labels.camera, font=f_small, fill=ink, anchor="rd")
     return im
+
+
+def draw_title_card(film: Film, text: str, byline: str = "") -> Image.Image:
+    """A title or end card: the words centred on black, at the film's size."""
+    W, H = film.width, film.height
+    im = Image.new("RGB", (W, H), (8, 8, 10))
+    d = ImageDraw.Draw(im)
+    f_title, f_by = font(int(H / 12), True), font(int(H / 28))
+    lines = _wrap(d, _clip_text(text), f_title, int(W * 0.8))[:3]
+    lh = f_title.size * 1.25
+    top = H / 2 - lh * len(lines) / 2 - (f_by.size if byline else 0)
+    for i, line in enumerate(lines):
+        d.text((W / 2, top + i * lh), line, font=f_title, fill=(236, 236, 240), anchor="ma")
+    if byline:
+        d.text((W / 2, top + len(lines) * lh + f_by.size), _clip_text(byline), font=f_by, fill=(170, 170, 178),
+               anchor="ma")
+    return im
