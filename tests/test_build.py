@@ -311,3 +311,9 @@ def test_the_film_opens_on_its_title_card_and_closes_on_its_end_card(write_story
     assert report.frames == count_frames(report.output) == 48
     luma = [ImageStat.Stat(f).mean[0] for f in gray_frames(report.output, 0, 47)]
     assert luma[5] < 30 and luma[40] < 30 and luma[18] > 60  # dark cards with light words around the shot
+
+
+def test_a_huge_word_in_an_action_builds_a_card(write_story):
+    path = write_story('format 384x216 @ 12fps\nEXT. A - DAY\n  shot 1 wide 1s\n    action "' + "x" * 1_200_000 + '"\n')
+    result = CliRunner().invoke(main, ["build", str(path), "--preview"])
+    assert result.exit_code == 0 and "Traceback" not in result.output, result.output[-500:]
