@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-from lark import Lark, Token, Transformer, v_args
+from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 from lark.lark import PostLex
 
@@ -143,14 +143,54 @@ _KINDS = {
 }
 
 
+class _Meta:
+    __slots__ = ("line", "column", "end_line", "end_column")
+
+    def __init__(self, line: int, column: int, end_line: int, end_column: int):
+        self.line, self.column, self.end_line, self.end_column = line, column, end_line, end_column
+
+
 def _meta_span(meta) -> Span:
     return Span(line=meta.line, column=meta.column, end_line=meta.end_line, end_column=meta.end_column)
 
 
-class _ToTree(Transformer):
+class _ToTree:
+    """Lark's parse tree → our syntax tree, bottom-up, one method per rule (called with the
+    rule's positions and its already converted children). A plain walk with a dispatch table:
+    lark's Transformer spends most of its time dispatching, and this runs once per node."""
+
+    RULES = ("key", "clip_skip_key", "setting", "template_setting", "settings", "name", "character", "scene",
+             "framing", "cast", "shot", "dialogue", "transition", "start")
+
     def __init__(self, ctx: _Context):
-        super().__init__()
         self.ctx = ctx
+        self._rules = {rule: getattr(self, rule) for rule in self.RULES}
+        self._kept = _kept_tokens()
+
+    def transform(self, tree: Tree):
+        return self._walk(tree)[0]
+
+    def _walk(self, tree: Tree):
+        """(converted node, its positions): a node spans from its first token to its last,
+        punctuation included, as lark's propagate_positions would say (which costs more)."""
+        children = []
+        first = last = None
+        for c in tree.children:
+            if isinstance(c, Token):
+                if first is None:
+                    first = c
+                last = c
+                if c.type in self._kept:
+                    children.append(c)
+                continue
+            value, meta = self._walk(c)
+            if meta is not None:
+                first = first or meta
+                last = meta
+            children.append(value)
+        meta = _Meta(first.line, first.column, last.end_line, last.end_column) if first is not None else None
+        rule = self._rules.get(tree.data)
+        return (rule(meta, children) if rule else Tree(tree.data, children)), meta
 
     def _value(self, tok: Token) -> t.Value:
         if tok.type == "STRING":
@@ -164,13 +204,12 @@ class _ToTree(Transformer):
     def _values(self, toks) -> tuple[t.Value, ...]:
         return tuple(self._value(x) for x in toks)
 
-    def key(self, children):
+    def key(self, meta, children):
         return children[0]
 
-    def clip_skip_key(self, children):
+    def clip_skip_key(self, meta, children):
         return ("clip skip", children)
 
-    @v_args(meta=True)
     def setting(self, meta, children):
         key = children[0]
         if isinstance(key, tuple):  # clip skip
@@ -180,38 +219,32 @@ class _ToTree(Transformer):
             name, key_span = str(key), _span(key)
         return t.Setting(key=name, key_span=key_span, values=self._values(children[1:]), span=_meta_span(meta))
 
-    @v_args(meta=True)
     def template_setting(self, meta, children):
         kw, name = children[0], children[1].children[0]
         value = self._value(name) if name.type != "KEY" else t.Value(kind="word", text=name.value, raw=name.value, span=_span(name))
         return t.Setting(key="template", key_span=_span(kw), values=(value,), span=_meta_span(meta))
 
-    @v_args(meta=True)
     def settings(self, meta, children):
         return t.SettingsLine(settings=tuple(children), span=_meta_span(meta))
 
-    @v_args(meta=True)
     def name(self, meta, children):
         return t.CastName(name=" ".join(str(c) for c in children), span=_meta_span(meta))
 
-    @v_args(meta=True)
     def character(self, meta, children):
         name = children[0]
         return t.Character(name=name.name, name_span=name.span, body=tuple(children[1:]), span=_meta_span(meta))
 
-    @v_args(meta=True)
     def scene(self, meta, children):
         heading = children[0]
         text = re.sub(r"\s+", " ", heading.value).strip()
         return t.Scene(heading=text, body=tuple(children[1:]), span=_meta_span(meta))
 
-    def framing(self, children):
+    def framing(self, meta, children):
         return ("framing", self._values(children))
 
-    def cast(self, children):
+    def cast(self, meta, children):
         return ("cast", tuple(children))
 
-    @v_args(meta=True)
     def shot(self, meta, children):
         fields: dict = {"span": _meta_span(meta)}
         body = []
@@ -230,7 +263,6 @@ class _ToTree(Transformer):
         # The span of a shot is its header line; its body has spans of its own.
         return t.Shot(**fields)
 
-    @v_args(meta=True)
     def dialogue(self, meta, children):
         name = children[0]
         paren = None
@@ -249,11 +281,10 @@ class _ToTree(Transformer):
             span=_meta_span(meta),
         )
 
-    @v_args(meta=True)
     def transition(self, meta, children):
         return t.Transition(values=self._values(children), span=_meta_span(meta))
 
-    def start(self, children):
+    def start(self, meta, children):
         return tuple(children)
 
 
@@ -264,9 +295,17 @@ def _parser() -> Lark:
         parser="lalr",
         lexer="contextual",
         postlex=_Indenter(),
-        propagate_positions=True,
+        keep_all_tokens=True,  # positions come from the tokens (see _ToTree._walk)
         maybe_placeholders=False,
     )
+
+
+@lru_cache(maxsize=1)
+def _kept_tokens() -> frozenset[str]:
+    """Token types that stay in the tree: the grammar's named terminals, as lark would keep them
+    (not keywords and punctuation written in quotes, nor _UNDERSCORED ones)."""
+    text = grammar_path().read_text(encoding="utf-8")
+    return frozenset(re.findall(r"^([A-Z][A-Z0-9_]*)(?:\.\d+)?\s*:", text, re.M))
 
 
 # ------------------------------------------------------------------------ decoding
