@@ -27,6 +27,8 @@ CASCADE_KEYS = {
     "clip skip", "narrator", "template", "duration", "overrun", "lora", "upscale", "motion",
     "controlnet", "lighting", "mood", "camera", "setting", "note",
 }
+# settings that add up rather than replace: given twice, both count
+REPEATABLE_KEYS = {"lora", "at", "narrate", "include", "note", "camera"}
 FILM_KEYS = CASCADE_KEYS | {"title", "author", "format", "include", "music", "end"}
 CARD_SECONDS = Fraction(3)  # how long the title and end cards last unless the script says
 SCENE_KEYS = CASCADE_KEYS | {"music"}
@@ -83,12 +85,14 @@ class _Defaults:
     lighting: str = ""
     mood: str = ""
     camera: tuple = ()
+    seen: dict = field(default_factory=dict)  # key → where it was set on this film, scene or shot
 
     def child(self) -> "_Defaults":
         c = copy.copy(self)
         c.render = dict(self.render)
         c.loras = list(self.loras)
         c.seed_fixed = None
+        c.seen = {}
         return c
 
 
@@ -365,7 +369,20 @@ class _Resolver:
                 self.error(src, s.key_span, "misplaced-setting", f'"{key}" cannot be set on {place}',
                            f'"{key}" belongs to {where}' if where else None)
                 continue
-            self.apply_one(src, s, d, film, shot, scene)
+            if self.once(src, s, d.seen, place):
+                self.apply_one(src, s, d, film, shot, scene)
+
+    def once(self, src: _Source, s: t.Setting, seen: dict, place: str) -> bool:
+        """False (and an error) for a setting given a second time on the same film, scene, shot or character."""
+        if s.key in REPEATABLE_KEYS:
+            return True
+        first = seen.get(s.key)
+        if first is None:
+            seen[s.key] = f"{Path(src.display).name}:{s.key_span.line}"
+            return True
+        self.error(src, s.key_span, "setting-twice", f'"{s.key}" is set twice on {place}',
+                   f"it is already set at {first}; keep one")
+        return False
 
     def apply_one(self, src, s: t.Setting, d: _Defaults, film, shot, scene) -> None:
         key = s.key
@@ -660,7 +677,13 @@ class _Resolver:
                 example = "format 1280x720 @ 24fps"
                 vals = [v for v in s.values if v.kind != "at"]
                 ok = bool(vals)
+                given: set[str] = set()
                 for v in vals:
+                    if v.kind in given:
+                        what = "sizes" if v.kind == "size" else "frame rates"
+                        self.error(src, v.span, "bad-format", f"format gives two {what}", f"keep one, e.g. {example}")
+                        continue
+                    given.add(v.kind)
                     if v.kind == "size":
                         w, h = (int(x) for x in v.text.split("x"))
                         if w % 8 or h % 8 or not (64 <= w <= 8192 and 64 <= h <= 8192):
@@ -838,8 +861,11 @@ class _Resolver:
         info: dict = {}
         loras: list[f.Lora] = []
         seed = None
+        seen: dict = {}
         for line in node.body:
             for s in line.settings:
+                if s.key in CHARACTER_KEYS and not self.once(src, s, seen, f"character {node.name}"):
+                    continue
                 if s.key not in CHARACTER_KEYS:
                     where = WHERE_KEY_BELONGS.get(s.key)
                     self.error(src, s.key_span, "misplaced-setting", f'"{s.key}" cannot be set on a character',

@@ -1,0 +1,12 @@
+format 128x72 @ 12fps @ 24fps
+style "ink"
+style "watercolor"
+character MARA
+  look "a"
+  look "b"
+EXT. A - DAY
+  shot 1 close on MARA 2s
+    action "x"
+    action "y"
+    lora "a.safetensors"
+    lora "b.safetensors"
