@@ -41,7 +41,7 @@ def check_film(path: Path, display: str | None = None, object_info: str = "full"
         from storylang.comfy.schema import load_object_info
 
         info = load_object_info(object_info)
-        for sg in compile_film(film, path.resolve().parent, info):
+        for sg in compile_film(film, path.resolve().parent, info, timing=result.timing):
             diags.extend(sg.diagnostics)
     if any(d.severity == "error" for d in diags):
         result.film = None

@@ -218,11 +218,13 @@ def graph(script: Path, shots, output, explain, comfy, object_info) -> None:
 
     from storylang import atomic
     from storylang.builddir import build_root
+    from storylang.check import check_film
     from storylang.comfy.graphs import compile_film, explain as explain_graph, graph_json
     from storylang.comfy.schema import load_object_info
-    from storylang.resolve import resolve_file
 
-    film, diags, sources = resolve_file(script, _display(script))
+    # the graphs are as long as the shots will be: the lines are spoken first (cached for the build)
+    checked = check_film(script, _display(script), graphs=False)
+    film, diags, sources = checked.film, checked.diagnostics, checked.sources
     if film is None:
         _print_diagnostics(diags, sources)
         click.echo(f"storyc: {_summary(diags)}", err=True)
@@ -237,7 +239,7 @@ def graph(script: Path, shots, output, explain, comfy, object_info) -> None:
     except OSError as e:
         click.echo(f"storyc: {e}", err=True)
         sys.exit(1)
-    compiled = compile_film(film, script.resolve().parent, info, set(shots) or None)
+    compiled = compile_film(film, script.resolve().parent, info, set(shots) or None, checked.timing)
     for sg in compiled:
         diags.extend(sg.diagnostics)
     _print_diagnostics(diags, sources)

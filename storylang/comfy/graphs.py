@@ -23,6 +23,7 @@ from storylang.comfy.schema import GraphProblem, ObjectInfo, validate
 from storylang.diagnostics import Diagnostic, Span, did_you_mean
 from storylang.film import Film, Shot
 from storylang.resources import templates_dir
+from storylang.timing import Timing
 
 STAGE_VERSION = "graphs-1"
 
@@ -123,8 +124,14 @@ def _diag(shot: Shot, severity: str, code: str, message: str, hint: str | None =
                       span=Span(line=w.line, column=w.column, end_line=w.line, end_column=w.column + 4), hint=hint)
 
 
-def shot_context(film: Film, shot: Shot, root: Path, info: ObjectInfo) -> tuple[dict, list[GraphInput], list[str], Prompt]:
-    """Everything a template may use for one shot, plus the inputs it reads and warnings."""
+def shot_context(film: Film, shot: Shot, root: Path, info: ObjectInfo,
+                 frames: int | None = None) -> tuple[dict, list[GraphInput], list[str], Prompt]:
+    """Everything a template may use for one shot, plus the inputs it reads and warnings.
+
+    `frames` is the shot's final length from the timing decision (lengthened for its speech);
+    without it, the script's length.
+    """
+    frames = frames or shot.frames
     warnings: list[str] = []
     inputs: list[GraphInput] = []
     r = shot.render
@@ -152,15 +159,15 @@ def shot_context(film: Film, shot: Shot, root: Path, info: ObjectInfo) -> tuple[
         keyframes = {"start": a, "end": b}
     source = None
     if shot.source:
-        up = upload_name(root, shot.source.file).rsplit(".", 1)[0] + f"-{shot.source.start}-{shot.frames}.mp4"
+        up = upload_name(root, shot.source.file).rsplit(".", 1)[0] + f"-{shot.source.start}-{frames}.mp4"
         inputs.append(GraphInput(up, shot.source.file, "video",
-                                 f"source clip, {shot.frames} frames from frame {shot.source.start} at the film's rate"))
-        source = {"video": up, "frames": shot.frames}
+                                 f"source clip, {frames} frames from frame {shot.source.start} at the film's rate"))
+        source = {"video": up, "frames": frames}
     # motion: AnimateDiff renders at a lower rate and RIFE interpolates up to the film's rate
     multiplier = 3 if fps >= 20 else 2 if fps >= 12 else 1
     if "RIFE VFI" not in nodes:
         multiplier = 1
-    gen_frames = math.ceil(shot.frames / multiplier) + (1 if multiplier > 1 else 0)
+    gen_frames = math.ceil(frames / multiplier) + (1 if multiplier > 1 else 0)
     motion_loras = []
     if r.template == "motion" and animatediff:
         for m in shot.camera:
@@ -173,7 +180,7 @@ def shot_context(film: Film, shot: Shot, root: Path, info: ObjectInfo) -> tuple[
                 key = near
             if key in MOTION_LORAS:
                 motion_loras.append({"name": MOTION_LORAS[key], "strength": MOTION_STRENGTH.get(m.speed, 0.8)})
-    wan_seconds = Fraction(shot.frames) / fps
+    wan_seconds = Fraction(frames) / fps
     wan_length = math.ceil(wan_seconds * 16 / 4) * 4 + 1
     schedule = []
     for cue in shot.schedule:
@@ -191,7 +198,7 @@ def shot_context(film: Film, shot: Shot, root: Path, info: ObjectInfo) -> tuple[
     ctx = {
         "film": {"title": film.title, "width": film.width, "height": film.height, "fps": float(fps),
                  "fps_num": film.fps_num, "fps_den": film.fps_den},
-        "shot": {"id": shot.id, "number": shot.number, "frames": shot.frames, "seconds": float(wan_seconds),
+        "shot": {"id": shot.id, "number": shot.number, "frames": frames, "seconds": float(wan_seconds),
                  "framing": shot.framing, "angle": shot.angle, "cast": list(shot.cast), "action": shot.action,
                  "camera": [m.model_dump() for m in shot.camera], "model": r.model, "vae": r.vae,
                  "sampler": r.sampler, "scheduler": r.scheduler, "steps": r.steps, "cfg": r.cfg,
@@ -213,10 +220,11 @@ def shot_context(film: Film, shot: Shot, root: Path, info: ObjectInfo) -> tuple[
     return ctx, inputs, warnings, prompt
 
 
-def compile_shot(film: Film, shot: Shot, root: Path, env: SandboxedEnvironment, info: ObjectInfo) -> ShotGraph:
+def compile_shot(film: Film, shot: Shot, root: Path, env: SandboxedEnvironment, info: ObjectInfo,
+                 frames: int | None = None) -> ShotGraph:
     name = shot.render.template
     found = find_template(env, name)
-    ctx, inputs, warnings, prompt = shot_context(film, shot, root, info)
+    ctx, inputs, warnings, prompt = shot_context(film, shot, root, info, frames)
     result = ShotGraph(shot=shot, template=name, graph=None, prompt=prompt, inputs=inputs, template_file=found or "")
     label = f"shot {shot.id} (template {name})"
     if found is None:
@@ -268,9 +276,12 @@ def _problem(shot: Shot, label: str, p: GraphProblem) -> Diagnostic:
     return _diag(shot, "error", f"graph-{p.code}", f"{label}: {p.text()}", p.hint)
 
 
-def compile_film(film: Film, root: Path, info: ObjectInfo, only: set[str] | None = None) -> list[ShotGraph]:
+def compile_film(film: Film, root: Path, info: ObjectInfo, only: set[str] | None = None,
+                 timing: Timing | None = None) -> list[ShotGraph]:
+    """Every shot's graph (or those in `only`), each as long as `timing` says the shot lasts."""
     env = template_env(root / "templates")
-    return [compile_shot(film, shot, root, env, info) for shot in film.shots if only is None or shot.id in only]
+    return [compile_shot(film, shot, root, env, info, timing.shots[shot.id].frames if timing else None)
+            for shot in film.shots if only is None or shot.id in only]
 
 
 def graph_json(graph: dict) -> str:

@@ -43,3 +43,17 @@ def test_check_against_an_unreachable_server_is_one_clear_line(write_story):
     result = CliRunner().invoke(main, ["check", str(path), "--comfy", "http://127.0.0.1:9"])
     assert result.exit_code == 1
     assert result.output.startswith("storyc: cannot read http://127.0.0.1:9/object_info")
+
+
+def test_a_graph_is_as_long_as_its_shot_after_speech_lengthens_it(write_story, tmp_path):
+    from storylang.check import check_film
+
+    path = write_story('model "wan2.1_t2v_1.3B_fp16.safetensors"\ntemplate motion\nformat 384x216 @ 16fps\n'
+                       'EXT. A - DAY\n  shot 1 wide 1s\n    narrate "one two three four five six seven eight nine ten"\n')
+    result = CliRunner().invoke(main, ["graph", str(path), "--object-info", "core", "-o", str(tmp_path / "g")])
+    assert result.exit_code == 0, result.output
+    frames = check_film(path, graphs=False).timing.shots["1"].frames
+    assert frames > 16 * 2  # the narration lengthened the one-second shot
+    graph = json.loads((tmp_path / "g" / "shot_1.json").read_text())
+    lengths = [n["inputs"]["length"] for n in graph.values() if "length" in n["inputs"]]
+    assert lengths and all(frames <= x < frames + 4 for x in lengths)  # Wan renders 4k+1 frames
