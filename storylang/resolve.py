@@ -18,7 +18,8 @@ from storylang import film as f, probe
 from storylang import vocabulary as vocab
 from storylang.diagnostics import Diagnostic, Span, did_you_mean, has_errors
 from storylang.syntax import tree as t
-from storylang.syntax.parse import parse_file, paused_gc
+from storylang.loader import Loaded, Loader, Source, missing_file
+from storylang.syntax.parse import paused_gc
 
 DEFAULT_SHOT_SECONDS = Fraction(3)
 
@@ -65,12 +66,6 @@ def round_frames(seconds: Fraction, fps: Fraction) -> int:
 
 
 @dataclass
-class _Source:
-    display: str  # the file name shown in messages
-    path: Path  # absolute
-
-
-@dataclass
 class _Defaults:
     """What cascades from the film to scenes and from scenes to shots."""
 
@@ -100,80 +95,27 @@ class _Resolver:
     def __init__(self, root: Path):
         self.root = root
         self.diagnostics: list[Diagnostic] = []
-        self.sources: dict[str, str] = {}
         self.files: list[str] = []
         self.fps = Fraction(24)
-        self.recovered = False
 
     # -- messages
 
-    def error(self, src: _Source, span: Span | None, code: str, message: str, hint: str | None = None):
+    def error(self, src: Source, span: Span | None, code: str, message: str, hint: str | None = None):
         self.diagnostics.append(
             Diagnostic(severity="error", code=code, message=message, file=src.display, span=span, hint=hint)
         )
 
-    def warn(self, src: _Source, span: Span | None, code: str, message: str, hint: str | None = None):
+    def warn(self, src: Source, span: Span | None, code: str, message: str, hint: str | None = None):
         self.diagnostics.append(
             Diagnostic(severity="warning", code=code, message=message, file=src.display, span=span, hint=hint)
         )
 
     # -- files
 
-    def load(self, path: Path, display: str, stack: tuple[Path, ...]) -> list[tuple[_Source, object]]:
-        """Parse a script and its includes; returns its items in order, includes expanded in place."""
-        tree, diags, text = parse_file(path, display)
-        self.diagnostics.extend(diags)
-        if text is not None:
-            self.sources[display] = text
-        if tree is None:
-            return []
-        self.recovered = self.recovered or tree.recovered
-        src = _Source(display, path.resolve())
-        self.files.append(self.relative(src.path))
-        out: list[tuple[_Source, object]] = []
-        for item in tree.items:
-            if isinstance(item, t.SettingsLine) and any(s.key == "include" for s in item.settings):
-                rest = tuple(s for s in item.settings if s.key != "include")
-                if rest:
-                    out.append((src, item.model_copy(update={"settings": rest})))
-                for s in item.settings:
-                    if s.key == "include":
-                        out.extend(self.include(src, s, stack))
-            else:
-                out.append((src, item))
-        return out
-
-    def include(self, src: _Source, s: t.Setting, stack: tuple[Path, ...]):
-        if len(s.values) != 1 or s.values[0].kind != "string":
-            self.error(src, s.span, "include", 'include needs one file name in quotes', 'include "characters.story"')
-            return []
-        v = s.values[0]
-        target = (src.path.parent / v.text).resolve()
-        display = os.path.normpath(os.path.join(os.path.dirname(src.display), v.text))
-        if target in stack:
-            chain = " → ".join(p.name for p in (*stack, target))
-            self.error(src, v.span, "include-cycle", f"this include makes a cycle: {chain}",
-                       "a file cannot include itself, directly or through other files")
-            return []
-        if not target.is_file():
-            self.missing_file(src, v, "included script")
-            return []
-        return self.load(target, display, (*stack, target))
-
     def relative(self, path: Path) -> str:
         return Path(os.path.relpath(path, self.root)).as_posix()
 
-    def missing_file(self, src: _Source, v: t.Value, what: str) -> None:
-        target = src.path.parent / v.text
-        hint = f"paths are relative to {Path(src.display).name}"
-        parent = target.parent
-        if parent.is_dir():
-            guess = did_you_mean(target.name, [p.name for p in parent.iterdir()])
-            if guess:
-                hint = f'did you mean "{(Path(v.text).parent / guess).as_posix()}"?'
-        self.error(src, v.span, "missing-file", f'{what} "{v.text}" not found', hint)
-
-    def file_value(self, src: _Source, v: t.Value, what: str, kind: str) -> str | None:
+    def file_value(self, src: Source, v: t.Value, what: str, kind: str) -> str | None:
         """A quoted path, relative to the script naming it → path relative to the film root.
 
         The file must be of `kind` ("image", "audio" or "video") and readable by the build.
@@ -183,7 +125,7 @@ class _Resolver:
             return None
         target = (src.path.parent / v.text)
         if not target.is_file():
-            self.missing_file(src, v, what)
+            self.diagnostics.append(missing_file(src, v, what))
             return None
         wrong = probe.problem(target, kind)
         if wrong:
@@ -191,7 +133,7 @@ class _Resolver:
             return None
         return self.relative(target.resolve())
 
-    def card(self, src: _Source, s: t.Setting, film: dict) -> None:
+    def card(self, src: Source, s: t.Setting, film: dict) -> None:
         """`title "..." [3s]` opens the film on a title card; `end "..." [3s]` closes it on an end card."""
         example = f'{s.key} "{"The Lighthouse Keeper" if s.key == "title" else "The End"}" 3s'
         v = self.quoted(src, s, example, f'"{s.key}" needs its text in quotes', options=1)
@@ -205,20 +147,20 @@ class _Resolver:
 
     # -- values
 
-    def need(self, src: _Source, s: t.Setting, count: int, example: str) -> bool:
+    def need(self, src: Source, s: t.Setting, count: int, example: str) -> bool:
         if len(s.values) < count:
             self.error(src, s.span, "missing-value", f'"{s.key}" needs a value', f"for example: {example}")
             return False
         return True
 
-    def extra(self, src: _Source, values, example: str) -> None:
+    def extra(self, src: Source, values, example: str) -> None:
         if values:
             v = values[0]
             span = Span(line=v.span.line, column=v.span.column, end_line=values[-1].span.end_line,
                         end_column=values[-1].span.end_column)
             self.error(src, span, "extra-value", f'unexpected "{v.raw}"', f"for example: {example}")
 
-    def quoted(self, src: _Source, s: t.Setting, example: str, message: str, options: int = 0) -> t.Value | None:
+    def quoted(self, src: Source, s: t.Setting, example: str, message: str, options: int = 0) -> t.Value | None:
         """The setting's first value, which must be quoted text, followed by at most `options` more."""
         if not self.need(src, s, 1, example):
             return None
@@ -229,11 +171,11 @@ class _Resolver:
         self.extra(src, s.values[1 + options:], example)
         return v
 
-    def text(self, src: _Source, s: t.Setting, example: str) -> str | None:
+    def text(self, src: Source, s: t.Setting, example: str) -> str | None:
         v = self.quoted(src, s, example, f'"{s.key}" takes text in quotes')
         return _clean(v.text) if v else None
 
-    def number(self, src: _Source, v: t.Value, what: str, lo: float, hi: float, integer: bool = False):
+    def number(self, src: Source, v: t.Value, what: str, lo: float, hi: float, integer: bool = False):
         if v.kind != "number" or (integer and not re.fullmatch(r"[-+]?\d+", v.text)):
             kind = "a whole number" if integer else "a number"
             self.error(src, v.span, "expected-number", f'{what} needs {kind}, not "{v.raw}"')
@@ -260,7 +202,7 @@ class _Resolver:
         self.extra(src, s.values[1:], example)
         return v.text
 
-    def duration(self, src: _Source, v: t.Value, what: str, allow_zero: bool = False) -> int | None:
+    def duration(self, src: Source, v: t.Value, what: str, allow_zero: bool = False) -> int | None:
         if v.kind == "number":
             self.error(src, v.span, "expected-duration", f'{what} needs a unit: "{v.raw}" what?',
                        f"write {v.raw}s for seconds or {v.raw}f for frames")
@@ -282,7 +224,7 @@ class _Resolver:
             return None
         return frames
 
-    def options(self, src: _Source, values, spec: dict[str, str], example: str) -> dict:
+    def options(self, src: Source, values, spec: dict[str, str], example: str) -> dict:
         """Parse `name value` options: spec maps option name → 'number', 'db' or 'duration'."""
         out: dict = {}
         i = 0
@@ -321,12 +263,12 @@ class _Resolver:
             i += 2
         return out
 
-    def model_file(self, src: _Source, s: t.Setting, example: str) -> str | None:
+    def model_file(self, src: Source, s: t.Setting, example: str) -> str | None:
         """`key "file" [one option]`: the quoted model file name (the option is the caller's)."""
         v = self.quoted(src, s, example, f"{s.key} needs a model file name in quotes", options=1)
         return v.text if v else None
 
-    def voice(self, src: _Source, s: t.Setting, example: str) -> f.Voice | None:
+    def voice(self, src: Source, s: t.Setting, example: str) -> f.Voice | None:
         if not self.need(src, s, 1, example):
             return None
         v = s.values[0]
@@ -336,7 +278,7 @@ class _Resolver:
         opts = self.options(src, s.values[1:], {"rate": "number", "pitch": "number"}, example)
         return f.Voice(id=v.text, rate=opts.get("rate", 175), pitch=opts.get("pitch", 50))
 
-    def lora(self, src: _Source, s: t.Setting) -> f.Lora | None:
+    def lora(self, src: Source, s: t.Setting) -> f.Lora | None:
         example = 'lora "watercolor.safetensors" 0.8 0.6  (file, model strength, clip strength)'
         if not self.need(src, s, 1, example):
             return None
@@ -360,7 +302,7 @@ class _Resolver:
 
     # -- settings
 
-    def apply(self, src: _Source, line: t.SettingsLine, d: _Defaults, allowed: set[str], place: str,
+    def apply(self, src: Source, line: t.SettingsLine, d: _Defaults, allowed: set[str], place: str,
               film: dict | None = None, shot: dict | None = None, scene: dict | None = None) -> None:
         for s in line.settings:
             key = s.key
@@ -372,16 +314,16 @@ class _Resolver:
             if self.once(src, s, d.seen, place):
                 self.apply_one(src, s, d, film, shot, scene)
 
-    def once(self, src: _Source, s: t.Setting, seen: dict, place: str) -> bool:
+    def once(self, src: Source, s: t.Setting, seen: dict, place: str) -> bool:
         """False (and an error) for a setting given a second time on the same film, scene, shot or character."""
         if s.key in REPEATABLE_KEYS:
             return True
         first = seen.get(s.key)
         if first is None:
-            seen[s.key] = f"{Path(src.display).name}:{s.key_span.line}"
+            seen[s.key] = (src, s.key_span.line)
             return True
         self.error(src, s.key_span, "setting-twice", f'"{s.key}" is set twice on {place}',
-                   f"it is already set at {first}; keep one")
+                   f"it is already set at {Path(first[0].display).name}:{first[1]}; keep one")
         return False
 
     def apply_one(self, src, s: t.Setting, d: _Defaults, film, shot, scene) -> None:
@@ -533,7 +475,7 @@ class _Resolver:
                                          fade_in=opts.get("fade in", 0), fade_out=opts.get("fade out", 0),
                                          duck_db=opts.get("duck", -10.0))
 
-    def camera(self, src: _Source, s: t.Setting) -> list[f.CameraMove] | None:
+    def camera(self, src: Source, s: t.Setting) -> list[f.CameraMove] | None:
         example = "camera push in slow  |  camera pan left fast 30% ease-out  |  camera orbit right 20deg"
         if not self.need(src, s, 1, example):
             return None
@@ -621,7 +563,7 @@ class _Resolver:
             return None
         return x
 
-    def transition(self, src: _Source, tr: t.Transition) -> f.Transition | None:
+    def transition(self, src: Source, tr: t.Transition) -> f.Transition | None:
         example = "> dissolve 0.5s  |  > fade to black 1s  |  > wipe left 0.5s  |  > cut"
         words = [v for v in tr.values if v.kind in ("word", "name")]
         durations = [v for v in tr.values if v.kind not in ("word", "name")]
@@ -706,8 +648,10 @@ class _Resolver:
                     self.error(src, s.span, "missing-value", "format needs a size and a frame rate", f"for example: {example}")
         return width, height
 
-    def resolve(self, main: Path, display: str) -> f.Film | None:
-        items = self.load(main, display, (main.resolve(),))
+    def resolve(self, loaded: Loaded, display: str) -> f.Film | None:
+        """The film of a loaded script (None if it has errors); diagnostics go to self.diagnostics."""
+        self.files = loaded.files
+        items = loaded.items
         if not items:
             return None if has_errors(self.diagnostics) else self._empty(display)
         main_src = items[0][0] if items else None
@@ -719,7 +663,7 @@ class _Resolver:
                 self.apply(src, item, base, FILM_KEYS, "the film", film=film)
         # characters
         characters: dict[str, f.Character] = {}
-        char_src: dict[str, tuple[_Source, t.Character]] = {}
+        char_src: dict[str, tuple[Source, t.Character]] = {}
         for src, item in items:
             if isinstance(item, t.Character):
                 if item.name in characters:
@@ -735,9 +679,9 @@ class _Resolver:
         used: set[str] = set()
         scenes: list[f.Scene] = []
         shots: list[f.Shot] = []
-        shot_sources: list[tuple[_Source, t.Shot]] = []
-        transitions: list[tuple[_Source, t.Transition, f.Transition, int]] = []  # (.., shots before it)
-        numbers: dict[str, tuple[_Source, t.Shot]] = {}
+        shot_sources: list[tuple[Source, t.Shot]] = []
+        transitions: list[tuple[Source, t.Transition, f.Transition, int]] = []  # (.., shots before it)
+        numbers: dict[str, tuple[Source, t.Shot]] = {}
         ids: dict[str, int] = {}
         for src, item in items:
             if isinstance(item, t.Transition):
@@ -855,7 +799,7 @@ class _Resolver:
     def _empty(self, display: str) -> f.Film:
         return f.Film(title=Path(display).stem, script=display)
 
-    def character(self, src: _Source, node: t.Character, base: _Defaults) -> f.Character | None:
+    def character(self, src: Source, node: t.Character, base: _Defaults) -> f.Character | None:
         d = _Defaults(seed_base=derive_seed(base.seed_base, "character", node.name), narrator=base.narrator)
         d.narrator = f.Voice(id=base.narrator.id, rate=base.narrator.rate, pitch=base.narrator.pitch)
         info: dict = {}
@@ -899,7 +843,7 @@ class _Resolver:
             where=f.Where(file=src.display, line=node.span.line, column=node.span.column),
         )
 
-    def shot(self, src: _Source, node: t.Shot, scene_d: _Defaults, scene_index: int, heading: str):
+    def shot(self, src: Source, node: t.Shot, scene_d: _Defaults, scene_index: int, heading: str):
         d = scene_d.child()
         info: dict = {}
         errors_before = sum(1 for x in self.diagnostics if x.severity == "error")
@@ -968,7 +912,7 @@ class _Resolver:
         )
         return shot, trailing
 
-    def framing(self, src: _Source, node: t.Shot) -> tuple[str, str | None]:
+    def framing(self, src: Source, node: t.Shot) -> tuple[str, str | None]:
         words = [v.text.lower() for v in node.framing]
         if not words:
             return vocab.DEFAULT_FRAMING, None
@@ -1033,15 +977,29 @@ def _secs(frames: int, fps: Fraction) -> str:
     return f"{float(s):g}s"
 
 
-def resolve_file(path: Path, display: str | None = None) -> tuple[f.Film | None, list[Diagnostic], dict[str, str]]:
-    """Parse and resolve a script. Returns (film or None, diagnostics, source texts by file name)."""
-    display = display or str(path)
-    r = _Resolver(path.resolve().parent)
+_LOADER = Loader()  # parsed files are remembered by content across loads in one process
+
+
+def resolve(loaded: Loaded, root: Path, display: str) -> tuple[f.Film | None, list[Diagnostic]]:
+    """Resolve a loaded script. Returns (film or None, diagnostics of loading and resolving)."""
+    r = _Resolver(root)
+    r.diagnostics.extend(loaded.diagnostics)
     with paused_gc():
-        film = r.resolve(path, display)
+        film = r.resolve(loaded, display)
     diagnostics = r.diagnostics
-    if r.recovered:
+    if loaded.recovered:
         # Statements with syntax errors were set aside: keep only what cannot be their echo.
         diagnostics = [d for d in diagnostics if d.code not in _CASCADING]
         film = None
-    return film, diagnostics, r.sources
+    return film, diagnostics
+
+
+def resolve_file(path: Path, display: str | None = None,
+                 loader: Loader | None = None) -> tuple[f.Film | None, list[Diagnostic], dict[str, str]]:
+    """Load and resolve a script. Returns (film or None, diagnostics, source texts by file name)."""
+    display = display or str(path)
+    # one pause of the collector for both: it would otherwise walk the fresh trees in between
+    with paused_gc():
+        loaded = (loader or _LOADER).load(path, display)
+        film, diagnostics = resolve(loaded, path.resolve().parent, display)
+    return film, diagnostics, loaded.sources

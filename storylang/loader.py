@@ -1,0 +1,123 @@
+"""Reading scripts: files → decoded text → syntax trees, includes expanded in place.
+
+The resolver receives what this module loads and never reads a script itself. Parsed files
+are remembered by their content, so a process that loads the same film again (a rebuild,
+`storyc watch`) parses only the files that changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from storylang.diagnostics import Diagnostic, Span, did_you_mean
+from storylang.syntax import tree as t
+from storylang.syntax.parse import decode_source, parse_text, paused_gc
+
+
+@dataclass(frozen=True)
+class Source:
+    display: str  # the file name shown in messages
+    path: Path  # absolute
+
+
+@dataclass
+class Loaded:
+    """A script and its includes: items in order with the file each came from."""
+
+    items: list[tuple[Source, object]] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)  # every script read, relative to the film root, main first
+    sources: dict[str, str] = field(default_factory=dict)  # display name → text, for messages
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    recovered: bool = False  # some statement had a syntax error and was set aside
+
+
+def missing_file(src: Source, v: t.Value, what: str) -> Diagnostic:
+    """`what "name" not found`, with the closest file name in that folder as the hint."""
+    target = src.path.parent / v.text
+    hint = f"paths are relative to {Path(src.display).name}"
+    if target.parent.is_dir():
+        guess = did_you_mean(target.name, [p.name for p in target.parent.iterdir()])
+        if guess:
+            hint = f'did you mean "{(Path(v.text).parent / guess).as_posix()}"?'
+    return Diagnostic(severity="error", code="missing-file", message=f'{what} "{v.text}" not found', file=src.display,
+                      span=v.span, hint=hint)
+
+
+class Loader:
+    """Loads scripts; one instance remembers every file it parsed, by content and name."""
+
+    def __init__(self) -> None:
+        self._parsed: dict[tuple[str, str], tuple[t.Script | None, list[Diagnostic], str | None]] = {}
+
+    def parse(self, path: Path, display: str) -> tuple[t.Script | None, list[Diagnostic], str | None]:
+        """(tree, diagnostics, normalised text) of one file; parsed once per content."""
+        try:
+            data = path.read_bytes()
+        except OSError as e:
+            reason = e.strerror or str(e)
+            return None, [Diagnostic(severity="error", code="unreadable", message=f"cannot read {display}: {reason}",
+                                     file=display)], None
+        memo = (hashlib.sha256(data).hexdigest(), display)
+        if memo not in self._parsed:
+            text, diags = decode_source(data, display)
+            tree = None
+            if text is not None:
+                with paused_gc():
+                    tree, diags = parse_text(text, display)
+            self._parsed[memo] = (tree, diags, text)
+        tree, diags, text = self._parsed[memo]
+        return tree, list(diags), text
+
+    def load(self, path: Path, display: str | None = None) -> Loaded:
+        """A script and, in place, everything it includes."""
+        display = display or str(path)
+        out = Loaded()
+        root = path.resolve().parent
+        out.items = self._load(path, display, (path.resolve(),), root, out)
+        return out
+
+    def _load(self, path: Path, display: str, stack: tuple[Path, ...], root: Path, out: Loaded):
+        tree, diags, text = self.parse(path, display)
+        out.diagnostics.extend(diags)
+        if text is not None:
+            out.sources[display] = text
+        if tree is None:
+            return []
+        out.recovered = out.recovered or tree.recovered
+        src = Source(display, path.resolve())
+        out.files.append(Path(os.path.relpath(src.path, root)).as_posix())
+        items: list[tuple[Source, object]] = []
+        for item in tree.items:
+            if isinstance(item, t.SettingsLine) and any(s.key == "include" for s in item.settings):
+                rest = tuple(s for s in item.settings if s.key != "include")
+                if rest:
+                    items.append((src, item.model_copy(update={"settings": rest})))
+                for s in item.settings:
+                    if s.key == "include":
+                        items.extend(self._include(src, s, stack, root, out))
+            else:
+                items.append((src, item))
+        return items
+
+    def _include(self, src: Source, s: t.Setting, stack: tuple[Path, ...], root: Path, out: Loaded):
+        def error(span: Span, code: str, message: str, hint: str) -> list:
+            out.diagnostics.append(Diagnostic(severity="error", code=code, message=message, file=src.display,
+                                              span=span, hint=hint))
+            return []
+
+        if len(s.values) != 1 or s.values[0].kind != "string":
+            return error(s.span, "include", "include needs one file name in quotes", 'include "characters.story"')
+        v = s.values[0]
+        target = (src.path.parent / v.text).resolve()
+        display = os.path.normpath(os.path.join(os.path.dirname(src.display), v.text))
+        if target in stack:
+            chain = " → ".join(p.name for p in (*stack, target))
+            return error(v.span, "include-cycle", f"this include makes a cycle: {chain}",
+                         "a file cannot include itself, directly or through other files")
+        if not target.is_file():
+            out.diagnostics.append(missing_file(src, v, "included script"))
+            return []
+        return self._load(target, display, (*stack, target), root, out)
