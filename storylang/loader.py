@@ -47,10 +47,11 @@ def missing_file(src: Source, v: t.Value, what: str) -> Diagnostic:
 
 
 class Loader:
-    """Loads scripts; one instance remembers every file it parsed, by content and name."""
+    """Loads scripts; one instance remembers the latest parse of each file, by name and content."""
 
     def __init__(self) -> None:
-        self._parsed: dict[tuple[str, str], tuple[t.Script | None, list[Diagnostic], str | None]] = {}
+        # display name → (content digest, what parsing it gave): the latest version of each file
+        self._parsed: dict[str, tuple[str, tuple[t.Script | None, list[Diagnostic], str | None]]] = {}
 
     def parse(self, path: Path, display: str) -> tuple[t.Script | None, list[Diagnostic], str | None]:
         """(tree, diagnostics, normalised text) of one file; parsed once per content."""
@@ -60,15 +61,16 @@ class Loader:
             reason = e.strerror or str(e)
             return None, [Diagnostic(severity="error", code="unreadable", message=f"cannot read {display}: {reason}",
                                      file=display)], None
-        memo = (hashlib.sha256(data).hexdigest(), display)
-        if memo not in self._parsed:
+        content = hashlib.sha256(data).hexdigest()
+        known = self._parsed.get(display)
+        if known is None or known[0] != content:
             text, diags = decode_source(data, display)
             tree = None
             if text is not None:
                 with paused_gc():
                     tree, diags = parse_text(text, display)
-            self._parsed[memo] = (tree, diags, text)
-        tree, diags, text = self._parsed[memo]
+            known = self._parsed[display] = (content, (tree, diags, text))
+        tree, diags, text = known[1]
         return tree, list(diags), text
 
     def load(self, path: Path, display: str | None = None) -> Loaded:
