@@ -162,14 +162,8 @@ def build(script: Path, options: BuildOptions, progress: Progress | None = None)
 
 
 def _build(script: Path, options: BuildOptions, progress: Progress, scratch: Path | None) -> BuildReport:
-    film, diags, sources = resolve_file(script, str(script))
-    errors = [d for d in diags if d.severity == "error"]
-    if film is None or errors:
-        raise BuildFailed(diags, sources)
-    if not film.shots:
-        raise BuildFailed([Diagnostic(severity="error", code="no-shots", message="this film has no shots yet",
-                                      file=str(script), hint="add a scene heading and a shot under it")], sources)
-    warnings = [d for d in diags if d.severity == "warning"]
+    """resolve → plan cards and speech → (dry run: report) → draw and speak → time → overlays → edit → assemble."""
+    film, sources, warnings = _resolved(script, options)
     root = script.resolve().parent
     build_dir = build_root(script, create=not options.dry_run)
     cache = Cache(build_dir / "cache")
@@ -179,39 +173,14 @@ def _build(script: Path, options: BuildOptions, progress: Progress, scratch: Pat
     if blocked:
         raise BuildFailed([Diagnostic(severity="error", code="output", file=str(output), message=blocked)], sources)
     ff = find_ffmpeg(options.system_ffmpeg)
-    if options.renderer != "animatic":
-        raise BuildFailed([Diagnostic(severity="error", code="renderer", file=str(script),
-                                      message=f'unknown renderer "{options.renderer}"',
-                                      hint="the built-in renderer is: animatic")], sources)
 
-    # ---- render: one storyboard card per shot (keyframes and source clips are used as they are)
-    shot_sources: dict[str, ShotSource] = {}
-    to_draw: list[tuple[Shot, Path]] = []
-    for shot in film.shots:
-        if shot.source:
-            shot_sources[shot.id] = ShotSource("video", (shot.source.file,), shot.source.start)
-        elif shot.keyframes:
-            shot_sources[shot.id] = ShotSource("keyframes", (shot.keyframes.start, shot.keyframes.end))
-        else:
-            path = cache.path("cards", card_key(film, shot), ".png")
-            shot_sources[shot.id] = ShotSource("still", (_rel(path, root),))
-            if not path.is_file():
-                to_draw.append((shot, path))
+    shot_sources, to_draw = plan_cards(film, cache, root)
     rendered = len(to_draw)
     reused = sum(1 for s in shot_sources.values() if s.kind == "still") - rendered
     cards = title_cards(film, cache, root, shot_sources)
-
-    # ---- speech: one WAV per line, keyed by text, voice and engine
-    nlines = sum(len(shot.lines) for shot in film.shots)
-    speech = None
-    if nlines:
-        engine = speech_mod.engine()
-        voice_errors = speech_mod.voice_errors(film, engine)
-        if voice_errors:
-            raise BuildFailed(voice_errors, sources)
-        speech = speech_mod.FilmSpeech(film, speech_mod.SpeechStage(engine, cache))
+    speech = _plan_speech(film, cache, sources)
     to_speak = speech.missing() if speech else []
-
+    nlines = sum(len(shot.lines) for shot in film.shots)
     if options.dry_run:
         timing = _dry_timing(film, speech, to_speak, options.jobs, sources)
         report = _plan_report(film, timing, options, film_dir, script, rendered, reused, len(to_speak), nlines,
@@ -219,20 +188,85 @@ def _build(script: Path, options: BuildOptions, progress: Progress, scratch: Pat
         report.sources = sources
         return report
 
+    _draw_and_speak(film, to_draw, cards, speech, to_speak, options.jobs, progress, sources)
+    seconds = speech.seconds() if speech else {}
+    spoken = {k: SpokenLine(file=_rel(j.path, root), seconds=seconds[k]) for k, j in (speech.jobs if speech else {}).items()}
+    timing = time_film(film, seconds)
+    if timing.errors:
+        raise BuildFailed(list(timing.errors), sources)
+    shot_sources, labels_drawn = draw_overlays(film, timing, shot_sources, cache, root, not options.burn_subtitles,
+                                               options.jobs)
+
+    timeline, notes = build_timeline(film, shot_sources, spoken, script_digest(film, root), timing)
+    srt, vtt = _write_edit(timeline, film_dir, script.stem)
+    states = _assemble(timeline, root, cache, scratch, output, options, ff, progress)
+    progress.close()
+    return BuildReport(output=output, timeline=film_dir / "timeline.json", subtitles=(srt, vtt),
+                       frames=timeline.frames, fps=timeline.fps, shots=len(film.shots), rendered=rendered,
+                       reused=reused, lines_spoken=len(to_speak), lines_reused=nlines - len(to_speak),
+                       picture=states["picture"], sound=states["sound"], film=states["film"], notes=notes,
+                       labels_drawn=labels_drawn, warnings=warnings, sources=sources)
+
+
+def _resolved(script: Path, options: BuildOptions) -> tuple[Film, dict[str, str], list[Diagnostic]]:
+    """The resolved film, its sources and warnings; BuildFailed for anything that stops a build here."""
+    film, diags, sources = resolve_file(script, str(script))
+    if film is None or any(d.severity == "error" for d in diags):
+        raise BuildFailed(diags, sources)
+    if not film.shots:
+        raise BuildFailed([Diagnostic(severity="error", code="no-shots", message="this film has no shots yet",
+                                      file=str(script), hint="add a scene heading and a shot under it")], sources)
+    if options.renderer != "animatic":
+        raise BuildFailed([Diagnostic(severity="error", code="renderer", file=str(script),
+                                      message=f'unknown renderer "{options.renderer}"',
+                                      hint="the built-in renderer is: animatic")], sources)
+    return film, sources, [d for d in diags if d.severity == "warning"]
+
+
+def plan_cards(film: Film, cache: Cache, root: Path) -> tuple[dict[str, ShotSource], list[tuple[Shot, Path]]]:
+    """Each shot's picture source (its card, keyframes or source clip), and the cards still to draw."""
+    sources: dict[str, ShotSource] = {}
+    to_draw: list[tuple[Shot, Path]] = []
+    for shot in film.shots:
+        if shot.source:
+            sources[shot.id] = ShotSource("video", (shot.source.file,), shot.source.start)
+        elif shot.keyframes:
+            sources[shot.id] = ShotSource("keyframes", (shot.keyframes.start, shot.keyframes.end))
+        else:
+            path = cache.path("cards", card_key(film, shot), ".png")
+            sources[shot.id] = ShotSource("still", (_rel(path, root),))
+            if not path.is_file():
+                to_draw.append((shot, path))
+    return sources, to_draw
+
+
+def _plan_speech(film: Film, cache: Cache, sources) -> speech_mod.FilmSpeech | None:
+    """The film's lines as speech jobs (None for a silent film); BuildFailed for unknown voices."""
+    if not any(shot.lines for shot in film.shots):
+        return None
+    engine = speech_mod.engine()
+    voice_errors = speech_mod.voice_errors(film, engine)
+    if voice_errors:
+        raise BuildFailed(voice_errors, sources)
+    return speech_mod.FilmSpeech(film, speech_mod.SpeechStage(engine, cache))
+
+
+def _draw_and_speak(film, to_draw, cards, speech, to_speak, jobs: int, progress: Progress, sources) -> None:
+    """Draw the cards on worker threads while the voices speak, each line in a process of its own."""
+
     def draw(item):
         shot, path = item
         image = frames_mod.draw_card(film, shot) if shot is not None else cards[path]()
         with atomic.atomic_path(path, suffix=".png") as tmp:
             image.save(tmp, format="PNG", compress_level=1)
 
-    # Cards are drawn on worker threads while the voices speak, each line in a process of its own.
-    to_draw += [(None, path) for path in cards]
-    progress.stage("cards and voices", len(to_draw) + len(to_speak))
-    with ThreadPoolExecutor(max_workers=max(options.jobs, 1)) as pool:
-        drawing = [pool.submit(draw, item) for item in to_draw]
+    items = to_draw + [(None, path) for path in cards]
+    progress.stage("cards and voices", len(items) + len(to_speak))
+    with ThreadPoolExecutor(max_workers=max(jobs, 1)) as pool:
+        drawing = [pool.submit(draw, item) for item in items]
         try:
             try:
-                speech and speech.speak(to_speak, options.jobs, on_done=lambda _job: progress.advance())
+                speech and speech.speak(to_speak, jobs, on_done=lambda _job: progress.advance())
             except StoryError as e:
                 raise BuildFailed(e.diagnostics, sources) from e
             for job in drawing:
@@ -242,31 +276,25 @@ def _build(script: Path, options: BuildOptions, progress: Progress, scratch: Pat
             for job in drawing:
                 job.cancel()
             raise
-    seconds = speech.seconds() if speech else {}
-    spoken = {k: SpokenLine(file=_rel(j.path, root), seconds=seconds[k]) for k, j in (speech.jobs if speech else {}).items()}
-    timing = time_film(film, seconds)
-    if timing.errors:
-        raise BuildFailed(list(timing.errors), sources)
-    shot_sources, labels_drawn = draw_overlays(film, timing, shot_sources, cache, root, not options.burn_subtitles, options.jobs)
 
-    # ---- the edit list
-    timeline, notes = build_timeline(film, shot_sources, spoken, script_digest(film, root), timing)
+
+def _write_edit(timeline, film_dir: Path, stem: str) -> tuple[Path, Path]:
+    """timeline.json and the subtitle sidecars."""
     atomic.write_text(film_dir / "timeline.json", timeline.to_json())
-    srt, vtt = film_dir / f"{script.stem}.srt", film_dir / f"{script.stem}.vtt"
+    srt, vtt = film_dir / f"{stem}.srt", film_dir / f"{stem}.vtt"
     atomic.write_text(srt, to_srt(timeline))
     atomic.write_text(vtt, to_vtt(timeline))
+    return srt, vtt
 
-    # ---- assembly: picture, sound, mux (each skipped when its inputs are unchanged)
-    enc = assemble.Encoding(preset="ultrafast" if options.preview else "medium", crf=28 if options.preview else 20,
-                            scale=Fraction(1, 2) if options.preview else Fraction(1),
-                            burn_subtitles=options.burn_subtitles, workers=max(options.jobs, 1))
-    subs_file = None
-    if options.burn_subtitles and timeline.subtitles:
-        subs_text = to_srt(timeline)
-        subs_file = cache.path("subtitles", digest({"srt": subs_text}), ".srt")
-        if not subs_file.is_file():
-            atomic.write_text(subs_file, subs_text)
-    picture_key = digest({
+
+def _encoding(options: BuildOptions) -> assemble.Encoding:
+    return assemble.Encoding(preset="ultrafast" if options.preview else "medium", crf=28 if options.preview else 20,
+                             scale=Fraction(1, 2) if options.preview else Fraction(1),
+                             burn_subtitles=options.burn_subtitles, workers=max(options.jobs, 1))
+
+
+def _picture_key(timeline, root: Path, enc, ff, subs_file: Path | None) -> str:
+    return digest({
         "stage": assemble.PICTURE_VERSION, "camera": camera_mod.STAGE_VERSION, "ffmpeg": ff.version,
         "encoding": enc.key(), "size": [timeline.width, timeline.height], "fps": [timeline.fps_num, timeline.fps_den],
         "frames": timeline.frames, "fades": [timeline.fade_in, timeline.fade_out],
@@ -274,8 +302,10 @@ def _build(script: Path, options: BuildOptions, progress: Progress, scratch: Pat
         "files": {f: file_digest(root / f) for c in timeline.clips for f in c.files},
         "subtitles": subs_file.name if subs_file else None,
     })
-    picture_file = cache.path("picture", picture_key, ".mp4")
-    sound_key = digest({
+
+
+def _sound_key(timeline, root: Path, enc, ff) -> str:
+    return digest({
         "stage": assemble.SOUND_VERSION, "ffmpeg": ff.version, "bitrate": enc.audio_bitrate,
         "frames": timeline.frames, "fps": [timeline.fps_num, timeline.fps_den],
         "fades": [timeline.fade_in, timeline.fade_out],
@@ -283,8 +313,25 @@ def _build(script: Path, options: BuildOptions, progress: Progress, scratch: Pat
         "music": [m.model_dump(mode="json") for m in timeline.music],
         "files": {f: file_digest(root / f) for f in {s.file for s in timeline.speech} | {m.file for m in timeline.music}},
     })
+
+
+def _assemble(timeline, root: Path, cache: Cache, scratch: Path, output: Path, options: BuildOptions, ff,
+              progress: Progress) -> dict[str, str]:
+    """Picture, sound and mux, each skipped when its inputs are unchanged; then the film at `output`.
+
+    Returns what happened to each: picture encoded/reused, sound mixed/reused, film written/reused.
+    """
+    enc = _encoding(options)
+    subs_file = None
+    if options.burn_subtitles and timeline.subtitles:
+        subs_text = to_srt(timeline)
+        subs_file = cache.path("subtitles", digest({"srt": subs_text}), ".srt")
+        if not subs_file.is_file():
+            atomic.write_text(subs_file, subs_text)
+    picture_key, sound_key = _picture_key(timeline, root, enc, ff, subs_file), _sound_key(timeline, root, enc, ff)
+    picture_file = cache.path("picture", picture_key, ".mp4")
     sound_file = cache.path("sound", sound_key, ".m4a")
-    picture_state = sound_state = "reused"
+    states = {"picture": "reused", "sound": "reused", "film": "reused"}
     # The sound is mixed while the picture encodes: they share nothing.
     with ThreadPoolExecutor(max_workers=1) as pool:
         sound_job = pool.submit(assemble.sound, timeline, root, sound_file, enc, ff) if not sound_file.is_file() else None
@@ -297,29 +344,22 @@ def _build(script: Path, options: BuildOptions, progress: Progress, scratch: Pat
                 if sound_job:
                     sound_job.cancel()
                 raise
-            picture_state = "encoded"
+            states["picture"] = "encoded"
         if sound_job:
             sound_job.result()
-            sound_state = "mixed"
-    provenance = f"storyc {__version__}; script sha256:{timeline.script_digest}"
-    meta = assemble.metadata(timeline, provenance)
-    film_key = digest({"stage": assemble.MUX_VERSION, "picture": picture_key, "sound": sound_key, "meta": meta})
-    film_file = cache.path("films", film_key, ".mp4")
-    film_state = "reused"
+            states["sound"] = "mixed"
+    meta = assemble.metadata(timeline, f"storyc {__version__}; script sha256:{timeline.script_digest}")
+    film_file = cache.path("films", digest({"stage": assemble.MUX_VERSION, "picture": picture_key,
+                                             "sound": sound_key, "meta": meta}), ".mp4")
     if not film_file.is_file():
         assemble.mux(picture_file, sound_file, meta, film_file, ff, scratch)
-        film_state = "written"
+        states["film"] = "written"
     if not (output.is_file() and output.stat().st_size == film_file.stat().st_size
             and file_digest(output) == file_digest(film_file)):
         with atomic.atomic_path(output, suffix=".mp4") as tmp:
             shutil.copyfile(film_file, tmp)
-        film_state = "written"
-    progress.close()
-    return BuildReport(output=output, timeline=film_dir / "timeline.json", subtitles=(srt, vtt),
-                       frames=timeline.frames, fps=timeline.fps, shots=len(film.shots), rendered=rendered,
-                       reused=reused, lines_spoken=len(to_speak), lines_reused=nlines - len(to_speak),
-                       picture=picture_state, sound=sound_state, film=film_state, notes=notes, labels_drawn=labels_drawn, warnings=warnings,
-                       sources=sources)
+        states["film"] = "written"
+    return states
 
 
 def _dry_timing(film, speech, to_speak, jobs: int, sources) -> Timing:
