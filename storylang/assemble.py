@@ -344,6 +344,18 @@ def _secs(x: Fraction) -> float:
 # ---------------------------------------------------------------------------- picture
 
 
+def _segments(t: Timeline) -> list[list[Clip]]:
+    """Runs of still clips joined by cuts (they share one pipe); video clips stand alone."""
+    segments: list[list[Clip]] = []
+    for i, clip in enumerate(t.clips):
+        joined_by_cut = i > 0 and t.clips[i - 1].transition is None
+        if segments and joined_by_cut and clip.source != "video" and segments[-1][-1].source != "video":
+            segments[-1].append(clip)
+        else:
+            segments.append([clip])
+    return segments
+
+
 def picture(t: Timeline, root: Path, scratch: Path, target: Path, enc: Encoding, ff: Ffmpeg,
             subtitles: Path | None = None, on_progress: Callable[[int], None] | None = None) -> None:
     """Encode the film's picture (no sound) into `target`; named pipes live in `scratch`."""
@@ -355,14 +367,7 @@ def picture(t: Timeline, root: Path, scratch: Path, target: Path, enc: Encoding,
     feeders = []
     fifo_dir = Path(tempfile.mkdtemp(prefix="pipes-", dir=scratch))
     try:
-        # segments: runs of still clips joined by cuts share one pipe; video clips stand alone
-        segments: list[list[Clip]] = []
-        for i, clip in enumerate(t.clips):
-            joined_by_cut = i > 0 and t.clips[i - 1].transition is None
-            if (segments and joined_by_cut and clip.source != "video" and segments[-1][-1].source != "video"):
-                segments[-1].append(clip)
-            else:
-                segments.append([clip])
+        segments = _segments(t)
         streams = []
         seg_start, first = {}, 0
         for seg in segments:
