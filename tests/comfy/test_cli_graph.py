@@ -57,3 +57,19 @@ def test_a_graph_is_as_long_as_its_shot_after_speech_lengthens_it(write_story, t
     graph = json.loads((tmp_path / "g" / "shot_1.json").read_text())
     lengths = [n["inputs"]["length"] for n in graph.values() if "length" in n["inputs"]]
     assert lengths and all(frames <= x < frames + 4 for x in lengths)  # Wan renders 4k+1 frames
+
+
+def test_graphs_are_byte_identical_across_processes_with_different_hash_seeds(tmp_path):
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    shutil.copytree(EXAMPLES, tmp_path / "films", ignore=shutil.ignore_patterns("build"))
+    outputs = []
+    for seed in ("1", "2"):
+        out = tmp_path / f"graphs-{seed}"
+        subprocess.run([sys.executable, "-m", "storylang.cli", "graph", str(tmp_path / "films" / "everything.story"),
+                        "-o", str(out)], check=True, capture_output=True, env={**os.environ, "PYTHONHASHSEED": seed})
+        outputs.append({p.name: p.read_bytes() for p in sorted(out.iterdir())})
+    assert len(outputs[0]) == 10 and outputs[0] == outputs[1]
