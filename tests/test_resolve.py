@@ -62,9 +62,9 @@ def test_inserting_a_shot_changes_no_other_shots_seed(write_story, tmp_path):
 
 
 def test_a_shot_seed_overrides_derivation(write_story):
-    film = resolve(write_story, "EXT. A - DAY\n  shot 1 wide 2s\n    seed 7\n")
+    film = resolve(write_story, "EXT. A - DAY\n  shot 1 wide 2s\n    seed 7\n  shot 2 wide 2s\n")
     assert film.shots[0].render.seed == 7
-    assert derive_seed(0, "shot", "1") != 7
+    assert film.shots[1].render.seed == derive_seed(0, "shot", "2") != 7  # the others still derive theirs
 
 
 def test_character_loras_join_the_shots_they_appear_in(write_story):

@@ -33,9 +33,14 @@ def test_no_move_shows_outside_the_image():
         (move(move="shake", amount=2),),
         (move(move="truck", direction="right"), move(move="tilt", direction="up")),
     ]
+    image, frame = (1920, 1080), (1280, 720)
     for m in moves:
         for v in shot_views(m, 60, 24, 16 / 9, seed="7"):
             assert v.zoom >= cover_scale(v, 16 / 9) - 1e-9
+            a, b, c, d, e, f = affine(v, image, frame)
+            for x, y in ((0, 0), (frame[0], 0), (0, frame[1]), frame):  # every corner of the frame...
+                ix, iy = a * x + b * y + c, d * x + e * y + f  # ...lands inside the image
+                assert -1e-6 <= ix <= image[0] + 1e-6 and -1e-6 <= iy <= image[1] + 1e-6, (m, v)
 
 
 def test_a_static_view_maps_the_image_onto_the_frame():
