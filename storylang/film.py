@@ -11,6 +11,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from storylang.diagnostics import Span
+
 
 class Model(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -22,6 +24,10 @@ class Where(Model):
     file: str
     line: int
     column: int = 1
+
+    def span(self, width: int = 1) -> Span:
+        """The span of `width` characters from here, for a diagnostic."""
+        return Span(line=self.line, column=self.column, end_line=self.line, end_column=self.column + width)
 
 
 class Voice(Model):

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from storylang import atomic
 from storylang.cache import Cache, digest
-from storylang.diagnostics import Diagnostic, Span, StoryError, did_you_mean
+from storylang.diagnostics import Diagnostic, StoryError, did_you_mean
 from storylang.film import Film, Voice, Where
 from storylang.timing import line_key
 
@@ -285,7 +285,7 @@ class FilmSpeech:
 
 def line_diagnostic(w: Where, code: str, message: str, hint: str | None = None) -> Diagnostic:
     return Diagnostic(severity="error", code=code, file=w.file, message=message, hint=hint,
-                      span=Span(line=w.line, column=w.column, end_line=w.line, end_column=w.column + 1))
+                      span=w.span())
 
 
 def voice_errors(film: Film, engine: SpeechEngine) -> list[Diagnostic]:

@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass
 from fractions import Fraction
 
-from storylang.diagnostics import Diagnostic, Span
+from storylang.diagnostics import Diagnostic
 from storylang.film import Film, Shot
 
 LEAD_IN = Fraction(1, 4)  # seconds before a shot's first line
@@ -87,6 +87,6 @@ def _overrun(shot: Shot, needed: int, fps: Fraction, severity: str) -> Diagnosti
             "or shorten its lines")
     return Diagnostic(
         severity=severity, code="speech-overrun" if severity == "error" else "speech-too-long", file=w.file,
-        span=Span(line=w.line, column=w.column, end_line=w.line, end_column=w.column + 4),
+        span=w.span(4),
         message=f"the speech of shot {shot.id} takes {float(needed / fps):.2f}s but the shot lasts "
                 f"{float(shot.frames / fps):.2f}s", hint=hint)

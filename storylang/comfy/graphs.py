@@ -20,12 +20,11 @@ from markupsafe import Markup
 from storylang.cache import file_digest
 from storylang.comfy.prompts import Prompt, assemble_prompt
 from storylang.comfy.schema import GraphProblem, ObjectInfo, validate
-from storylang.diagnostics import Diagnostic, Span, did_you_mean
+from storylang.diagnostics import Diagnostic, did_you_mean
 from storylang.film import Film, Shot
 from storylang.resources import templates_dir
 from storylang.timing import Timing
 
-STAGE_VERSION = "graphs-1"
 
 # AnimateDiff v2 motion LoRAs, by camera move.
 MOTION_LORAS = {
@@ -121,7 +120,7 @@ def upload_name(root: Path, rel: str) -> str:
 def _diag(shot: Shot, severity: str, code: str, message: str, hint: str | None = None) -> Diagnostic:
     w = shot.where
     return Diagnostic(severity=severity, code=code, message=message, file=w.file,
-                      span=Span(line=w.line, column=w.column, end_line=w.line, end_column=w.column + 4), hint=hint)
+                      span=w.span(4), hint=hint)
 
 
 def shot_context(film: Film, shot: Shot, root: Path, info: ObjectInfo,
