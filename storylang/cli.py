@@ -35,6 +35,14 @@ def _summary(diagnostics) -> str:
     return ", ".join(parts)
 
 
+def _node_list_options(command):
+    """--comfy URL and --object-info: which ComfyUI node list graphs are validated against."""
+    command = click.option("--object-info", "object_info", default="full", show_default=True,
+                           help="Offline node list: core, full, or a saved /object_info JSON file.")(command)
+    return click.option("--comfy", "comfy", metavar="URL",
+                        help="Validate against this ComfyUI server's /object_info instead.")(command)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="storyc")
 def main() -> None:
@@ -45,9 +53,7 @@ def main() -> None:
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path, dir_okay=False))
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", help="Diagnostics as text or JSON.")
 @click.option("--dump", is_flag=True, help="Print the resolved film as JSON.")
-@click.option("--comfy", "comfy", metavar="URL", help="Validate graphs against this ComfyUI server's /object_info.")
-@click.option("--object-info", "object_info", default="full", show_default=True,
-              help="Offline node list: core, full, or a saved /object_info JSON file.")
+@_node_list_options
 def check(files: tuple[Path, ...], fmt: str, dump: bool, comfy: str | None, object_info: str) -> None:
     """Parse, resolve and validate scripts (and their ComfyUI graphs); report every problem found."""
     from storylang.check import check_film
@@ -209,9 +215,7 @@ def build(script: Path, output, renderer, jobs, burn_subtitles, preview, system_
 @click.option("-o", "--output", type=click.Path(path_type=Path, file_okay=False),
               help="Directory for the graphs (default: build/<film>/graphs).")
 @click.option("--explain", is_flag=True, help="Show how each prompt and graph was assembled.")
-@click.option("--comfy", "comfy", metavar="URL", help="Validate against this ComfyUI server's /object_info.")
-@click.option("--object-info", "object_info", default="full", show_default=True,
-              help="Offline node list: core, full, or a saved /object_info JSON file.")
+@_node_list_options
 def graph(script: Path, shots, output, explain, comfy, object_info) -> None:
     """Write each shot's ComfyUI workflow (API format), validated as the server would."""
     import json
@@ -269,9 +273,7 @@ def template() -> None:
 @click.argument("workflow", type=click.Path(path_type=Path, dir_okay=False, exists=True))
 @click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False),
               help="Where to write the API-format graph (default: templates/graphs/<name>.json).")
-@click.option("--comfy", "comfy", metavar="URL", help="Use this ComfyUI server's /object_info.")
-@click.option("--object-info", "object_info", default="full", show_default=True,
-              help="Offline node list: core, full, or a saved /object_info JSON file.")
+@_node_list_options
 def template_import(workflow: Path, output, comfy, object_info) -> None:
     """Convert a workflow saved from ComfyUI's editor into API format, and validate it."""
     import json
