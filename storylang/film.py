@@ -196,3 +196,8 @@ class Film(Model):
             if c.name == name:
                 return c
         raise KeyError(name)
+
+
+def line_key(shot: Shot, index: int) -> str:
+    """A spoken line's identity within the film: its shot and its place in the shot."""
+    return f"{shot.id}:{index}"

@@ -26,8 +26,7 @@ from pathlib import Path
 from storylang import atomic
 from storylang.cache import Cache, digest
 from storylang.diagnostics import Diagnostic, StoryError, did_you_mean
-from storylang.film import Film, Voice, Where
-from storylang.timing import line_key
+from storylang.film import Film, Voice, Where, line_key
 
 # speech-1 WAVs were spoken by one shared engine and could carry another line's rate.
 STAGE_VERSION = "speech-2"

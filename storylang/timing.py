@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 from storylang.diagnostics import Diagnostic
-from storylang.film import Film, Shot
+from storylang.film import Film, Shot, line_key
 
 LEAD_IN = Fraction(1, 4)  # seconds before a shot's first line
 GAP = Fraction(1, 4)  # seconds between lines
@@ -36,10 +36,6 @@ class Timing:
     notes: tuple[str, ...]
     errors: tuple[Diagnostic, ...]  # speech that does not fit under `overrun error`
     warnings: tuple[Diagnostic, ...]  # shots lengthened for their speech
-
-
-def line_key(shot: Shot, index: int) -> str:
-    return f"{shot.id}:{index}"
 
 
 def frames_ceil(seconds: Fraction, fps: Fraction) -> int:
