@@ -36,3 +36,18 @@ def test_check_dry_run_and_build_report_the_same_length(write_story):
     result = CliRunner().invoke(main, ["check", str(path)])
     seconds = built.frames / 12
     assert f"{seconds:.1f}s at 384x216" in result.output
+
+
+def test_check_and_dry_run_report_the_same_length_for_every_example(tmp_path):
+    import shutil
+    from pathlib import Path
+
+    examples = Path(__file__).resolve().parent.parent / "examples"
+    shutil.copytree(examples, tmp_path / "films", ignore=shutil.ignore_patterns("build"))
+    for path in sorted((tmp_path / "films").glob("*.story")):
+        if path.stem == "bible":  # an included file, not a film
+            continue
+        checked = check_film(path, graphs=False)
+        assert checked.film is not None, checked.diagnostics
+        planned = build(path, BuildOptions(dry_run=True))
+        assert checked.timing.frames == planned.frames, path.name
