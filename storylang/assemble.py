@@ -31,6 +31,7 @@ from PIL import Image, ImageOps
 
 from storylang import atomic
 from storylang.animatic import camera
+from storylang.diagnostics import OneLineError
 from storylang.timeline import Clip, Timeline
 from storylang.toolchain import Ffmpeg
 
@@ -58,7 +59,7 @@ _Y_LUT = [round(16 + v * 219 / 255) for v in range(256)]
 _C_LUT = [round(128 + (v - 128) * 224 / 255) for v in range(256)]
 
 
-class AssemblyError(Exception):
+class AssemblyError(OneLineError):
     pass
 
 

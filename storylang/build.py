@@ -30,13 +30,11 @@ from storylang.timing import Timing, time_film
 from storylang.toolchain import find_ffmpeg
 
 
-class BuildFailed(Exception):
+class BuildFailed(StoryError):
     """A build stopped; `diagnostics` and `sources` explain it in the writer's terms."""
 
     def __init__(self, diagnostics: list[Diagnostic], sources: dict[str, str]):
-        self.diagnostics = diagnostics
-        self.sources = sources
-        super().__init__("; ".join(d.message for d in diagnostics))
+        super().__init__(diagnostics, sources)
 
 
 @dataclass

@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from storylang import atomic
+from storylang.diagnostics import OneLineError
 
 _PART = re.compile(r"^\..*\.pid(\d+)\..*\.part$")
 _SCRATCH = re.compile(r"^(\d+)-")
@@ -94,7 +95,7 @@ def scratch(root: Path):
         shutil.rmtree(path, ignore_errors=True)
 
 
-class Busy(Exception):
+class Busy(OneLineError):
     """Another build of the same film holds its lock."""
 
 

@@ -159,12 +159,10 @@ def build(script: Path, output, renderer, jobs, burn_subtitles, preview, system_
 
     from rich.console import Console
 
-    from storylang.assemble import AssemblyError
-    from storylang.build import BuildFailed, BuildOptions
+    from storylang.build import BuildOptions
     from storylang.build import build as run_build
+    from storylang.diagnostics import StoryError
     from storylang.progress import Progress, RichProgress
-    from storylang.speech import SpeechError
-    from storylang.toolchain import ToolMissing
 
     console = Console(stderr=True)
     options = BuildOptions(output=output, renderer=renderer, jobs=jobs or max(os.cpu_count() or 1, 1),
@@ -174,14 +172,23 @@ def build(script: Path, output, renderer, jobs, burn_subtitles, preview, system_
     t0 = time.perf_counter()
     try:
         report = run_build(script, options, progress)
-    except BuildFailed as e:
+    except StoryError as e:  # the one root of what a writer can see
         progress.close()
-        _print_diagnostics(e.diagnostics, e.sources)
-        click.echo(f"storyc: build failed: {_summary(e.diagnostics)}", err=True)
+        if e.diagnostics:
+            _print_diagnostics(e.diagnostics, e.sources)
+            click.echo(f"storyc: build failed: {_summary(e.diagnostics)}", err=True)
+        else:
+            click.echo(f"storyc: build failed: {e}", err=True)
         sys.exit(1)
-    except (AssemblyError, SpeechError, ToolMissing) as e:
+    except OSError as e:  # the disk, not the script: name the file and the fix
         progress.close()
-        click.echo(f"storyc: build failed: {e}", err=True)
+        import errno
+
+        fix = {errno.ENOSPC: "free some space (storyc clean --all removes old builds)",
+               errno.EACCES: "check the permissions of that folder", errno.EROFS: "build somewhere writable"}
+        where = f" {e.filename}:" if e.filename else ""
+        click.echo(f"storyc: build failed:{where} {e.strerror or e}; {fix.get(e.errno, 'nothing half-written was kept')}",
+                   err=True)
         sys.exit(1)
     except KeyboardInterrupt:
         progress.close()

@@ -39,11 +39,25 @@ class Diagnostic(BaseModel):
 
 
 class StoryError(Exception):
-    """Raised by a stage that cannot go on; carries the diagnostics that explain why."""
+    """The one root of every error a writer can see, raised by any stage that cannot go on.
 
-    def __init__(self, diagnostics: Sequence[Diagnostic]):
+    It carries diagnostics (with the file, line and column they are about, and the source
+    texts to show them in), or, for trouble that is not in a script (a missing program, a
+    failed encoder, a busy build), one line that names the thing and the fix.
+    """
+
+    def __init__(self, diagnostics: Sequence[Diagnostic] = (), sources: dict[str, str] | None = None,
+                 message: str | None = None):
         self.diagnostics = list(diagnostics)
-        super().__init__("; ".join(d.message for d in self.diagnostics))
+        self.sources = dict(sources or {})
+        super().__init__(message or "; ".join(d.message for d in self.diagnostics))
+
+
+class OneLineError(StoryError):
+    """A StoryError that is one line of text, not about a place in a script."""
+
+    def __init__(self, message: str):
+        super().__init__(message=message)
 
 
 def did_you_mean(word: str, choices: Iterable[str], cutoff: float = 0.6) -> str | None:

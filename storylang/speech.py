@@ -25,7 +25,7 @@ from pathlib import Path
 
 from storylang import atomic
 from storylang.cache import Cache, digest
-from storylang.diagnostics import Diagnostic, StoryError, did_you_mean
+from storylang.diagnostics import Diagnostic, OneLineError, StoryError, did_you_mean
 from storylang.film import Film, Voice, Where, line_key
 
 # speech-1 WAVs were spoken by one shared engine and could carry another line's rate.
@@ -33,7 +33,7 @@ STAGE_VERSION = "speech-2"
 WORKER_TIMEOUT = 120  # seconds for one line; espeak-ng speaks a 5-minute text in under 2 s
 
 
-class SpeechError(Exception):
+class SpeechError(OneLineError):
     pass
 
 

@@ -13,8 +13,10 @@ import subprocess
 from dataclasses import dataclass
 from functools import lru_cache
 
+from storylang.diagnostics import OneLineError
 
-class ToolMissing(Exception):
+
+class ToolMissing(OneLineError):
     """A required program is not available; the message says how to get it."""
 
 

@@ -12,12 +12,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from storylang.comfy.schema import ObjectInfo, combo_options
+from storylang.diagnostics import OneLineError
 
 EDITOR_ONLY = {"Note", "MarkdownNote", "Reroute", "PrimitiveNode", "PrimitiveString", "PrimitiveInt"}
 MUTED, BYPASSED = 2, 4
 
 
-class ImportProblem(Exception):
+class ImportProblem(OneLineError):
     pass
 
 
