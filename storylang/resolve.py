@@ -29,7 +29,7 @@ CASCADE_KEYS = {
     "controlnet", "lighting", "mood", "camera", "setting", "note",
 }
 # settings that add up rather than replace: given twice, both count
-REPEATABLE_KEYS = {"lora", "at", "narrate", "include", "note", "camera"}
+REPEATABLE_KEYS = {"lora", "at", "narrate", "include", "note", "camera", "action"}
 FILM_KEYS = CASCADE_KEYS | {"title", "author", "format", "include", "music", "end"}
 CARD_SECONDS = Fraction(3)  # how long the title and end cards last unless the script says
 SCENE_KEYS = CASCADE_KEYS | {"music"}
@@ -327,137 +327,172 @@ class _Resolver:
         return False
 
     def apply_one(self, src, s: t.Setting, d: _Defaults, film, shot, scene) -> None:
+        """Apply one setting to the film, scene or shot being built (`d`: its defaults)."""
+        setter = SETTERS.get(s.key)
+        if setter is not None:
+            setter(self, src, s, d, film, shot, scene)
+
+    def _set_card(self, src: Source, s: t.Setting, d: _Defaults, film, shot, scene) -> None:
+        self.card(src, s, film)
+
+    def _set_author(self, src: Source, s: t.Setting, d: _Defaults, film, shot, scene) -> None:
+        if (x := self.text(src, s, 'author "Ada Lovelace"')) is not None:
+            film["author"] = x
+
+    def _set_text(self, src: Source, s: t.Setting, d: _Defaults, film, shot, scene) -> None:
         key = s.key
         r = d.render
-        if key == "note":
-            return
-        if key in ("title", "end"):
-            self.card(src, s, film)
-        elif key == "author":
-            if (x := self.text(src, s, 'author "Ada Lovelace"')) is not None:
-                film["author"] = x
-        elif key == "format":
-            pass  # read before everything else (durations depend on the frame rate)
-        elif key in ("style", "negative", "setting", "lighting", "mood"):
-            if (x := self.text(src, s, f'{key} "..."')) is not None:
-                if key in ("style", "negative"):
-                    r[key] = x
-                else:
-                    setattr(d, key, x)
-        elif key in ("model", "vae"):
-            if (x := self.text(src, s, f'{key} "file.safetensors"')) is not None:
+        if (x := self.text(src, s, f'{key} "..."')) is not None:
+            if key in ("style", "negative"):
                 r[key] = x
-        elif key in ("sampler", "scheduler", "template"):
-            example = {"sampler": "sampler dpmpp_2m", "scheduler": "scheduler karras", "template": "template hires"}[key]
-            if (x := self.word(src, s, example)) is not None:
-                r[key] = x
-        elif key == "steps":
-            if (x := self.one_number(src, s, 1, 10000, True, "steps 28")) is not None:
-                r["steps"] = x
-        elif key == "cfg":
-            if (x := self.one_number(src, s, 0, 100, False, "cfg 5.5")) is not None:
-                r["cfg"] = x
-        elif key == "denoise":
-            if (x := self.one_number(src, s, 0, 1, False, "denoise 0.6")) is not None:
-                r["denoise"] = x
-        elif key == "clip skip":
-            if (x := self.one_number(src, s, 1, 24, True, "clip skip 2")) is not None:
-                r["clip_skip"] = x
-        elif key == "seed":
-            if (x := self.one_number(src, s, 0, 2**63 - 1, True, "seed 1234")) is not None:
-                if shot is not None:
-                    d.seed_fixed = x
-                else:
-                    d.seed_base = x
-        elif key == "narrator":
-            if (v := self.voice(src, s, 'narrator "en-us" rate 160')) is not None:
-                d.narrator = v
-        elif key == "duration":
-            if self.need(src, s, 1, "duration 4s"):
-                self.extra(src, s.values[1:], "duration 4s")
-                if (x := self.duration(src, s.values[0], "a shot's duration")) is not None:
-                    d.duration = x
-        elif key == "overrun":
-            if (x := self.word(src, s, "overrun extend")) is not None:
-                if x not in ("extend", "error"):
-                    self.error(src, s.values[0].span, "bad-value", f'overrun is "extend" or "error", not "{x}"',
-                               "extend: a shot grows to fit its speech; error: the build stops")
-                else:
-                    d.overrun = x
-        elif key == "lora":
-            if (x := self.lora(src, s)) is not None:
-                d.loras.append(x)
-        elif key == "upscale":
-            example = 'upscale "4x-UltraSharp.pth" 2x'
-            if (x := self.model_file(src, s, example)) is not None:
-                r["upscale_model"] = x
-                for extra in s.values[1:2]:
-                    if extra.kind == "amount" and extra.text.endswith("x") and 1 <= float(extra.text[:-1]) <= 8:
-                        r["upscale_factor"] = float(extra.text[:-1])
-                    else:
-                        self.error(src, extra.span, "bad-value", f'upscale factor is written 1.5x … 8x, not "{extra.raw}"')
-        elif key == "motion":
-            if (x := self.text(src, s, 'motion "mm_sd_v15_v2.ckpt"')) is not None:
-                r["motion_model"] = x
-        elif key == "controlnet":
-            example = 'controlnet "control_v11p_sd15_canny.pth" canny'
-            if (x := self.model_file(src, s, example)) is not None:
-                r["controlnet"] = x
-                for extra in s.values[1:2]:
-                    if extra.text not in ("depth", "pose", "lineart", "canny"):
-                        self.error(src, extra.span, "bad-value",
-                                   f'controlnet kind is depth, pose, lineart or canny, not "{extra.text}"')
-                    else:
-                        r["controlnet_kind"] = extra.text
-        elif key == "camera":
-            moves = self.camera(src, s)
-            if moves is not None:
-                if shot is not None:
-                    shot.setdefault("camera", []).extend(moves)
-                else:
-                    d.camera = tuple(moves)
-        elif key == "music":
-            self.music(src, s, scene if scene is not None else film)
-        elif key == "action":
-            if (x := self.text(src, s, 'action "the beam sweeps across the waves"')) is not None:
-                shot["action"] = (shot.get("action", "") + " " + x).strip()
-        elif key == "narrate":
-            if (x := self.text(src, s, 'narrate "Every night, Mara climbed the stairs."')) is not None:
-                if x:
-                    shot.setdefault("lines", []).append(("narration", None, None, x, s.span))
-                else:
-                    self.error(src, s.values[0].span, "empty-line", "narration is empty")
-        elif key == "at":
-            example = 'at 2s "the door opens"'
-            if self.need(src, s, 2, example):
-                frame = self.duration(src, s.values[0], '"at"', allow_zero=True)
-                v = s.values[1]
-                if v.kind != "string":
-                    self.error(src, v.span, "expected-text", "what happens at that time goes in quotes", example)
-                elif frame is not None:
-                    shot.setdefault("schedule", []).append((frame, _clean(v.text), s.span))
-                self.extra(src, s.values[2:], example)
-        elif key == "keyframes":
-            example = 'keyframes "start.png" to "end.png"'
-            vals = [v for v in s.values if not (v.kind == "word" and v.text == "to")]
-            if len(vals) != 2:
-                self.error(src, s.span, "keyframes", "keyframes needs a start image and an end image", example)
             else:
-                a = self.file_value(src, vals[0], "keyframe image", "image")
-                b = self.file_value(src, vals[1], "keyframe image", "image")
-                if a and b:
-                    shot["keyframes"] = f.Keyframes(start=a, end=b)
-        elif key == "source":
-            example = 'source "footage/take3.mp4" from 2s to 5s'
-            if self.need(src, s, 1, example):
-                path = self.file_value(src, s.values[0], "source clip", "video")
-                opts = self.options(src, s.values[1:], {"from": "duration", "to": "duration"}, example)
-                if path:
-                    start, end = opts.get("from", 0), opts.get("to")
-                    if end is not None and end <= start:
-                        self.error(src, s.span, "bad-range", "the clip's end comes before its start", example)
-                    else:
-                        shot["source"] = f.SourceClip(file=path, start=start, end=end)
+                setattr(d, key, x)
+
+    def _set_model(self, src: Source, s: t.Setting, d: _Defaults, film, shot, scene) -> None:
+        key = s.key
+        r = d.render
+        if (x := self.text(src, s, f'{key} "file.safetensors"')) is not None:
+            r[key] = x
+
+    def _set_word(self, src: Source, s: t.Setting, d: _Defaults, film, shot, scene) -> None:
+        key = s.key
+        r = d.render
+        example = {"sampler": "sampler dpmpp_2m", "scheduler": "scheduler karras", "template": "template hires"}[key]
+        if (x := self.word(src, s, example)) is not None:
+            r[key] = x
+
+    def _set_steps(self, src: Source, s: t.Setting, d: _Defaults, film, shot, scene) -> None:
+        r = d.render
+        if (x := self.one_number(src, s, 1, 10000, True, "steps 28")) is not None:
+            r["steps"] = x
+
+    def _set_cfg(self, src: Source, s: t.Setting, d: _Defaults, film, shot, scene) -> None:
+        r = d.render
+        if (x := self.one_number(src, s, 0, 100, False, "cfg 5.5")) is not None:
+            r["cfg"] = x
+
+    def _set_denoise(self, src: Source, s: t.Setting, d: _Defaults, film, shot, scene) -> None:
+        r = d.render
+        if (x := self.one_number(src, s, 0, 1, False, "denoise 0.6")) is not None:
+            r["denoise"] = x
+
+    def _set_clip_skip(self, src: Source, s: t.Setting, d: _Defaults, film, shot, scene) -> None:
+        r = d.render
+        if (x := self.one_number(src, s, 1, 24, True, "clip skip 2")) is not None:
+            r["clip_skip"] = x
+
+    def _set_seed(self, src: Source, s: t.Setting, d: _Defaults, film, shot, scene) -> None:
+        if (x := self.one_number(src, s, 0, 2**63 - 1, True, "seed 1234")) is not None:
+            if shot is not None:
+                d.seed_fixed = x
+            else:
+                d.seed_base = x
+
+    def _set_narrator(self, src: Source, s: t.Setting, d: _Defaults, film, shot, scene) -> None:
+        if (v := self.voice(src, s, 'narrator "en-us" rate 160')) is not None:
+            d.narrator = v
+
+    def _set_duration(self, src: Source, s: t.Setting, d: _Defaults, film, shot, scene) -> None:
+        if self.need(src, s, 1, "duration 4s"):
+            self.extra(src, s.values[1:], "duration 4s")
+            if (x := self.duration(src, s.values[0], "a shot's duration")) is not None:
+                d.duration = x
+
+    def _set_overrun(self, src: Source, s: t.Setting, d: _Defaults, film, shot, scene) -> None:
+        if (x := self.word(src, s, "overrun extend")) is not None:
+            if x not in ("extend", "error"):
+                self.error(src, s.values[0].span, "bad-value", f'overrun is "extend" or "error", not "{x}"',
+                           "extend: a shot grows to fit its speech; error: the build stops")
+            else:
+                d.overrun = x
+
+    def _set_lora(self, src: Source, s: t.Setting, d: _Defaults, film, shot, scene) -> None:
+        if (x := self.lora(src, s)) is not None:
+            d.loras.append(x)
+
+    def _set_upscale(self, src: Source, s: t.Setting, d: _Defaults, film, shot, scene) -> None:
+        r = d.render
+        example = 'upscale "4x-UltraSharp.pth" 2x'
+        if (x := self.model_file(src, s, example)) is not None:
+            r["upscale_model"] = x
+            for extra in s.values[1:2]:
+                if extra.kind == "amount" and extra.text.endswith("x") and 1 <= float(extra.text[:-1]) <= 8:
+                    r["upscale_factor"] = float(extra.text[:-1])
+                else:
+                    self.error(src, extra.span, "bad-value", f'upscale factor is written 1.5x … 8x, not "{extra.raw}"')
+
+    def _set_motion(self, src: Source, s: t.Setting, d: _Defaults, film, shot, scene) -> None:
+        r = d.render
+        if (x := self.text(src, s, 'motion "mm_sd_v15_v2.ckpt"')) is not None:
+            r["motion_model"] = x
+
+    def _set_controlnet(self, src: Source, s: t.Setting, d: _Defaults, film, shot, scene) -> None:
+        r = d.render
+        example = 'controlnet "control_v11p_sd15_canny.pth" canny'
+        if (x := self.model_file(src, s, example)) is not None:
+            r["controlnet"] = x
+            for extra in s.values[1:2]:
+                if extra.text not in ("depth", "pose", "lineart", "canny"):
+                    self.error(src, extra.span, "bad-value",
+                               f'controlnet kind is depth, pose, lineart or canny, not "{extra.text}"')
+                else:
+                    r["controlnet_kind"] = extra.text
+
+    def _set_camera(self, src: Source, s: t.Setting, d: _Defaults, film, shot, scene) -> None:
+        moves = self.camera(src, s)
+        if moves is not None:
+            if shot is not None:
+                shot.setdefault("camera", []).extend(moves)
+            else:
+                d.camera = tuple(moves)
+
+    def _set_music(self, src: Source, s: t.Setting, d: _Defaults, film, shot, scene) -> None:
+        self.music(src, s, scene if scene is not None else film)
+
+    def _set_action(self, src: Source, s: t.Setting, d: _Defaults, film, shot, scene) -> None:
+        if (x := self.text(src, s, 'action "the beam sweeps across the waves"')) is not None:
+            shot["action"] = (shot.get("action", "") + " " + x).strip()
+
+    def _set_narrate(self, src: Source, s: t.Setting, d: _Defaults, film, shot, scene) -> None:
+        if (x := self.text(src, s, 'narrate "Every night, Mara climbed the stairs."')) is not None:
+            if x:
+                shot.setdefault("lines", []).append(("narration", None, None, x, s.span))
+            else:
+                self.error(src, s.values[0].span, "empty-line", "narration is empty")
+
+    def _set_at(self, src: Source, s: t.Setting, d: _Defaults, film, shot, scene) -> None:
+        example = 'at 2s "the door opens"'
+        if self.need(src, s, 2, example):
+            frame = self.duration(src, s.values[0], '"at"', allow_zero=True)
+            v = s.values[1]
+            if v.kind != "string":
+                self.error(src, v.span, "expected-text", "what happens at that time goes in quotes", example)
+            elif frame is not None:
+                shot.setdefault("schedule", []).append((frame, _clean(v.text), s.span))
+            self.extra(src, s.values[2:], example)
+
+    def _set_keyframes(self, src: Source, s: t.Setting, d: _Defaults, film, shot, scene) -> None:
+        example = 'keyframes "start.png" to "end.png"'
+        vals = [v for v in s.values if not (v.kind == "word" and v.text == "to")]
+        if len(vals) != 2:
+            self.error(src, s.span, "keyframes", "keyframes needs a start image and an end image", example)
+        else:
+            a = self.file_value(src, vals[0], "keyframe image", "image")
+            b = self.file_value(src, vals[1], "keyframe image", "image")
+            if a and b:
+                shot["keyframes"] = f.Keyframes(start=a, end=b)
+
+    def _set_source(self, src: Source, s: t.Setting, d: _Defaults, film, shot, scene) -> None:
+        example = 'source "footage/take3.mp4" from 2s to 5s'
+        if self.need(src, s, 1, example):
+            path = self.file_value(src, s.values[0], "source clip", "video")
+            opts = self.options(src, s.values[1:], {"from": "duration", "to": "duration"}, example)
+            if path:
+                start, end = opts.get("from", 0), opts.get("to")
+                if end is not None and end <= start:
+                    self.error(src, s.span, "bad-range", "the clip's end comes before its start", example)
+                else:
+                    shot["source"] = f.SourceClip(file=path, start=start, end=end)
 
     def music(self, src, s: t.Setting, target: dict) -> None:
         example = 'music "music/storm.ogg" volume -12dB fade in 2s fade out 3s duck -10dB'
@@ -975,6 +1010,43 @@ def _num(x: float) -> str:
 def _secs(frames: int, fps: Fraction) -> str:
     s = Fraction(frames) / fps
     return f"{float(s):g}s"
+
+
+# one setter per setting; `note` and `format` (read before everything else) set nothing here
+SETTERS = {
+    "title": _Resolver._set_card,
+    "end": _Resolver._set_card,
+    "author": _Resolver._set_author,
+    "style": _Resolver._set_text,
+    "negative": _Resolver._set_text,
+    "setting": _Resolver._set_text,
+    "lighting": _Resolver._set_text,
+    "mood": _Resolver._set_text,
+    "model": _Resolver._set_model,
+    "vae": _Resolver._set_model,
+    "sampler": _Resolver._set_word,
+    "scheduler": _Resolver._set_word,
+    "template": _Resolver._set_word,
+    "steps": _Resolver._set_steps,
+    "cfg": _Resolver._set_cfg,
+    "denoise": _Resolver._set_denoise,
+    "clip skip": _Resolver._set_clip_skip,
+    "seed": _Resolver._set_seed,
+    "narrator": _Resolver._set_narrator,
+    "duration": _Resolver._set_duration,
+    "overrun": _Resolver._set_overrun,
+    "lora": _Resolver._set_lora,
+    "upscale": _Resolver._set_upscale,
+    "motion": _Resolver._set_motion,
+    "controlnet": _Resolver._set_controlnet,
+    "camera": _Resolver._set_camera,
+    "music": _Resolver._set_music,
+    "action": _Resolver._set_action,
+    "narrate": _Resolver._set_narrate,
+    "at": _Resolver._set_at,
+    "keyframes": _Resolver._set_keyframes,
+    "source": _Resolver._set_source,
+}
 
 
 _LOADER = Loader()  # parsed files are remembered by content across loads in one process

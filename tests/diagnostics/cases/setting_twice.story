@@ -6,7 +6,7 @@ character MARA
   look "b"
 EXT. A - DAY
   shot 1 close on MARA 2s
-    action "x"
-    action "y"
+    steps 10
+    steps 20
     lora "a.safetensors"
     lora "b.safetensors"
