@@ -689,27 +689,13 @@ class _Resolver:
         items = loaded.items
         if not items:
             return None if has_errors(self.diagnostics) else self._empty(display)
-        main_src = items[0][0] if items else None
         width, height = self.film_format(items)
         film: dict = {}
         base = _Defaults()
         for src, item in items:
             if isinstance(item, t.SettingsLine):
                 self.apply(src, item, base, FILM_KEYS, "the film", film=film)
-        # characters
-        characters: dict[str, f.Character] = {}
-        char_src: dict[str, tuple[Source, t.Character]] = {}
-        for src, item in items:
-            if isinstance(item, t.Character):
-                if item.name in characters:
-                    prev = char_src[item.name][1]
-                    self.error(src, item.name_span, "duplicate-character", f"character {item.name} is declared twice",
-                               f"the first is at {char_src[item.name][0].display}:{prev.span.line}")
-                    continue
-                c = self.character(src, item, base)
-                if c:
-                    characters[item.name] = c
-                    char_src[item.name] = (src, item)
+        characters, char_src = self._characters(items, base)
         self.characters = characters
         used: set[str] = set()
         scenes: list[f.Scene] = []
@@ -758,22 +744,66 @@ class _Resolver:
                         shots.append(None)
                         shot_sources.append((src, part))
                         continue
-                    if part.number:
-                        if part.number in numbers:
-                            psrc, prev = numbers[part.number]
-                            self.error(src, part.number_span, "duplicate-shot", f"shot {part.number} is numbered twice",
-                                       f"the first is at {psrc.display}:{prev.span.line}; an inserted shot takes a letter: {part.number}A")
-                        numbers[part.number] = (src, part)
-                    if part.name is not None and not part.number and shot.id in ids:
-                        self.error(src, part.name.span, "duplicate-shot", f'two shots are named "{shot.id}"',
-                                   "give one a number or another name")
-                    if shot.id in ids:
-                        ids[shot.id] += 1
-                        shot = shot.model_copy(update={"id": f"{shot.id}-{ids[shot.id]}"})
-                    else:
-                        ids[shot.id] = 1
-                    shots.append(shot)
+                    shots.append(self._unique_shot(src, part, shot, numbers, ids))
                     shot_sources.append((src, part))
+        film_fade_in, film_fade_out = self._place_transitions(transitions, shots)
+        self._check_transition_lengths(shots, shot_sources, film_fade_in, film_fade_out)
+        self._warn_unused(char_src, used, items[0][0])
+        if has_errors(self.diagnostics):
+            return None
+        return f.Film(
+            title=film.get("title", Path(display).stem.replace("_", " ").title()),
+            author=film.get("author", ""),
+            title_frames=film.get("title_frames", 0), end=film.get("end", ""), end_frames=film.get("end_frames", 0),
+            width=width, height=height, fps_num=self.fps.numerator, fps_den=self.fps.denominator,
+            narrator=base.narrator, fade_in=film_fade_in, fade_out=film_fade_out,
+            characters=tuple(characters.values()), scenes=tuple(scenes), shots=tuple(shots),
+            script=self.files[0] if self.files else display, files=tuple(self.files),
+        )
+
+    def _characters(self, items, base: _Defaults):
+        """The declared characters by name, and where each was declared."""
+        characters: dict[str, f.Character] = {}
+        char_src: dict[str, tuple[Source, t.Character]] = {}
+        for src, item in items:
+            if isinstance(item, t.Character):
+                if item.name in characters:
+                    prev = char_src[item.name][1]
+                    self.error(src, item.name_span, "duplicate-character", f"character {item.name} is declared twice",
+                               f"the first is at {char_src[item.name][0].display}:{prev.span.line}")
+                    continue
+                c = self.character(src, item, base)
+                if c:
+                    characters[item.name] = c
+                    char_src[item.name] = (src, item)
+        return characters, char_src
+
+    def _warn_unused(self, char_src: dict, used: set[str], main_src: Source) -> None:
+        """A character of the main script who never appears is a warning (an included bible's are not)."""
+        for name, (src, node) in char_src.items():
+            if name not in used and src is main_src:
+                self.warn(src, node.name_span, "unused-character", f"character {name} never appears",
+                          f"put them in a shot (shot close on {name}) or remove them")
+
+    def _unique_shot(self, src: Source, part: t.Shot, shot: f.Shot, numbers: dict, ids: dict) -> f.Shot:
+        """The shot, checked for a number or name used twice; a repeated id gets a suffix."""
+        if part.number:
+            if part.number in numbers:
+                psrc, prev = numbers[part.number]
+                self.error(src, part.number_span, "duplicate-shot", f"shot {part.number} is numbered twice",
+                           f"the first is at {psrc.display}:{prev.span.line}; an inserted shot takes a letter: {part.number}A")
+            numbers[part.number] = (src, part)
+        if part.name is not None and not part.number and shot.id in ids:
+            self.error(src, part.name.span, "duplicate-shot", f'two shots are named "{shot.id}"',
+                       "give one a number or another name")
+        if shot.id in ids:
+            ids[shot.id] += 1
+            return shot.model_copy(update={"id": f"{shot.id}-{ids[shot.id]}"})
+        ids[shot.id] = 1
+        return shot
+
+    def _place_transitions(self, transitions, shots: list) -> tuple[int, int]:
+        """Attach each transition to the shot before it; returns the film's fade in and fade out."""
         film_fade_in = film_fade_out = 0
         for src, node, tr, before in transitions:
             if tr.kind == "cut":
@@ -800,7 +830,10 @@ class _Resolver:
                            "keep one of them")
                 continue
             shots[before - 1] = prev.model_copy(update={"transition": tr})
-        # transitions must fit inside the shots they join
+        return film_fade_in, film_fade_out
+
+    def _check_transition_lengths(self, shots: list, shot_sources: list, film_fade_in: int, film_fade_out: int):
+        """Transitions must fit inside the shots they join."""
         for i, shot in enumerate(shots):
             if shot is None:
                 continue
@@ -815,21 +848,6 @@ class _Resolver:
                 self.error(src, node.span, "transition-too-long",
                            f"shot {shot.id} lasts {_secs(shot.frames, self.fps)} but its transitions take {_secs(into + out, self.fps)}",
                            "lengthen the shot or shorten its transitions")
-        for name, (src, node) in char_src.items():
-            if name not in used and src is main_src:
-                self.warn(src, node.name_span, "unused-character", f"character {name} never appears",
-                          f"put them in a shot (shot close on {name}) or remove them")
-        if has_errors(self.diagnostics):
-            return None
-        return f.Film(
-            title=film.get("title", Path(display).stem.replace("_", " ").title()),
-            author=film.get("author", ""),
-            title_frames=film.get("title_frames", 0), end=film.get("end", ""), end_frames=film.get("end_frames", 0),
-            width=width, height=height, fps_num=self.fps.numerator, fps_den=self.fps.denominator,
-            narrator=base.narrator, fade_in=film_fade_in, fade_out=film_fade_out,
-            characters=tuple(characters.values()), scenes=tuple(scenes), shots=tuple(shots),
-            script=self.files[0] if self.files else display, files=tuple(self.files),
-        )
 
     def _empty(self, display: str) -> f.Film:
         return f.Film(title=Path(display).stem, script=display)
