@@ -361,25 +361,10 @@ class _Resolver:
         if (x := self.word(src, s, example)) is not None:
             r[key] = x
 
-    def _set_steps(self, src: Source, s: t.Setting, d: _Defaults, film, shot, scene) -> None:
-        r = d.render
-        if (x := self.one_number(src, s, 1, 10000, True, "steps 28")) is not None:
-            r["steps"] = x
-
-    def _set_cfg(self, src: Source, s: t.Setting, d: _Defaults, film, shot, scene) -> None:
-        r = d.render
-        if (x := self.one_number(src, s, 0, 100, False, "cfg 5.5")) is not None:
-            r["cfg"] = x
-
-    def _set_denoise(self, src: Source, s: t.Setting, d: _Defaults, film, shot, scene) -> None:
-        r = d.render
-        if (x := self.one_number(src, s, 0, 1, False, "denoise 0.6")) is not None:
-            r["denoise"] = x
-
-    def _set_clip_skip(self, src: Source, s: t.Setting, d: _Defaults, film, shot, scene) -> None:
-        r = d.render
-        if (x := self.one_number(src, s, 1, 24, True, "clip skip 2")) is not None:
-            r["clip_skip"] = x
+    def _set_number(self, src: Source, s: t.Setting, d: _Defaults, film, shot, scene) -> None:
+        field_name, lo, hi, integer, example = NUMBER_SETTINGS[s.key]
+        if (x := self.one_number(src, s, lo, hi, integer, example)) is not None:
+            d.render[field_name] = x
 
     def _set_seed(self, src: Source, s: t.Setting, d: _Defaults, film, shot, scene) -> None:
         if (x := self.one_number(src, s, 0, 2**63 - 1, True, "seed 1234")) is not None:
@@ -1030,6 +1015,14 @@ def _secs(frames: int, fps: Fraction) -> str:
     return f"{float(s):g}s"
 
 
+# render settings that are one number: (field, lowest, highest, whole, example)
+NUMBER_SETTINGS = {
+    "steps": ("steps", 1, 10000, True, "steps 28"),
+    "cfg": ("cfg", 0, 100, False, "cfg 5.5"),
+    "denoise": ("denoise", 0, 1, False, "denoise 0.6"),
+    "clip skip": ("clip_skip", 1, 24, True, "clip skip 2"),
+}
+
 # one setter per setting; `note` and `format` (read before everything else) set nothing here
 SETTERS = {
     "title": _Resolver._set_card,
@@ -1045,10 +1038,10 @@ SETTERS = {
     "sampler": _Resolver._set_word,
     "scheduler": _Resolver._set_word,
     "template": _Resolver._set_word,
-    "steps": _Resolver._set_steps,
-    "cfg": _Resolver._set_cfg,
-    "denoise": _Resolver._set_denoise,
-    "clip skip": _Resolver._set_clip_skip,
+    "steps": _Resolver._set_number,
+    "cfg": _Resolver._set_number,
+    "denoise": _Resolver._set_number,
+    "clip skip": _Resolver._set_number,
     "seed": _Resolver._set_seed,
     "narrator": _Resolver._set_narrator,
     "duration": _Resolver._set_duration,
