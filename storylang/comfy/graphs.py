@@ -123,6 +123,50 @@ def _diag(shot: Shot, severity: str, code: str, message: str, hint: str | None =
                       span=w.span(4), hint=hint)
 
 
+def _references(film: Film, shot: Shot, root: Path, info: ObjectInfo, inputs: list, warnings: list) -> list[dict]:
+    """The cast's reference images (added to `inputs`), or none when the server has no IP-Adapter."""
+    references = []
+    for name in shot.cast:
+        ref = film.character(name).reference
+        if ref:
+            up = upload_name(root, ref.file)
+            inputs.append(GraphInput(up, ref.file, "image", f"reference image of {name}"))
+            references.append({"character": name, "image": up, "weight": ref.weight})
+    if references and "IPAdapterAdvanced" not in info.nodes:
+        warnings.append(f"IP-Adapter nodes are not on {info.origin}: the reference image of "
+                        f"{references[0]['character']} is not used")
+        return []
+    return references
+
+
+def _motion_loras(shot: Shot, warnings: list) -> list[dict]:
+    """AnimateDiff motion LoRAs for the shot's camera moves; a move they cannot make gets the closest."""
+    loras = []
+    for m in shot.camera:
+        key = (m.move, m.direction)
+        if key in CLOSEST_MOTION:
+            near = CLOSEST_MOTION[key]
+            warnings.append(f"the motion template (AnimateDiff motion LoRAs) cannot {m.move}"
+                            f"{' ' + m.direction if m.direction else ''}; closest: "
+                            f"{' '.join(x for x in near if x)}, used instead")
+            key = near
+        if key in MOTION_LORAS:
+            loras.append({"name": MOTION_LORAS[key], "strength": MOTION_STRENGTH.get(m.speed, 0.8)})
+    return loras
+
+
+def _travel(positive: str, schedule: list[dict]) -> str:
+    """Prompt travel in AnimateDiff's schedule format: "frame": "prompt" (its parser takes no escapes)."""
+    def plain(text: str) -> str:
+        return text.replace("\\", "/").replace('"', "'").replace("\n", " ")
+
+    travel = [f'"0": "{plain(positive)}"']
+    for cue in schedule:
+        if cue["generated_frame"] > 0:
+            travel.append(f'"{cue["generated_frame"]}": "{plain(positive + ", " + cue["text"])}"')
+    return ",\n".join(travel)
+
+
 def shot_context(film: Film, shot: Shot, root: Path, info: ObjectInfo,
                  frames: int | None = None) -> tuple[dict, list[GraphInput], list[str], Prompt]:
     """Everything a template may use for one shot, plus the inputs it reads and warnings.
@@ -139,17 +183,7 @@ def shot_context(film: Film, shot: Shot, root: Path, info: ObjectInfo,
     animatediff = "ADE_LoadAnimateDiffModel" in nodes
     wan_motion = r.template == "motion" and not animatediff
     prompt = assemble_prompt(film, shot, with_camera_words=wan_motion)
-    references = []
-    for name in shot.cast:
-        ref = film.character(name).reference
-        if ref:
-            up = upload_name(root, ref.file)
-            inputs.append(GraphInput(up, ref.file, "image", f"reference image of {name}"))
-            references.append({"character": name, "image": up, "weight": ref.weight})
-    if references and "IPAdapterAdvanced" not in nodes:
-        warnings.append(f"IP-Adapter nodes are not on {info.origin}: the reference image of "
-                        f"{references[0]['character']} is not used")
-        references = []
+    references = _references(film, shot, root, info, inputs, warnings)
     keyframes = None
     if shot.keyframes:
         a, b = upload_name(root, shot.keyframes.start), upload_name(root, shot.keyframes.end)
@@ -167,32 +201,14 @@ def shot_context(film: Film, shot: Shot, root: Path, info: ObjectInfo,
     if "RIFE VFI" not in nodes:
         multiplier = 1
     gen_frames = math.ceil(frames / multiplier) + (1 if multiplier > 1 else 0)
-    motion_loras = []
-    if r.template == "motion" and animatediff:
-        for m in shot.camera:
-            key = (m.move, m.direction)
-            if key in CLOSEST_MOTION:
-                near = CLOSEST_MOTION[key]
-                warnings.append(f"the motion template (AnimateDiff motion LoRAs) cannot {m.move}"
-                                f"{' ' + m.direction if m.direction else ''}; closest: "
-                                f"{' '.join(x for x in near if x)}, used instead")
-                key = near
-            if key in MOTION_LORAS:
-                motion_loras.append({"name": MOTION_LORAS[key], "strength": MOTION_STRENGTH.get(m.speed, 0.8)})
+    motion_loras = _motion_loras(shot, warnings) if r.template == "motion" and animatediff else []
     wan_seconds = Fraction(frames) / fps
     wan_length = math.ceil(wan_seconds * 16 / 4) * 4 + 1
     schedule = []
     for cue in shot.schedule:
         schedule.append({"frame": cue.frame, "generated_frame": cue.frame // multiplier, "text": cue.text,
                          "at": float(Fraction(cue.frame) / fps)})
-    # prompt travel in AnimateDiff's schedule format: "frame": "prompt" (its parser takes no escapes)
-    def plain(text: str) -> str:
-        return text.replace("\\", "/").replace('"', "'").replace("\n", " ")
-
-    travel = [f'"0": "{plain(prompt.positive)}"']
-    for cue in schedule:
-        if cue["generated_frame"] > 0:
-            travel.append(f'"{cue["generated_frame"]}": "{plain(prompt.positive + ", " + cue["text"])}"')
+    travel = _travel(prompt.positive, schedule)
     base = max(r.upscale_factor, 1.0)
     ctx = {
         "film": {"title": film.title, "width": film.width, "height": film.height, "fps": float(fps),
@@ -206,7 +222,7 @@ def shot_context(film: Film, shot: Shot, root: Path, info: ObjectInfo,
                  "upscale_factor": r.upscale_factor, "motion_model": r.motion_model, "controlnet": r.controlnet,
                  "controlnet_kind": r.controlnet_kind, "template": r.template},
         "prompt": {"positive": prompt.positive, "negative": prompt.negative, "schedule": schedule,
-                   "travel": ",\n".join(travel)},
+                   "travel": travel},
         "references": references,
         "keyframes": keyframes,
         "source": source,
