@@ -43,6 +43,66 @@ def _has_control(name: str, spec: list) -> bool:
     return bool(opts.get("control_after_generate")) or (spec and spec[0] == "INT" and name in ("seed", "noise_seed"))
 
 
+def _links(workflow: dict) -> dict:
+    """link id → (origin node, origin slot, target node, target slot); lists and dicts both occur."""
+    links = {}
+    for link in workflow["links"]:
+        if isinstance(link, dict):
+            links[link["id"]] = (link["origin_id"], link["origin_slot"], link["target_id"], link["target_slot"])
+        else:
+            links[link[0]] = (link[1], link[2], link[3], link[4])
+    return links
+
+
+def _widget_inputs(node: dict, declared: dict) -> dict:
+    """A node's widget values by input name, in the order its class declares them."""
+    values = node.get("widgets_values")
+    inputs: dict = {}
+    if isinstance(values, dict):
+        for name, (_section, spec) in declared.items():
+            if _is_widget(spec) and name in values:
+                inputs[name] = values[name]
+    elif values is not None:
+        i = 0
+        for name, (_section, spec) in declared.items():
+            if not _is_widget(spec):
+                continue
+            if i >= len(values):
+                break
+            inputs[name] = values[i]
+            i += 1
+            # the editor's "control after generate" widget (older workflows saved it as a boolean)
+            if _has_control(name, spec) and i < len(values) and (
+                    isinstance(values[i], bool) or values[i] in ("fixed", "increment", "decrement", "randomize")):
+                i += 1
+            opts = spec[1] if len(spec) > 1 and isinstance(spec[1], dict) else {}
+            if (opts.get("image_upload") or opts.get("video_upload")) and i < len(values) and values[i] in ("image", "video"):
+                i += 1
+    # a widget the workflow saved no value for shows its default in the editor
+    for name, (section, spec) in declared.items():
+        opts = spec[1] if len(spec) > 1 and isinstance(spec[1], dict) else {}
+        if section == "required" and name not in inputs and _is_widget(spec) and "default" in opts:
+            inputs[name] = opts["default"]
+    return inputs
+
+
+def _prune_unreachable(graph: dict, info: ObjectInfo, notes: list[str]) -> None:
+    """Nodes that lead to no output never run on the server; leave them out (and say so)."""
+    reachable: set[str] = set()
+    stack = [nid for nid, n in graph.items() if info.is_output(n["class_type"])]
+    while stack:
+        nid = stack.pop()
+        if nid in reachable or nid not in graph:
+            continue
+        reachable.add(nid)
+        stack.extend(v[0] for v in graph[nid]["inputs"].values()
+                     if isinstance(v, list) and len(v) == 2 and isinstance(v[0], str))
+    if reachable:
+        for nid in [n for n in graph if n not in reachable]:
+            notes.append(f"left out node {nid} ({graph[nid]['class_type']}): it leads to no output")
+            del graph[nid]
+
+
 def convert(workflow: dict, info: ObjectInfo) -> Converted:
     """Convert an editor-format workflow; raises ImportProblem for what cannot be converted."""
     if "nodes" not in workflow or "links" not in workflow:
@@ -50,12 +110,7 @@ def convert(workflow: dict, info: ObjectInfo) -> Converted:
             return Converted(graph=workflow, notes=["this workflow is already in API format"])
         raise ImportProblem("this is not a ComfyUI workflow (no nodes and links)")
     nodes = {n["id"]: n for n in workflow["nodes"]}
-    links = {}
-    for link in workflow["links"]:
-        if isinstance(link, dict):
-            links[link["id"]] = (link["origin_id"], link["origin_slot"], link["target_id"], link["target_slot"])
-        else:
-            links[link[0]] = (link[1], link[2], link[3], link[4])
+    links = _links(workflow)
     notes: list[str] = []
     unknown = sorted({n["type"] for n in nodes.values() if n["type"] not in EDITOR_ONLY and not info.has(n["type"])
                       and n.get("mode", 0) != MUTED})
@@ -92,33 +147,7 @@ def convert(workflow: dict, info: ObjectInfo) -> Converted:
         if ct in EDITOR_ONLY or node.get("mode", 0) in (MUTED, BYPASSED):
             continue
         declared = info.inputs(ct)
-        values = node.get("widgets_values")
-        inputs: dict = {}
-        if isinstance(values, dict):
-            for name, (_section, spec) in declared.items():
-                if _is_widget(spec) and name in values:
-                    inputs[name] = values[name]
-        elif values is not None:
-            i = 0
-            for name, (_section, spec) in declared.items():
-                if not _is_widget(spec):
-                    continue
-                if i >= len(values):
-                    break
-                inputs[name] = values[i]
-                i += 1
-                # the editor's "control after generate" widget (older workflows saved it as a boolean)
-                if _has_control(name, spec) and i < len(values) and (
-                        isinstance(values[i], bool) or values[i] in ("fixed", "increment", "decrement", "randomize")):
-                    i += 1
-                opts = spec[1] if len(spec) > 1 and isinstance(spec[1], dict) else {}
-                if (opts.get("image_upload") or opts.get("video_upload")) and i < len(values) and values[i] in ("image", "video"):
-                    i += 1
-        # a widget the workflow saved no value for shows its default in the editor
-        for name, (section, spec) in declared.items():
-            opts = spec[1] if len(spec) > 1 and isinstance(spec[1], dict) else {}
-            if section == "required" and name not in inputs and _is_widget(spec) and "default" in opts:
-                inputs[name] = opts["default"]
+        inputs = _widget_inputs(node, declared)
         for inp in node.get("inputs") or []:
             name = inp.get("name")
             if inp.get("link") is None or name not in declared:
@@ -128,23 +157,10 @@ def convert(workflow: dict, info: ObjectInfo) -> Converted:
                 notes.append(f'node {nid} ({ct}): input "{name}" comes from a muted or missing node')
                 inputs.pop(name, None)
                 continue
-            inputs[name] = found[1] if found[0] == "value" else found[1]
+            inputs[name] = found[1]  # a value, or a [node, slot] link
         entry = {"class_type": ct, "inputs": inputs}
         if node.get("title"):
             entry["_meta"] = {"title": node["title"]}
         graph[str(nid)] = entry
-    # Nodes that lead to no output never run on the server; leave them out (and say so).
-    reachable: set[str] = set()
-    stack = [nid for nid, n in graph.items() if info.is_output(n["class_type"])]
-    while stack:
-        nid = stack.pop()
-        if nid in reachable or nid not in graph:
-            continue
-        reachable.add(nid)
-        stack.extend(v[0] for v in graph[nid]["inputs"].values()
-                     if isinstance(v, list) and len(v) == 2 and isinstance(v[0], str))
-    if reachable:
-        for nid in [n for n in graph if n not in reachable]:
-            notes.append(f"left out node {nid} ({graph[nid]['class_type']}): it leads to no output")
-            del graph[nid]
+    _prune_unreachable(graph, info, notes)
     return Converted(graph=graph, notes=notes)
