@@ -18,7 +18,7 @@ MOOV_LIMIT = 256 << 20  # the moov box of a two-hour film is a few MB
 
 def problem(path: Path, force: bool = False) -> str | None:
     """None if a film may be written at `path`, else what stands in the way and the fix."""
-    for parent in [path, *path.parents][1:]:
+    for parent in path.parents:
         if parent.exists() or parent.is_symlink():
             if not parent.is_dir():
                 return f"{parent} is a file, not a directory; choose another -o"
