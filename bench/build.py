@@ -37,7 +37,7 @@ def moviepy_assembly(root: Path, timeline: dict, out: Path) -> float | None:
         from moviepy import AudioFileClip, CompositeAudioClip, CompositeVideoClip, ImageClip, VideoFileClip, vfx
     except ImportError:
         return None
-    from storylang.animatic.camera import shot_views
+    from storylang.render.camera import shot_views
     from storylang.film import CameraMove
 
     fps = timeline["fps_num"] / timeline["fps_den"]

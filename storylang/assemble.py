@@ -2,9 +2,10 @@
 
 Three passes, each cached by what it consumes:
 - picture: every clip on one filter graph (xfade for transitions, concat for cuts, fades,
-  optional burnt-in subtitles), encoded once with x264. Stills are moved by the camera
-  here: storylang computes each frame's view with sub-pixel accuracy and streams the
-  frames (raw YUV 4:2:0) into ffmpeg through named pipes, so nothing is encoded twice;
+  optional burnt-in subtitles), encoded once with x264. Video clips are read from their
+  files; the frames of still clips come from the caller (the renderer seam's
+  `render.stills`), as raw YUV 4:2:0 streamed into ffmpeg through named pipes, so nothing
+  is encoded twice;
 - sound: speech placed sample-exactly, music with fades and a ducking envelope under
   speech, loudness normalised to -16 LUFS, 48 kHz AAC;
 - mux: picture and sound copied into one MP4 with title, provenance, one chapter per
@@ -27,16 +28,13 @@ from fractions import Fraction
 from pathlib import Path
 
 import ffmpeg as ffmpeg_graph
-from PIL import Image, ImageOps
 
 from storylang import atomic
-from storylang.animatic import camera
 from storylang.diagnostics import OneLineError
 from storylang.timeline import Clip, Timeline
 from storylang.toolchain import Ffmpeg
 
 PICTURE_VERSION = "picture-6"
-OVERSAMPLE = 4  # moving stills are sampled from a source this many times finer than they show
 SOUND_VERSION = "sound-3"
 MUX_VERSION = "mux-1"
 SAMPLE_RATE = 48000
@@ -54,13 +52,14 @@ XFADE = {("dissolve", None): {"transition": "fade"}, ("fade", None): FADE_THROUG
          ("wipe", "left"): {"transition": "wipeleft"}, ("wipe", "right"): {"transition": "wiperight"},
          ("wipe", "up"): {"transition": "wipeup"}, ("wipe", "down"): {"transition": "wipedown"}}
 
-# Pillow's YCbCr is full-range BT.601; video wants limited range (16-235 luma, 16-240 chroma).
-_Y_LUT = [round(16 + v * 219 / 255) for v in range(256)]
-_C_LUT = [round(128 + (v - 128) * 224 / 255) for v in range(256)]
 
 
 class AssemblyError(OneLineError):
     pass
+
+
+# The frames of a run of still clips joined by cuts, at an output size: (Y, Cb, Cr) bytes per frame.
+FrameSource = Callable[[list[Clip], tuple[int, int]], Iterator[tuple[bytes, ...]]]
 
 
 @dataclass(frozen=True)
@@ -70,7 +69,6 @@ class Encoding:
     scale: Fraction = Fraction(1)
     audio_bitrate: str = "160k"
     burn_subtitles: bool = False
-    workers: int = 2  # threads computing frames for each pipe
 
     def size(self, t: Timeline) -> tuple[int, int]:
         def even(x: Fraction) -> int:
@@ -80,189 +78,6 @@ class Encoding:
 
     def key(self) -> dict:
         return {"preset": self.preset, "crf": self.crf, "scale": str(self.scale), "burn": self.burn_subtitles}
-
-
-# ---------------------------------------------------------------------------- frames
-
-
-class Planes:
-    """A still as limited-range Y, Cb, Cr planes (chroma at half size), cropped to the film's aspect."""
-
-    def __init__(self, path: Path, aspect: Fraction):
-        with Image.open(path) as im:
-            im = ImageOps.exif_transpose(im).convert("RGB")
-        w, h = im.size
-        if Fraction(w, h) > aspect:  # too wide: crop the sides
-            nw = round(h * aspect)
-            im = im.crop(((w - nw) // 2, 0, (w - nw) // 2 + nw, h))
-        elif Fraction(w, h) < aspect:
-            nh = round(w / aspect)
-            im = im.crop((0, (h - nh) // 2, w, (h - nh) // 2 + nh))
-        y, cb, cr = im.convert("YCbCr").split()
-        half = (max(im.width // 2, 1), max(im.height // 2, 1))
-        self.y = y.point(_Y_LUT)
-        self.cb = cb.resize(half, Image.Resampling.BOX).point(_C_LUT)
-        self.cr = cr.resize(half, Image.Resampling.BOX).point(_C_LUT)
-
-    resample = Image.Resampling.BILINEAR
-
-    def _resized(self, width: int, method) -> "Planes":
-        height = round(width * self.y.height / self.y.width)
-        out = object.__new__(Planes)
-        out.y = self.y.resize((width, height), method)
-        half = (max(width // 2, 1), max(height // 2, 1))
-        out.cb = self.cb.resize(half, method)
-        out.cr = self.cr.resize(half, method)
-        return out
-
-    def fitted(self, size: tuple[int, int], views: list[camera.View]) -> "Planes":
-        """These planes prepared for a moving clip: band-limited, then enlarged for cheap sampling.
-
-        First reduced (Lanczos) to the detail the clip's closest view needs, so nothing finer
-        than the frame can show survives to alias; then enlarged OVERSAMPLE times, so that
-        nearest-pixel sampling lands within 1/(2*OVERSAMPLE) of a source pixel: motion stays
-        smooth (the trick that makes zoompan smooth) at a tenth of the cost of filtering every frame.
-        """
-        need = max([1.0, *(v.zoom for v in views)])
-        w = min(self.y.width, max(size[0], round(size[0] * need)))
-        base = self if w >= self.y.width else self._resized(w, Image.Resampling.LANCZOS)
-        out = base._resized(base.y.width * OVERSAMPLE, Image.Resampling.BICUBIC)
-        out.resample = Image.Resampling.NEAREST
-        return out
-
-    def view(self, v: camera.View, size: tuple[int, int]) -> tuple[Image.Image, Image.Image, Image.Image]:
-        w, h = size
-        half = (w // 2, h // 2)
-        out = []
-        for plane, target in ((self.y, size), (self.cb, half), (self.cr, half)):
-            if v.angle == 0:
-                # No rotation: a resample of a fractional box (separable, so about twice as fast).
-                sw, sh = plane.size
-                bw, bh = sw / v.zoom, sh / v.zoom
-                cx, cy = sw * (0.5 + v.ox), sh * (0.5 + v.oy)
-                # the camera keeps views inside the image; clamp away float dust at the edges
-                box = (max(cx - bw / 2, 0.0), max(cy - bh / 2, 0.0), min(cx + bw / 2, sw), min(cy + bh / 2, sh))
-                out.append(plane.resize(target, self.resample, box=box))
-            else:
-                coeffs = camera.affine(v, plane.size, target)
-                out.append(plane.transform(target, Image.Transform.AFFINE, coeffs, resample=self.resample))
-        return out[0], out[1], out[2]
-
-
-class OverlayPlanes:
-    """A transparent overlay as limited-range Y, Cb, Cr planes with their alpha, at the output size."""
-
-    def __init__(self, path: Path, size: tuple[int, int]):
-        with Image.open(path) as im:
-            im = im.convert("RGBA")
-        if im.size != size:
-            im = im.resize(size, Image.Resampling.LANCZOS)
-        y, cb, cr = im.convert("RGB").convert("YCbCr").split()
-        half = (size[0] // 2, size[1] // 2)
-        self.alpha = im.getchannel("A")
-        self.alpha_half = self.alpha.resize(half, Image.Resampling.BOX)
-        self.y = y.point(_Y_LUT)
-        self.cb = cb.resize(half, Image.Resampling.BOX).point(_C_LUT)
-        self.cr = cr.resize(half, Image.Resampling.BOX).point(_C_LUT)
-
-    def over(self, planes) -> tuple[Image.Image, Image.Image, Image.Image]:
-        y, cb, cr = planes
-        return (Image.composite(self.y, y, self.alpha), Image.composite(self.cb, cb, self.alpha_half),
-                Image.composite(self.cr, cr, self.alpha_half))
-
-
-def _with_overlays(clip: Clip, root: Path, size: tuple[int, int], static: bool, view_of: Callable) -> Callable:
-    """frame_of(i) for a clip: its picture at frame i, with the overlay in force laid on top.
-
-    A `static` picture (a still the camera does not move) is composed once per overlay span.
-    """
-    spans = [(o.start, o.end, OverlayPlanes(root / o.file, size)) for o in clip.overlays]
-    memo: dict[int, tuple[bytes, ...]] = {}
-
-    def overlay_at(i: int):
-        return next((k for k, (a, b, _) in enumerate(spans) if a <= i < b), None)
-
-    def frame_of(i: int) -> tuple[bytes, ...]:
-        k = overlay_at(i)
-        if static and k in memo:
-            return memo[k]
-        planes = view_of(i)
-        frame = _bytes(spans[k][2].over(planes) if k is not None else planes)
-        if static:
-            memo[k] = frame
-        return frame
-
-    return frame_of
-
-
-def _bytes(planes) -> tuple[bytes, ...]:
-    """A frame as its three planes' bytes, written one after the other (no joining copy)."""
-    return tuple(p.tobytes() for p in planes)
-
-
-def _ordered(fn, n: int, workers: int, window: int = 6) -> Iterator:
-    """fn(0..n-1) computed `workers` at a time (Pillow releases the GIL), yielded in order."""
-    if workers <= 1 or n <= 1:
-        for i in range(n):
-            yield fn(i)
-        return
-    from collections import deque
-    from concurrent.futures import ThreadPoolExecutor
-
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        pending: deque = deque()
-        nxt = 0
-        while nxt < n or pending:
-            while nxt < n and len(pending) < window:
-                pending.append(pool.submit(fn, nxt))
-                nxt += 1
-            yield pending.popleft().result()
-
-
-def prepare_clip(clip: Clip, root: Path, size: tuple[int, int], fps: Fraction) -> tuple[int, Callable]:
-    """Everything a still or keyframed clip needs before its first frame; returns (frames, frame_of)."""
-    aspect = Fraction(size[0], size[1])
-    views = camera.shot_views(clip.camera, clip.frames, float(fps), float(aspect), seed=str(clip.seed))
-    if clip.source == "still":
-        planes = Planes(root / clip.files[0], aspect)
-        if not all(v == views[0] for v in views):
-            planes = planes.fitted(size, views)
-
-        def view_of(i: int):
-            return planes.view(views[i], size)
-    elif clip.source == "keyframes":
-        a = Planes(root / clip.files[0], aspect).fitted(size, views)
-        b = Planes(root / clip.files[1], aspect).fitted(size, views)
-        n = max(clip.frames - 1, 1)
-
-        def view_of(i: int):
-            pa, pb = a.view(views[i], size), b.view(views[i], size)
-            return tuple(Image.blend(x, y, i / n) for x, y in zip(pa, pb))
-    else:
-        raise AssemblyError(f"clip of shot {clip.shot} is not made of stills")
-    static = clip.source == "still" and all(v == views[0] for v in views)
-    return len(views), _with_overlays(clip, root, size, static, view_of)
-
-
-def clip_frames(clip: Clip, root: Path, size: tuple[int, int], fps: Fraction,
-                workers: int = 1) -> Iterator[tuple[bytes, ...]]:
-    """Raw yuv420p frames (Y, Cb, Cr bytes) of a still or keyframed clip, the camera move performed on it."""
-    n, frame_of = prepare_clip(clip, root, size, fps)
-    yield from _ordered(frame_of, n, workers)
-
-
-def segment_frames(clips: list[Clip], root: Path, size: tuple[int, int], fps: Fraction,
-                   workers: int = 1) -> Iterator[tuple[bytes, ...]]:
-    """The frames of clips joined by cuts; each clip is prepared while the one before it streams."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    with ThreadPoolExecutor(max_workers=1) as ahead:
-        upcoming = ahead.submit(prepare_clip, clips[0], root, size, fps)
-        for k in range(len(clips)):
-            n, frame_of = upcoming.result()
-            if k + 1 < len(clips):
-                upcoming = ahead.submit(prepare_clip, clips[k + 1], root, size, fps)
-            yield from _ordered(frame_of, n, workers)
 
 
 # ---------------------------------------------------------------------------- running ffmpeg
@@ -357,9 +172,12 @@ def _segments(t: Timeline) -> list[list[Clip]]:
     return segments
 
 
-def picture(t: Timeline, root: Path, scratch: Path, target: Path, enc: Encoding, ff: Ffmpeg,
+def picture(t: Timeline, root: Path, scratch: Path, target: Path, enc: Encoding, ff: Ffmpeg, frames_of: FrameSource,
             subtitles: Path | None = None, on_progress: Callable[[int], None] | None = None) -> None:
-    """Encode the film's picture (no sound) into `target`; named pipes live in `scratch`."""
+    """Encode the film's picture (no sound) into `target`; still clips' frames come from `frames_of`.
+
+    Named pipes live in `scratch`.
+    """
     if not t.clips:
         raise AssemblyError("the film has no shots")
     size = enc.size(t)
@@ -393,10 +211,7 @@ def picture(t: Timeline, root: Path, scratch: Path, target: Path, enc: Encoding,
                 s = ffmpeg_graph.input(fifo, f="rawvideo", pix_fmt="yuv420p", s=f"{size[0]}x{size[1]}",
                                        framerate=rate).video
 
-                def frames_of(seg=seg):
-                    return segment_frames(seg, root, size, fps, workers=enc.workers)
-
-                feeders.append((fifo, frames_of))
+                feeders.append((fifo, lambda seg=seg: frames_of(seg, size)))
             streams.append((s.filter("setsar", 1).filter("settb", "AVTB"), frames, seg))
         out, length = streams[0][0], streams[0][1]
         for s, frames, seg in streams[1:]:

@@ -1,4 +1,4 @@
-"""`storyc build`: plan → render → speak → edit → assemble. The one orchestrator.
+"""`storyc build`: resolve → speak → time → render → edit → assemble. The one orchestrator.
 
 Every artifact is content-addressed (see cache.py): a rebuild with nothing changed does
 no work and says so; an edit redoes exactly what depends on it.
@@ -10,24 +10,27 @@ import hashlib
 import os
 import shutil
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
 from storylang import __version__, assemble, atomic, builddir
 from storylang import output as output_mod
 from storylang import speech as speech_mod
-from storylang.animatic import camera as camera_mod
-from storylang.animatic import frames as frames_mod
+from storylang.render import RenderContext, camera, rel, stills
+from storylang.render.animatic import AnimaticRenderer
 from storylang.builddir import build_root
 from storylang.cache import Cache, digest, file_digest
 from storylang.diagnostics import Diagnostic, StoryError
-from storylang.film import Film, Shot
+from storylang.film import Film
 from storylang.progress import Progress
 from storylang.resolve import resolve_file
-from storylang.timeline import END_CARD, TITLE_CARD, Overlay, ShotSource, SpokenLine, build_timeline, to_srt, to_vtt
+from storylang.timeline import SpokenLine, build_timeline, to_srt, to_vtt
 from storylang.timing import Timing, time_film
 from storylang.toolchain import find_ffmpeg
+
+
+RENDERERS = {"animatic": AnimaticRenderer}
 
 
 class BuildFailed(StoryError):
@@ -76,74 +79,9 @@ class BuildReport:
 
 def script_digest(film: Film, root: Path) -> str:
     h = hashlib.sha256()
-    for rel in film.files:
-        h.update(rel.encode("utf-8") + b"\0" + file_digest(root / rel).encode() + b"\0")
+    for name in film.files:
+        h.update(name.encode("utf-8") + b"\0" + file_digest(root / name).encode() + b"\0")
     return h.hexdigest()
-
-
-def card_key(film: Film, shot: Shot) -> str:
-    """Exactly what the storyboard card's picture shows, and the drawing code's version."""
-    scene = film.scenes[shot.scene]
-    return digest({
-        "stage": frames_mod.STAGE_VERSION, "size": [film.width, film.height],
-        "scene": {"heading": scene.heading, "time": scene.time},
-        "shot": {"framing": shot.framing, "cast": shot.cast},
-    })
-
-
-def title_cards(film: Film, cache: Cache, root: Path, sources: dict[str, ShotSource]) -> dict:
-    """The title and end cards the film asks for, as sources; returns the ones to draw (path → drawer)."""
-    todo = {}
-    for card, frames, words, byline in ((TITLE_CARD, film.title_frames, film.title, film.author),
-                                        (END_CARD, film.end_frames, film.end, "")):
-        if not frames:
-            continue
-        key = digest({"stage": frames_mod.STAGE_VERSION, "card": card, "size": [film.width, film.height],
-                      "words": words, "byline": byline})
-        path = cache.path("cards", key, ".png")
-        sources[card] = ShotSource("still", (_rel(path, root),))
-        if not path.is_file():
-            todo[path] = lambda words=words, byline=byline: frames_mod.draw_title_card(film, words, byline)
-    return todo
-
-
-def overlay_key(film: Film, shot: Shot, labels: frames_mod.Labels) -> str:
-    scene = film.scenes[shot.scene]
-    return digest({"stage": frames_mod.OVERLAY_VERSION, "size": [film.width, film.height],
-                   "scene": {"heading": scene.heading, "time": scene.time}, "labels": labels.key()})
-
-
-def draw_overlays(film: Film, timing: Timing, sources: dict[str, ShotSource], cache: Cache, root: Path,
-                  with_lines: bool, workers: int) -> tuple[dict[str, ShotSource], int]:
-    """Each still or keyframed shot's words as overlays, changing at its cues and lines; and how many were drawn."""
-    todo: dict[Path, tuple[Shot, frames_mod.Labels]] = {}
-    out = dict(sources)
-    for shot in film.shots:
-        src = sources[shot.id]
-        if src.kind == "video":
-            continue
-        st = timing.shots[shot.id]
-        overlays = []
-        for start, end, labels in frames_mod.overlay_schedule(film, shot, st.frames, st.lines, with_lines):
-            path = cache.path("overlays", overlay_key(film, shot, labels), ".png")
-            overlays.append(Overlay(file=_rel(path, root), start=start, end=end))
-            if not path.is_file():
-                todo[path] = (shot, labels)
-        out[shot.id] = replace(src, overlays=tuple(overlays))
-
-    def draw(path: Path) -> None:
-        shot, labels = todo[path]
-        image = frames_mod.draw_overlay(film, film.scenes[shot.scene], labels)
-        with atomic.atomic_path(path, suffix=".png") as tmp:
-            image.save(tmp, format="PNG", compress_level=1)
-
-    with ThreadPoolExecutor(max_workers=max(workers, 1)) as pool:
-        list(pool.map(draw, todo))
-    return out, len(todo)
-
-
-def _rel(path: Path, root: Path) -> str:
-    return Path(os.path.relpath(path, root)).as_posix()
 
 
 def build(script: Path, options: BuildOptions, progress: Progress | None = None) -> BuildReport:
@@ -160,7 +98,7 @@ def build(script: Path, options: BuildOptions, progress: Progress | None = None)
 
 
 def _build(script: Path, options: BuildOptions, progress: Progress, scratch: Path | None) -> BuildReport:
-    """resolve → plan cards and speech → (dry run: report) → draw and speak → time → overlays → edit → assemble."""
+    """resolve → speak → time → render → edit → assemble (a dry run stops after timing, writing nothing)."""
     film, sources, warnings = _resolved(script, options)
     root = script.resolve().parent
     build_dir = build_root(script, create=not options.dry_run)
@@ -171,39 +109,39 @@ def _build(script: Path, options: BuildOptions, progress: Progress, scratch: Pat
     if blocked:
         raise BuildFailed([Diagnostic(severity="error", code="output", file=str(output), message=blocked)], sources)
     ff = find_ffmpeg(options.system_ffmpeg)
+    renderer = RENDERERS[options.renderer]()
+    ctx = RenderContext(root=root, cache=cache, jobs=max(options.jobs, 1), with_lines=not options.burn_subtitles,
+                        progress=progress, build_dir=None if options.dry_run else film_dir)
 
-    shot_sources, to_draw = plan_cards(film, cache, root)
-    rendered = len(to_draw)
-    reused = sum(1 for s in shot_sources.values() if s.kind == "still") - rendered
-    cards = title_cards(film, cache, root, shot_sources)
     speech = _plan_speech(film, cache, sources)
     to_speak = speech.missing() if speech else []
     nlines = sum(len(shot.lines) for shot in film.shots)
     if options.dry_run:
         timing = _dry_timing(film, speech, to_speak, options.jobs, sources)
-        report = _plan_report(film, timing, options, film_dir, script, rendered, reused, len(to_speak), nlines,
-                              warnings)
+        plan = renderer.plan(film, timing, ctx)
+        report = _plan_report(film, timing, options, film_dir, script, len(plan.todo), len(plan.cached),
+                              len(to_speak), nlines, warnings)
         report.sources = sources
         return report
 
-    _draw_and_speak(film, to_draw, cards, speech, to_speak, options.jobs, progress, sources)
+    _speak(speech, to_speak, options.jobs, progress, sources)
     seconds = speech.seconds() if speech else {}
-    spoken = {k: SpokenLine(file=_rel(j.path, root), seconds=seconds[k]) for k, j in (speech.jobs if speech else {}).items()}
+    spoken = {k: SpokenLine(file=rel(j.path, root), seconds=seconds[k]) for k, j in (speech.jobs if speech else {}).items()}
     timing = time_film(film, seconds)
     if timing.errors:
         raise BuildFailed(list(timing.errors), sources)
-    shot_sources, labels_drawn = draw_overlays(film, timing, shot_sources, cache, root, not options.burn_subtitles,
-                                               options.jobs)
+    rendered = renderer.render(film, timing, ctx)
 
-    timeline, notes = build_timeline(film, shot_sources, spoken, script_digest(film, root), timing)
+    timeline, notes = build_timeline(film, rendered.sources, spoken, script_digest(film, root), timing)
     srt, vtt = _write_edit(timeline, film_dir, script.stem)
     states = _assemble(timeline, root, cache, scratch, output, options, ff, progress)
     progress.close()
     return BuildReport(output=output, timeline=film_dir / "timeline.json", subtitles=(srt, vtt),
-                       frames=timeline.frames, fps=timeline.fps, shots=len(film.shots), rendered=rendered,
-                       reused=reused, lines_spoken=len(to_speak), lines_reused=nlines - len(to_speak),
-                       picture=states["picture"], sound=states["sound"], film=states["film"], notes=notes,
-                       labels_drawn=labels_drawn, warnings=warnings, sources=sources)
+                       frames=timeline.frames, fps=timeline.fps, shots=len(film.shots), rendered=rendered.made,
+                       reused=rendered.reused, lines_spoken=len(to_speak), lines_reused=nlines - len(to_speak),
+                       picture=states["picture"], sound=states["sound"], film=states["film"],
+                       notes=rendered.notes + notes, labels_drawn=rendered.labels_drawn, warnings=warnings,
+                       sources=sources)
 
 
 def _resolved(script: Path, options: BuildOptions) -> tuple[Film, dict[str, str], list[Diagnostic]]:
@@ -214,28 +152,11 @@ def _resolved(script: Path, options: BuildOptions) -> tuple[Film, dict[str, str]
     if not film.shots:
         raise BuildFailed([Diagnostic(severity="error", code="no-shots", message="this film has no shots yet",
                                       file=str(script), hint="add a scene heading and a shot under it")], sources)
-    if options.renderer != "animatic":
+    if options.renderer not in RENDERERS:
         raise BuildFailed([Diagnostic(severity="error", code="renderer", file=str(script),
                                       message=f'unknown renderer "{options.renderer}"',
-                                      hint="the built-in renderer is: animatic")], sources)
+                                      hint="renderers: " + ", ".join(RENDERERS))], sources)
     return film, sources, [d for d in diags if d.severity == "warning"]
-
-
-def plan_cards(film: Film, cache: Cache, root: Path) -> tuple[dict[str, ShotSource], list[tuple[Shot, Path]]]:
-    """Each shot's picture source (its card, keyframes or source clip), and the cards still to draw."""
-    sources: dict[str, ShotSource] = {}
-    to_draw: list[tuple[Shot, Path]] = []
-    for shot in film.shots:
-        if shot.source:
-            sources[shot.id] = ShotSource("video", (shot.source.file,), shot.source.start)
-        elif shot.keyframes:
-            sources[shot.id] = ShotSource("keyframes", (shot.keyframes.start, shot.keyframes.end))
-        else:
-            path = cache.path("cards", card_key(film, shot), ".png")
-            sources[shot.id] = ShotSource("still", (_rel(path, root),))
-            if not path.is_file():
-                to_draw.append((shot, path))
-    return sources, to_draw
 
 
 def _plan_speech(film: Film, cache: Cache, sources) -> speech_mod.FilmSpeech | None:
@@ -249,31 +170,15 @@ def _plan_speech(film: Film, cache: Cache, sources) -> speech_mod.FilmSpeech | N
     return speech_mod.FilmSpeech(film, speech_mod.SpeechStage(engine, cache))
 
 
-def _draw_and_speak(film, to_draw, cards, speech, to_speak, jobs: int, progress: Progress, sources) -> None:
-    """Draw the cards on worker threads while the voices speak, each line in a process of its own."""
-
-    def draw(item):
-        shot, path = item
-        image = frames_mod.draw_card(film, shot) if shot is not None else cards[path]()
-        with atomic.atomic_path(path, suffix=".png") as tmp:
-            image.save(tmp, format="PNG", compress_level=1)
-
-    items = to_draw + [(None, path) for path in cards]
-    progress.stage("cards and voices", len(items) + len(to_speak))
-    with ThreadPoolExecutor(max_workers=max(jobs, 1)) as pool:
-        drawing = [pool.submit(draw, item) for item in items]
-        try:
-            try:
-                speech and speech.speak(to_speak, jobs, on_done=lambda _job: progress.advance())
-            except StoryError as e:
-                raise BuildFailed(e.diagnostics, sources) from e
-            for job in drawing:
-                job.result()
-                progress.advance()
-        except BaseException:
-            for job in drawing:
-                job.cancel()
-            raise
+def _speak(speech, to_speak, jobs: int, progress: Progress, sources) -> None:
+    """Speak the lines not in the cache, each in a process of its own, `jobs` at a time."""
+    if not speech or not to_speak:
+        return
+    progress.stage("voices", len(to_speak))
+    try:
+        speech.speak(to_speak, jobs, on_done=lambda _job: progress.advance())
+    except StoryError as e:
+        raise BuildFailed(e.diagnostics, sources) from e
 
 
 def _write_edit(timeline, film_dir: Path, stem: str) -> tuple[Path, Path]:
@@ -288,12 +193,12 @@ def _write_edit(timeline, film_dir: Path, stem: str) -> tuple[Path, Path]:
 def _encoding(options: BuildOptions) -> assemble.Encoding:
     return assemble.Encoding(preset="ultrafast" if options.preview else "medium", crf=28 if options.preview else 20,
                              scale=Fraction(1, 2) if options.preview else Fraction(1),
-                             burn_subtitles=options.burn_subtitles, workers=max(options.jobs, 1))
+                             burn_subtitles=options.burn_subtitles)
 
 
 def _picture_key(timeline, root: Path, enc, ff, subs_file: Path | None) -> str:
     return digest({
-        "stage": assemble.PICTURE_VERSION, "camera": camera_mod.STAGE_VERSION, "ffmpeg": ff.version,
+        "stage": assemble.PICTURE_VERSION, "camera": camera.STAGE_VERSION, "stills": stills.STAGE_VERSION, "ffmpeg": ff.version,
         "encoding": enc.key(), "size": [timeline.width, timeline.height], "fps": [timeline.fps_num, timeline.fps_den],
         "frames": timeline.frames, "fades": [timeline.fade_in, timeline.fade_out],
         "clips": [c.model_dump(mode="json") for c in timeline.clips],
@@ -336,8 +241,9 @@ def _assemble(timeline, root: Path, cache: Cache, scratch: Path, output: Path, o
         if not picture_file.is_file():
             progress.stage("picture", timeline.frames)
             try:
-                assemble.picture(timeline, root, scratch, picture_file, enc, ff, subtitles=subs_file,
-                                 on_progress=progress.update)
+                assemble.picture(timeline, root, scratch, picture_file, enc, ff,
+                                 stills.frame_source(root, timeline.fps, max(options.jobs, 1)),
+                                 subtitles=subs_file, on_progress=progress.update)
             except BaseException:
                 if sound_job:
                     sound_job.cancel()

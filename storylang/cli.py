@@ -361,7 +361,7 @@ def doctor() -> None:
         ok = False
         click.echo(f"voice engine  missing: {e}; fix: pip install pyttsx3 espeakng-loader")
     try:
-        from storylang.animatic.frames import font
+        from storylang.render.cards import font
 
         f = font(20)
         name = getattr(f, "path", None) or "Pillow's built-in font"

@@ -115,7 +115,7 @@ def test_mid_shot_frames_differ_between_shots(built, tmp_path):
 
 
 def test_a_push_in_magnifies_the_frame(built, tmp_path):
-    from storylang.animatic.camera import shot_views
+    from storylang.render.camera import shot_views
     from storylang.film import CameraMove
 
     report, timeline = built
@@ -254,7 +254,7 @@ def test_a_dry_run_plans_and_writes_nothing(write_story):
 
 
 def test_a_pan_glides_by_sub_pixel_steps_without_stepping(built):
-    from storylang.animatic.camera import shot_views
+    from storylang.render.camera import shot_views
     from storylang.film import CameraMove
 
     from media import gray_frames, horizontal_shift

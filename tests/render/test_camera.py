@@ -2,7 +2,7 @@
 
 import math
 
-from storylang.animatic.camera import View, affine, cover_scale, ease, shot_views
+from storylang.render.camera import View, affine, cover_scale, ease, shot_views
 from storylang.film import CameraMove
 
 

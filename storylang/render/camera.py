@@ -4,7 +4,7 @@ A view is (ox, oy, zoom, angle): the centre's offset from the image centre as fr
 of the image's width and height, a magnification, and a rotation in degrees. The shot's
 base scale is the least that keeps every frame's view inside the image, so moves never
 reveal an edge; the assembly samples each view at fractional coordinates (see
-assemble.Planes), so slow moves glide instead of stepping pixel by pixel.
+stills.Planes), so slow moves glide instead of stepping pixel by pixel.
 """
 
 from __future__ import annotations

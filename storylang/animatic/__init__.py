@@ -1,1 +1,0 @@
-"""The built-in animatic renderer: storyboard frames moved by the script's camera."""

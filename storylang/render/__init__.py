@@ -1,0 +1,64 @@
+"""The renderer seam: every way of making a film's pictures behind one small protocol.
+
+A renderer receives the resolved film and its timing (every shot's final frame count) and
+gives back a picture source per shot (a still, two keyframes or a video file in the build
+cache) plus the title and end cards; the edit list and the assembly read only those
+sources, so a new renderer needs no change to either. `animatic` draws storyboard cards;
+`comfy` runs each shot's graph on ComfyUI servers.
+
+    plan(film, timing, ctx)   → what would be made and what is already cached (dry run)
+    render(film, timing, ctx) → Rendered: sources, counts, notes and failures
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from storylang.cache import Cache
+from storylang.diagnostics import Diagnostic
+from storylang.film import Film
+from storylang.progress import Progress
+from storylang.timeline import ShotSource
+from storylang.timing import Timing
+
+
+@dataclass
+class RenderContext:
+    root: Path  # the film's folder; sources are relative to it
+    cache: Cache
+    jobs: int = 1
+    with_lines: bool = True  # storyboard words include the spoken line (not when subtitles are burnt in)
+    progress: Progress = field(default_factory=Progress)
+    build_dir: Path | None = None  # where a renderer keeps its journal and manifest (None: a dry run)
+
+
+@dataclass
+class Plan:
+    todo: list[str]  # shot ids whose pictures would be made
+    cached: list[str]  # shot ids whose pictures are in the cache
+
+
+@dataclass
+class Rendered:
+    sources: dict[str, ShotSource]  # by shot id, and by the title and end cards' clip ids
+    made: int = 0
+    reused: int = 0
+    labels_drawn: int = 0
+    notes: list[str] = field(default_factory=list)  # said in the build's summary
+    failures: list[Diagnostic] = field(default_factory=list)  # shots that fell back to a card
+
+
+class Renderer(Protocol):
+    name: str
+
+    def plan(self, film: Film, timing: Timing, ctx: RenderContext) -> Plan: ...
+
+    def render(self, film: Film, timing: Timing, ctx: RenderContext) -> Rendered: ...
+
+
+def rel(path: Path, root: Path) -> str:
+    """A cache file as the edit list names it: relative to the film's folder, with slashes."""
+    return Path(os.path.relpath(path, root)).as_posix()

@@ -1,0 +1,131 @@
+"""The built-in animatic renderer: a storyboard card per shot, words as overlays.
+
+Cards show only the picture (tint, horizon, figures sized by the framing); the shot's words
+(heading, number, action, cues, the spoken line) are transparent overlays laid on in the
+edit, so they stay still while the camera moves the card. Keyframed shots use their two
+images and source clips their video; title and end cards are drawn here for every renderer.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from pathlib import Path
+
+from storylang import atomic
+from storylang.cache import Cache, digest
+from storylang.film import Film, Shot
+from storylang.render import Plan, RenderContext, Rendered, rel
+from storylang.render import cards
+from storylang.timeline import END_CARD, TITLE_CARD, Overlay, ShotSource
+from storylang.timing import Timing
+
+
+def card_key(film: Film, shot: Shot) -> str:
+    """Exactly what the storyboard card's picture shows, and the drawing code's version."""
+    scene = film.scenes[shot.scene]
+    return digest({
+        "stage": cards.STAGE_VERSION, "size": [film.width, film.height],
+        "scene": {"heading": scene.heading, "time": scene.time},
+        "shot": {"framing": shot.framing, "cast": shot.cast},
+    })
+
+
+def overlay_key(film: Film, shot: Shot, labels: cards.Labels) -> str:
+    scene = film.scenes[shot.scene]
+    return digest({"stage": cards.OVERLAY_VERSION, "size": [film.width, film.height],
+                   "scene": {"heading": scene.heading, "time": scene.time}, "labels": labels.key()})
+
+
+def shot_source(film: Film, shot: Shot, cache: Cache, root: Path) -> ShotSource:
+    """The shot's picture without rendering: its source clip, its keyframes or its card."""
+    if shot.source:
+        return ShotSource("video", (shot.source.file,), shot.source.start)
+    if shot.keyframes:
+        return ShotSource("keyframes", (shot.keyframes.start, shot.keyframes.end))
+    return ShotSource("still", (rel(cache.path("cards", card_key(film, shot), ".png"), root),))
+
+
+def title_cards(film: Film, cache: Cache, root: Path, sources: dict[str, ShotSource]) -> dict:
+    """The title and end cards the film asks for, as sources; returns the ones to draw (path → drawer)."""
+    todo = {}
+    for card, frames, words, byline in ((TITLE_CARD, film.title_frames, film.title, film.author),
+                                        (END_CARD, film.end_frames, film.end, "")):
+        if not frames:
+            continue
+        key = digest({"stage": cards.STAGE_VERSION, "card": card, "size": [film.width, film.height],
+                      "words": words, "byline": byline})
+        path = cache.path("cards", key, ".png")
+        sources[card] = ShotSource("still", (rel(path, root),))
+        if not path.is_file():
+            todo[path] = lambda words=words, byline=byline: cards.draw_title_card(film, words, byline)
+    return todo
+
+
+def draw_all(todo: dict, jobs: int, advance=lambda: None) -> None:
+    """Draw images (path → drawer) on worker threads (Pillow releases the GIL), each written atomically."""
+
+    def draw(path: Path) -> None:
+        image = todo[path]()
+        with atomic.atomic_path(path, suffix=".png") as tmp:
+            image.save(tmp, format="PNG", compress_level=1)
+        advance()
+
+    with ThreadPoolExecutor(max_workers=max(jobs, 1)) as pool:
+        list(pool.map(draw, todo))
+
+
+def with_overlays(film: Film, timing: Timing, sources: dict[str, ShotSource], ctx: RenderContext,
+                  only: set[str] | None = None) -> tuple[dict[str, ShotSource], int]:
+    """Each still or keyframed shot (of `only`, or all) with its words as overlays; and how many were drawn."""
+    todo = {}
+    out = dict(sources)
+    for shot in film.shots:
+        src = sources[shot.id]
+        if src.kind == "video" or (only is not None and shot.id not in only):
+            continue
+        st = timing.shots[shot.id]
+        overlays = []
+        for start, end, labels in cards.overlay_schedule(film, shot, st.frames, st.lines, ctx.with_lines):
+            path = ctx.cache.path("overlays", overlay_key(film, shot, labels), ".png")
+            overlays.append(Overlay(file=rel(path, ctx.root), start=start, end=end))
+            if not path.is_file():
+                todo[path] = lambda shot=shot, labels=labels: cards.draw_overlay(film, film.scenes[shot.scene], labels)
+        out[shot.id] = replace(src, overlays=tuple(overlays))
+    draw_all(todo, ctx.jobs)
+    return out, len(todo)
+
+
+class AnimaticRenderer:
+    name = "animatic"
+
+    def _cards(self, film: Film, ctx: RenderContext, only: set[str] | None = None):
+        sources, todo, cached = {}, {}, []
+        for shot in film.shots:
+            if only is not None and shot.id not in only:
+                continue
+            sources[shot.id] = src = shot_source(film, shot, ctx.cache, ctx.root)
+            if src.kind != "still":
+                continue
+            path = ctx.root / src.files[0]
+            if path.is_file():
+                cached.append(shot.id)
+            else:
+                todo[path] = lambda shot=shot: cards.draw_card(film, shot)
+        return sources, todo, cached
+
+    def plan(self, film: Film, timing: Timing, ctx: RenderContext) -> Plan:
+        sources, todo, cached = self._cards(film, ctx)
+        drawn = {rel(p, ctx.root) for p in todo}
+        return Plan(todo=[s for s, src in sources.items() if src.kind == "still" and src.files[0] in drawn],
+                    cached=cached)
+
+    def render(self, film: Film, timing: Timing, ctx: RenderContext, only: set[str] | None = None) -> Rendered:
+        """Cards for every shot (or those in `only`) and the title and end cards, then their overlays."""
+        sources, todo, cached = self._cards(film, ctx, only)
+        made = sum(1 for src in sources.values() if src.kind == "still") - len(cached)
+        todo.update(title_cards(film, ctx.cache, ctx.root, sources))
+        ctx.progress.stage("cards", len(todo))
+        draw_all(todo, ctx.jobs, ctx.progress.advance)
+        sources, labels = with_overlays(film, timing, sources, ctx, only)
+        return Rendered(sources=sources, made=made, reused=len(cached), labels_drawn=labels)
