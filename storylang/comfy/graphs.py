@@ -17,7 +17,7 @@ import jinja2
 from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import Markup
 
-from storylang.cache import file_digest
+from storylang.cache import digest, file_digest
 from storylang.comfy.prompts import Prompt, assemble_prompt
 from storylang.comfy.schema import GraphProblem, ObjectInfo, validate
 from storylang.diagnostics import Diagnostic, did_you_mean
@@ -49,6 +49,10 @@ class GraphInput:
     file: str  # relative to the film root
     kind: str  # "image" or "video"
     purpose: str
+    # A video is trimmed before it is uploaded: `frames` frames from frame `start`, both at the film's rate
+    # (the rate is part of `name`'s digest); None uploads the file as it is.
+    start: int = 0
+    frames: int | None = None
 
 
 @dataclass
@@ -115,6 +119,13 @@ def upload_name(root: Path, rel: str) -> str:
     """The name a file is uploaded under: its digest, never the writer's file name."""
     suffix = Path(rel).suffix.lower()
     return f"storylang/{file_digest(root / rel)[:20]}{suffix}"
+
+
+def trimmed_name(root: Path, rel: str, start: int, frames: int, fps: Fraction) -> str:
+    """The upload name of a trimmed clip: the digest of the source file and of the trim."""
+    key = digest({"file": file_digest(root / rel), "start": start, "frames": frames, "fps": [fps.numerator,
+                                                                                            fps.denominator]})
+    return f"storylang/{key[:20]}.mp4"
 
 
 def _diag(shot: Shot, severity: str, code: str, message: str, hint: str | None = None) -> Diagnostic:
@@ -192,15 +203,17 @@ def shot_context(film: Film, shot: Shot, root: Path, info: ObjectInfo,
         keyframes = {"start": a, "end": b}
     source = None
     if shot.source:
-        up = upload_name(root, shot.source.file).rsplit(".", 1)[0] + f"-{shot.source.start}-{frames}.mp4"
+        up = trimmed_name(root, shot.source.file, shot.source.start, frames, fps)
         inputs.append(GraphInput(up, shot.source.file, "video",
-                                 f"source clip, {frames} frames from frame {shot.source.start} at the film's rate"))
+                                 f"source clip, {frames} frames from frame {shot.source.start} at the film's rate",
+                                 start=shot.source.start, frames=frames))
         source = {"video": up, "frames": frames}
     # motion: AnimateDiff renders at a lower rate and RIFE interpolates up to the film's rate
     multiplier = 3 if fps >= 20 else 2 if fps >= 12 else 1
     if "RIFE VFI" not in nodes:
         multiplier = 1
-    gen_frames = math.ceil(frames / multiplier) + (1 if multiplier > 1 else 0)
+    # RIFE makes (n-1)*m+1 frames of n: the least n that reaches the shot, then the graph keeps exactly `frames`
+    gen_frames = math.ceil((frames - 1) / multiplier) + 1 if multiplier > 1 else frames
     motion_loras = _motion_loras(shot, warnings) if r.template == "motion" and animatediff else []
     wan_seconds = Fraction(frames) / fps
     wan_length = math.ceil(wan_seconds * 16 / 4) * 4 + 1

@@ -6,8 +6,13 @@ the input's type and lie within min/max, legacy combo values are among the choic
 Stricter, where the server is lax (PROTOCOL.md): V3 `["COMBO", {"options"}]` values are
 checked too (the server accepts a bad one and fails at run time), inputs a node does not
 declare are errors (the server drops them silently), booleans must be JSON booleans,
-numbers must be numbers, and every node must lead to an output. An empty model-file list
-means "unknown offline": such names are only checked against a live server.
+numbers must be numbers, and every node must lead to an output.
+
+Model files: offline (a shipped snapshot or a saved object_info), an empty model list means
+"unknown" and such names are not checked. Against a live server the lists of its model
+folders (`GET /models/<folder>`) are authoritative: `[]` means the server has none, a list of
+only non-files (`VAELoader` offers `pixel_space`) has no files, and the lists that 0.3.64 does
+not check on `POST /prompt` (V3 combos such as `UpscaleModelLoader.model_name`) are checked too.
 """
 
 from __future__ import annotations
@@ -29,6 +34,15 @@ SELF_VALIDATED = {("LoadImage", "image"), ("LoadImageMask", "image"), ("LoadVide
                   ("VHS_LoadVideo", "video"), ("LoadAudio", "audio"), ("IPAdapterLoadImage", "image")}
 
 # Which combo lists hold model files, for "missing on the server" messages.
+# Which model folder each model input lists (GET /models/<folder> on a live server).
+MODEL_FOLDERS = {
+    ("CheckpointLoaderSimple", "ckpt_name"): "checkpoints", ("LoraLoader", "lora_name"): "loras",
+    ("LoraLoaderModelOnly", "lora_name"): "loras", ("VAELoader", "vae_name"): "vae",
+    ("UpscaleModelLoader", "model_name"): "upscale_models", ("ControlNetLoader", "control_net_name"): "controlnet",
+    ("ADE_LoadAnimateDiffModel", "model_name"): "animatediff_models",
+    ("ADE_AnimateDiffLoRALoader", "name"): "animatediff_motion_lora", ("CLIPVisionLoader", "clip_name"): "clip_vision",
+    ("UNETLoader", "unet_name"): "diffusion_models", ("CLIPLoader", "clip_name"): "text_encoders",
+}
 MODEL_INPUTS = {"ckpt_name": "checkpoint", "lora_name": "LoRA", "vae_name": "VAE", "model_name": "model",
                 "control_net_name": "ControlNet model", "unet_name": "diffusion model", "clip_name": "text encoder",
                 "name": "motion LoRA"}
@@ -56,9 +70,17 @@ class GraphProblem:
 class ObjectInfo:
     """The node types a server has: their inputs, outputs and choices."""
 
-    def __init__(self, data: dict, origin: str):
+    def __init__(self, data: dict, origin: str, models: dict[str, list[str]] | None = None):
         self.nodes = data
         self.origin = origin
+        self.models = models  # a live server's model folders (None offline)
+
+    def model_choices(self, class_type: str, name: str, listed: list) -> list | None:
+        """A live server's files for a model input (plus listed non-files such as `pixel_space`), else None."""
+        folder = MODEL_FOLDERS.get((class_type, name))
+        if self.models is None or folder is None:
+            return None
+        return list(self.models.get(folder, [])) + [o for o in listed if not _looks_like_file(o)]
 
     def has(self, class_type: str) -> bool:
         return class_type in self.nodes
@@ -150,7 +172,10 @@ def _check_literal(problems, node_id, ct, name, spec, value, info: ObjectInfo):
     if options is not None:
         if (ct, name) in SELF_VALIDATED or opts.get("image_upload") or opts.get("video_upload"):
             return
-        if not options or (_looks_like_file(value) and not any(_looks_like_file(o) for o in options)):
+        live = info.model_choices(ct, name, options)
+        if live is not None:
+            options = live
+        elif not options or (_looks_like_file(value) and not any(_looks_like_file(o) for o in options)):
             return  # a model list with no files in it: unknown offline (a live server lists its files)
         if value not in options:
             guess = did_you_mean(str(value), [str(o) for o in options])
@@ -158,7 +183,12 @@ def _check_literal(problems, node_id, ct, name, spec, value, info: ObjectInfo):
             what = MODEL_INPUTS.get(name)
             msg = (f'{what} "{value}" is not on {info.origin}' if what and info.origin.startswith("http")
                    else f'"{value}" is not one of the choices')
-            bad("value_not_in_list", msg, f'did you mean "{guess}"?' if guess else f"choices: {shown}")
+            folder = MODEL_FOLDERS.get((ct, name))
+            if live is not None and not any(_looks_like_file(o) for o in options):
+                hint = f"the server has no {what or 'file'}s: put {value} in ComfyUI/models/{folder}/"
+            else:
+                hint = f'did you mean "{guess}"?' if guess else f"choices: {shown}"
+            bad("value_not_in_list", msg, hint)
         return
     if kind == "BOOLEAN":
         if not isinstance(value, bool):
@@ -187,6 +217,17 @@ def _check_literal(problems, node_id, ct, name, spec, value, info: ObjectInfo):
         bad("value_bigger_than_max", f"{value} is above the maximum {hi}")
 
 
+def format_widgets(declared: dict, given: dict) -> dict[str, tuple[str, list]]:
+    """Inputs that appear with a chosen format (VHS_VideoCombine's `formats`: pix_fmt, crf, ...)."""
+    extra = {}
+    for name, (_section, spec) in declared.items():
+        formats = _options(spec).get("formats")
+        if isinstance(formats, dict) and given.get(name) in formats:
+            for widget in formats[given[name]]:
+                extra[widget[0]] = ("required", list(widget[1:]))
+    return extra
+
+
 def validate(graph: dict, info: ObjectInfo) -> list[GraphProblem]:
     """Every problem in an API-format graph; an empty list means the server would accept it."""
     problems: list[GraphProblem] = []
@@ -206,6 +247,7 @@ def validate(graph: dict, info: ObjectInfo) -> list[GraphProblem]:
         if not isinstance(given, dict):
             problems.append(GraphProblem(node_id, ct, None, "invalid_prompt", "inputs is not an object"))
             continue
+        declared.update(format_widgets(declared, given))
         for name, (section, _spec) in declared.items():
             if section == "required" and name not in given:
                 problems.append(GraphProblem(node_id, ct, name, "required_input_missing", "required input is missing"))
