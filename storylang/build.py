@@ -30,7 +30,13 @@ from storylang.timing import Timing, time_film
 from storylang.toolchain import find_ffmpeg
 
 
-RENDERERS = {"animatic": AnimaticRenderer}
+def _comfy(options: "BuildOptions"):
+    from storylang.render.comfy import ComfyRenderer
+
+    return ComfyRenderer(options.comfy)
+
+
+RENDERERS = {"animatic": lambda options: AnimaticRenderer(), "comfy": _comfy}
 
 
 class BuildFailed(StoryError):
@@ -50,6 +56,7 @@ class BuildOptions:
     system_ffmpeg: bool = False
     dry_run: bool = False
     force: bool = False  # replace an output file storyc did not write
+    comfy: object = None  # render.comfy.ComfySettings when renderer is "comfy"
 
 
 @dataclass
@@ -71,6 +78,8 @@ class BuildReport:
     labels_drawn: int = 0  # overlays with a shot's words, drawn anew
     warnings: list[Diagnostic] = field(default_factory=list)
     sources: dict[str, str] = field(default_factory=dict)
+    failures: list[Diagnostic] = field(default_factory=list)  # shots whose render failed (cut in as cards)
+    renderer: str = "animatic"
 
     @property
     def seconds(self) -> float:
@@ -109,7 +118,7 @@ def _build(script: Path, options: BuildOptions, progress: Progress, scratch: Pat
     if blocked:
         raise BuildFailed([Diagnostic(severity="error", code="output", file=str(output), message=blocked)], sources)
     ff = find_ffmpeg(options.system_ffmpeg)
-    renderer = RENDERERS[options.renderer]()
+    renderer = RENDERERS[options.renderer](options)
     ctx = RenderContext(root=root, cache=cache, jobs=max(options.jobs, 1), with_lines=not options.burn_subtitles,
                         progress=progress, build_dir=None if options.dry_run else film_dir)
 
@@ -130,18 +139,23 @@ def _build(script: Path, options: BuildOptions, progress: Progress, scratch: Pat
     timing = time_film(film, seconds)
     if timing.errors:
         raise BuildFailed(list(timing.errors), sources)
-    rendered = renderer.render(film, timing, ctx)
+    try:
+        rendered = renderer.render(film, timing, ctx)
+    except StoryError as e:
+        if e.diagnostics:
+            raise BuildFailed(e.diagnostics, sources) from e
+        raise
 
     timeline, notes = build_timeline(film, rendered.sources, spoken, script_digest(film, root), timing)
     srt, vtt = _write_edit(timeline, film_dir, script.stem)
-    states = _assemble(timeline, root, cache, scratch, output, options, ff, progress)
+    states = _assemble(timeline, root, cache, scratch, output, options, ff, progress, renderer.name)
     progress.close()
     return BuildReport(output=output, timeline=film_dir / "timeline.json", subtitles=(srt, vtt),
                        frames=timeline.frames, fps=timeline.fps, shots=len(film.shots), rendered=rendered.made,
                        reused=rendered.reused, lines_spoken=len(to_speak), lines_reused=nlines - len(to_speak),
                        picture=states["picture"], sound=states["sound"], film=states["film"],
                        notes=rendered.notes + notes, labels_drawn=rendered.labels_drawn, warnings=warnings,
-                       sources=sources)
+                       sources=sources, failures=rendered.failures, renderer=renderer.name)
 
 
 def _resolved(script: Path, options: BuildOptions) -> tuple[Film, dict[str, str], list[Diagnostic]]:
@@ -219,7 +233,7 @@ def _sound_key(timeline, root: Path, enc, ff) -> str:
 
 
 def _assemble(timeline, root: Path, cache: Cache, scratch: Path, output: Path, options: BuildOptions, ff,
-              progress: Progress) -> dict[str, str]:
+              progress: Progress, renderer: str) -> dict[str, str]:
     """Picture, sound and mux, each skipped when its inputs are unchanged; then the film at `output`.
 
     Returns what happened to each: picture encoded/reused, sound mixed/reused, film written/reused.
@@ -252,7 +266,8 @@ def _assemble(timeline, root: Path, cache: Cache, scratch: Path, output: Path, o
         if sound_job:
             sound_job.result()
             states["sound"] = "mixed"
-    meta = assemble.metadata(timeline, f"storyc {__version__}; script sha256:{timeline.script_digest}")
+    meta = assemble.metadata(timeline, f"storyc {__version__}; renderer {renderer}; "
+                                       f"script sha256:{timeline.script_digest}")
     film_file = cache.path("films", digest({"stage": assemble.MUX_VERSION, "picture": picture_key,
                                              "sound": sound_key, "meta": meta}), ".mp4")
     if not film_file.is_file():

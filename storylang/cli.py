@@ -144,16 +144,21 @@ def fmt(files: tuple[Path, ...], check_only: bool, number: bool, diff: bool) -> 
 @main.command()
 @click.argument("script", type=click.Path(path_type=Path, dir_okay=False))
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="Where to write the film (MP4).")
-@click.option("--renderer", type=click.Choice(["animatic"]), default="animatic", show_default=True,
-              help="What makes the pictures.")
+@click.option("--renderer", type=click.Choice(["animatic", "comfy"]), default=None,
+              help="What makes the pictures (default: comfy when servers are configured, else animatic).")
+@click.option("--comfy", "comfy", multiple=True, metavar="URL",
+              help="Render on this ComfyUI server (repeatable: a pool). Also STORYC_COMFY or storyc.toml.")
+@click.option("--skip-missing", is_flag=True, help="Shots no server can run become animatic cards.")
+@click.option("--strict", is_flag=True, help="A failed render fails the build (no card in its place).")
 @click.option("-j", "--jobs", type=click.IntRange(1, 64), default=None, help="Shots rendered at once (default: cores).")
 @click.option("--burn-subtitles", is_flag=True, help="Burn the subtitles into the picture.")
 @click.option("--preview", is_flag=True, help="Half resolution and the fastest encoder settings.")
 @click.option("--system-ffmpeg", is_flag=True, help="Prefer the ffmpeg on PATH to the bundled one.")
 @click.option("--dry-run", is_flag=True, help="Say what would be rendered, spoken and encoded; do nothing.")
 @click.option("--force", is_flag=True, help="Replace an -o file that storyc did not write.")
-def build(script: Path, output, renderer, jobs, burn_subtitles, preview, system_ffmpeg, dry_run, force) -> None:
-    """Build the film: storyboard, voices, edit list and the finished MP4."""
+def build(script: Path, output, renderer, comfy, skip_missing, strict, jobs, burn_subtitles, preview, system_ffmpeg,
+          dry_run, force) -> None:
+    """Build the film: pictures (animatic or ComfyUI), voices, edit list and the finished MP4."""
     import os
     import time
 
@@ -165,9 +170,14 @@ def build(script: Path, output, renderer, jobs, burn_subtitles, preview, system_
     from storylang.progress import Progress, RichProgress
 
     console = Console(stderr=True)
+    try:
+        renderer, settings = _comfy_settings(script, renderer, comfy, skip_missing, strict)
+    except StoryError as e:
+        click.echo(f"storyc: {e}", err=True)
+        sys.exit(2)
     options = BuildOptions(output=output, renderer=renderer, jobs=jobs or max(os.cpu_count() or 1, 1),
                            burn_subtitles=burn_subtitles, preview=preview, system_ffmpeg=system_ffmpeg,
-                           dry_run=dry_run, force=force)
+                           dry_run=dry_run, force=force, comfy=settings)
     progress = RichProgress(console) if console.is_terminal and not dry_run else Progress()
     t0 = time.perf_counter()
     try:
@@ -198,6 +208,8 @@ def build(script: Path, output, renderer, jobs, burn_subtitles, preview, system_
         _print_diagnostics(report.warnings, report.sources)
     for note in report.notes:
         click.echo(f"note: {note}", err=True)
+    if report.failures:
+        _print_diagnostics(report.failures, report.sources)
     elapsed = time.perf_counter() - t0
     if dry_run:
         click.echo(f"plan for {script}: {_count(report.shots, 'shot')} ({report.rendered} to render, {report.reused} up to date), "
@@ -206,7 +218,8 @@ def build(script: Path, output, renderer, jobs, burn_subtitles, preview, system_
         return
     own = report.shots - report.rendered - report.reused
     lines = report.lines_spoken + report.lines_reused
-    click.echo(f"{_count(report.shots, 'shot')}: {report.rendered} drawn, {report.reused} reused"
+    made = "rendered" if report.renderer == "comfy" else "drawn"
+    click.echo(f"{_count(report.shots, 'shot')}: {report.rendered} {made}, {report.reused} reused"
                + (f", {own} from their own images or footage" if own else "") + "; "
                f"{_count(lines, 'line')}: {report.lines_spoken} spoken, "
                f"{report.lines_reused} reused; picture {report.picture}, sound {report.sound}", err=True)
@@ -214,6 +227,28 @@ def build(script: Path, output, renderer, jobs, burn_subtitles, preview, system_
     shown = _shown(report.output)
     click.echo(f"{shown}: {_clock(report.seconds)} ({report.frames} frames), {state}, in {elapsed:.1f}s",
                err=True)
+    if report.failures:
+        click.echo(f"storyc: {_count(len(report.failures), 'shot')} failed to render and were cut in as cards",
+                   err=True)
+        sys.exit(1)
+
+
+def _comfy_settings(script: Path, renderer, flags, skip_missing: bool, strict: bool):
+    """(renderer, ComfySettings or None) from the flags, STORYC_COMFY and storyc.toml."""
+    from storylang import config
+
+    servers, found = config.comfy_servers(script, tuple(flags))
+    if renderer is None:
+        renderer = "comfy" if servers else "animatic"
+    if renderer != "comfy":
+        return renderer, None
+    if not servers:
+        raise config.ConfigError("the comfy renderer needs a server: --comfy http://host:8188, STORYC_COMFY, "
+                                 "or servers in storyc.toml")
+    from storylang.render.comfy import ComfySettings
+
+    extra = {k: found[k] for k in ("inflight", "stall", "poll") if k in found}
+    return renderer, ComfySettings(servers=servers, skip_missing=skip_missing, strict=strict, **extra)
 
 
 @main.command()

@@ -17,6 +17,9 @@ class Progress:
     def update(self, completed: int) -> None:
         pass
 
+    def row(self, key: str, text: str | None) -> None:
+        """A live line beside the bar (a running shot: server, node, step); None removes it."""
+
     def close(self) -> None:
         pass
 
@@ -30,6 +33,7 @@ class RichProgress(Progress):
                        console=console, transient=False)
         self.bar.start()
         self.task = None
+        self.rows: dict[str, int] = {}
         self.t0 = time.perf_counter()
 
     def stage(self, name: str, total: int) -> None:
@@ -44,6 +48,16 @@ class RichProgress(Progress):
     def update(self, completed: int) -> None:
         if self.task is not None:
             self.bar.update(self.task, completed=completed)
+
+    def row(self, key: str, text: str | None) -> None:
+        task = self.rows.get(key)
+        if text is None:
+            if task is not None:
+                self.bar.remove_task(self.rows.pop(key))
+        elif task is None:
+            self.rows[key] = self.bar.add_task(f"{key}  {text}", total=None)
+        else:
+            self.bar.update(task, description=f"{key}  {text}")
 
     def close(self) -> None:
         if self.task is not None:

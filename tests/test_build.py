@@ -81,7 +81,7 @@ def test_title_provenance_and_one_chapter_per_scene(built):
     report, _ = built
     text = info(report.output)
     assert re.search(r"title\s+: Test Film", text)
-    assert re.search(r"comment\s+: storyc \S+; script sha256:[0-9a-f]{64}", text)
+    assert re.search(r"comment\s+: storyc \S+; renderer animatic; script sha256:[0-9a-f]{64}", text)
     assert len(re.findall(r"Chapter #", text)) == 2
     assert "INT. LAMP ROOM - NIGHT" in text
 

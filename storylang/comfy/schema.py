@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -43,6 +41,10 @@ MODEL_FOLDERS = {
     ("ADE_AnimateDiffLoRALoader", "name"): "animatediff_motion_lora", ("CLIPVisionLoader", "clip_name"): "clip_vision",
     ("UNETLoader", "unet_name"): "diffusion_models", ("CLIPLoader", "clip_name"): "text_encoders",
 }
+FOLDER_WORDS = {"checkpoints": "checkpoint", "loras": "LoRA", "vae": "VAE", "upscale_models": "upscale model",
+                "controlnet": "ControlNet model", "animatediff_models": "motion model",
+                "animatediff_motion_lora": "motion LoRA", "clip_vision": "CLIP vision model",
+                "diffusion_models": "diffusion model", "text_encoders": "text encoder"}
 MODEL_INPUTS = {"ckpt_name": "checkpoint", "lora_name": "LoRA", "vae_name": "VAE", "model_name": "model",
                 "control_net_name": "ControlNet model", "unet_name": "diffusion model", "clip_name": "text encoder",
                 "name": "motion LoRA"}
@@ -112,18 +114,25 @@ def snapshot(name: str = "full") -> ObjectInfo:
 
 
 def load_object_info(source: str) -> ObjectInfo:
-    """`core`, `full`, a JSON file, or a server URL (its /object_info is fetched)."""
+    """`core`, `full`, a JSON file, or a server URL (its /object_info and model folders are read)."""
     if source in ("core", "full"):
         return snapshot(source)
     if source.startswith(("http://", "https://")):
-        url = source.rstrip("/") + "/object_info"
+        from storylang.comfy.client import Client, ComfyError
+
         try:
-            with urllib.request.urlopen(url, timeout=30) as resp:
-                return ObjectInfo(json.loads(resp.read().decode("utf-8")), source)
-        except (urllib.error.URLError, OSError, ValueError) as e:
-            reason = getattr(e, "reason", e)
-            raise OSError(f"cannot read {url}: {reason}") from e
+            return live_object_info(Client(source))
+        except ComfyError as e:
+            raise OSError(str(e)) from e
     return ObjectInfo(json.loads(Path(source).read_text(encoding="utf-8")), source)
+
+
+def live_object_info(client) -> ObjectInfo:
+    """A running server's node types with the files of its model folders (authoritative lists)."""
+    raw = client.object_info()
+    folders = set(client.model_folders())
+    models = {f: client.models(f) for f in sorted(set(MODEL_FOLDERS.values()) & folders)}
+    return ObjectInfo(raw, client.name, models)
 
 
 def combo_options(spec: list) -> list | None:
@@ -180,7 +189,7 @@ def _check_literal(problems, node_id, ct, name, spec, value, info: ObjectInfo):
         if value not in options:
             guess = did_you_mean(str(value), [str(o) for o in options])
             shown = ", ".join(str(o) for o in options[:8]) + (" ..." if len(options) > 8 else "")
-            what = MODEL_INPUTS.get(name)
+            what = FOLDER_WORDS.get(MODEL_FOLDERS.get((ct, name)), MODEL_INPUTS.get(name))
             msg = (f'{what} "{value}" is not on {info.origin}' if what and info.origin.startswith("http")
                    else f'"{value}" is not one of the choices')
             folder = MODEL_FOLDERS.get((ct, name))

@@ -81,8 +81,10 @@ def with_overlays(film: Film, timing: Timing, sources: dict[str, ShotSource], ct
     todo = {}
     out = dict(sources)
     for shot in film.shots:
+        if only is not None and shot.id not in only:
+            continue
         src = sources[shot.id]
-        if src.kind == "video" or (only is not None and shot.id not in only):
+        if src.kind == "video":
             continue
         st = timing.shots[shot.id]
         overlays = []

@@ -42,7 +42,8 @@ def test_check_against_an_unreachable_server_is_one_clear_line(write_story):
     path = write_story('model "m.safetensors"\nEXT. A - DAY\n  shot 1 wide 2s\n')
     result = CliRunner().invoke(main, ["check", str(path), "--comfy", "http://127.0.0.1:9"])
     assert result.exit_code == 1
-    assert result.output.startswith("storyc: cannot read http://127.0.0.1:9/object_info")
+    assert result.output.startswith("storyc: http://127.0.0.1:9 cannot be reached (")
+    assert "is ComfyUI running there?" in result.output and len(result.output.strip().splitlines()) == 1
 
 
 def test_a_graph_is_as_long_as_its_shot_after_speech_lengthens_it(write_story, tmp_path):

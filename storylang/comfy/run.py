@@ -1,0 +1,383 @@
+"""Running graphs on a pool of ComfyUI servers: submit, follow, adopt, retry, cancel.
+
+Each server gets a websocket (one client id per server and build) read by a thread that
+hands every event to the prompt it is about; the websocket is a hint: when it is silent,
+`/history/{id}` and `/queue` say what happened (history is `{}` both before completion and
+for an unknown id; the queue tells them apart). A shot that makes no progress for `stall`
+seconds while running is given up, however long it has run: a long video that keeps
+reporting steps is alive. Prompt ids are derived from the graph's digest, so before
+submitting we ask the server whether it already ran or is running that very prompt (a
+resumed build adopts it instead of submitting it again).
+"""
+
+from __future__ import annotations
+
+import json
+import queue as queue_mod
+import random
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from storylang.comfy.client import Client, ComfyError, prompt_id_for
+
+
+class ShotFailed(Exception):
+    """The server ran (or refused) the shot and said why; not worth retrying elsewhere."""
+
+    def __init__(self, message: str, hint: str | None = None):
+        super().__init__(message)
+        self.hint = hint
+
+
+class Lost(Exception):
+    """The server no longer knows the prompt (restarted with an empty history): submit it again."""
+
+
+class Cancelled(Exception):
+    pass
+
+
+OOM_WORDS = ("out of memory", "allocation on device", "cuda oom", "hip out of memory", "mps backend out of memory")
+
+
+def describe_node_errors(body: dict, graph: dict) -> tuple[str, str | None]:
+    """A validation reply (HTTP 400 or node_errors) as one sentence: node class, input, the server's words."""
+    parts = []
+    for nid, entry in sorted((body.get("node_errors") or {}).items()):
+        ct = entry.get("class_type") or graph.get(nid, {}).get("class_type", "?")
+        for err in entry.get("errors", []):
+            name = (err.get("extra_info") or {}).get("input_name")
+            detail = err.get("details") or ""
+            parts.append(f'{ct} (node "{nid}")' + (f" input {name}" if name else "") + f": {err.get('message', '')}"
+                         + (f" ({detail})" if detail else ""))
+    if not parts:
+        error = body.get("error") or {}
+        if isinstance(error, dict):
+            parts.append(error.get("message") or "the server refused the graph")
+        else:
+            parts.append(str(error))
+    return "; ".join(parts), None
+
+
+def describe_execution_error(data: dict) -> tuple[str, str | None]:
+    message = str(data.get("exception_message", "")).strip()
+    text = f'{data.get("node_type", "?")} (node "{data.get("node_id", "?")}") failed: {message}'
+    hint = None
+    if any(w in message.lower() for w in OOM_WORDS):
+        hint = "the server ran out of memory: lower the size, render fewer frames, or use --jobs 1 for that server"
+    return text, hint
+
+
+@dataclass
+class Job:
+    """One shot to render: its graph for each server that can run it, and what it needs loaded."""
+
+    shot_id: str
+    key: str  # the graph's digest (the cache key of the render)
+    graphs: dict[str, dict]  # server name → graph
+    inputs: list  # GraphInput
+    models: tuple[str, ...]  # checkpoint and LoRA files: what the server must have loaded
+    prefer: str | None = None  # the server a killed build submitted it to
+    attempts: int = 0
+
+    @property
+    def prompt_id(self) -> str:
+        return prompt_id_for(self.key)
+
+
+@dataclass
+class Outcome:
+    job: Job
+    server: str
+    prompt_id: str
+    entry: dict | None = None  # the history entry of a success
+    error: str | None = None
+    hint: str | None = None
+    seconds: float = 0.0
+    cached_nodes: int = 0
+
+
+class Events:
+    """A server's websocket, read on a thread; events go to the queue of the prompt they name."""
+
+    def __init__(self, client: Client, client_id: str, on_status: Callable[[int], None] = lambda n: None):
+        self.client = client
+        self.client_id = client_id
+        self.queues: dict[str, queue_mod.Queue] = {}
+        self.lock = threading.Lock()
+        self.on_status = on_status
+        self.stopping = threading.Event()
+        self.connected = threading.Event()
+        self.ws = None
+        self.thread = threading.Thread(target=self._read, daemon=True, name=f"ws {client.name}")
+        self.thread.start()
+
+    def watch(self, prompt_id: str) -> queue_mod.Queue:
+        with self.lock:
+            return self.queues.setdefault(prompt_id, queue_mod.Queue())
+
+    def forget(self, prompt_id: str) -> None:
+        with self.lock:
+            self.queues.pop(prompt_id, None)
+
+    def close(self) -> None:
+        self.stopping.set()
+        ws = self.ws
+        if ws is not None:
+            try:
+                ws.close()
+            except Exception:  # noqa: BLE001 - closing a broken socket
+                pass
+
+    def _read(self) -> None:
+        delay = 0.1
+        while not self.stopping.is_set():
+            try:
+                self.ws = self.client.connect(self.client_id)
+            except ComfyError:
+                self.stopping.wait(delay + random.random() * delay)
+                delay = min(delay * 2, 5.0)
+                continue
+            delay = 0.1
+            self.connected.set()
+            try:
+                self._pump()
+            finally:
+                self.connected.clear()
+
+    def _pump(self) -> None:
+        import websocket
+
+        self.ws.settimeout(1.0)
+        while not self.stopping.is_set():
+            try:
+                raw = self.ws.recv()
+            except websocket.WebSocketTimeoutException:
+                continue
+            except (OSError, websocket.WebSocketException):
+                return
+            if not raw:
+                return
+            if isinstance(raw, bytes):  # a preview frame: not ours to show
+                continue
+            try:
+                msg = json.loads(raw)
+            except ValueError:
+                continue
+            data = msg.get("data") or {}
+            if msg.get("type") == "status":
+                self.on_status(((data.get("status") or {}).get("exec_info") or {}).get("queue_remaining", 0))
+                continue
+            pid = data.get("prompt_id")
+            with self.lock:
+                q = self.queues.get(pid)
+            if q is not None:
+                q.put((msg.get("type"), data))
+
+
+@dataclass
+class Server:
+    client: Client
+    inflight: int = 2
+    events: Events | None = None
+    failures: int = 0  # retryable failures in a row
+    down: str | None = None  # why it was set aside
+    loaded: tuple[str, ...] | None = None  # the models of the last shot it was given
+    uploaded: set[str] = field(default_factory=set)
+    queue_remaining: int = 0
+    running: dict[str, str] = field(default_factory=dict)  # prompt id → shot id, ours only
+
+    @property
+    def name(self) -> str:
+        return self.client.name
+
+
+class Pool:
+    """Jobs handed out to server slots, by what each server has loaded; results collected."""
+
+    def __init__(self, servers: list[Server], jobs: list[Job], run: Callable[[Server, Job], Outcome],
+                 max_failures: int = 3, backoff: float = 0.25):
+        self.servers = servers
+        self.pending = list(jobs)
+        self.run = run
+        self.max_failures = max_failures
+        self.backoff = backoff
+        self.lock = threading.Condition()
+        self.outcomes: dict[str, Outcome] = {}
+        self.busy = 0
+        self.cancelled = threading.Event()
+        self.assignments: list[tuple[str, str]] = []  # (server, shot) in order given
+
+    def _runnable(self, server: Server, job: Job) -> bool:
+        return server.name in job.graphs
+
+    def _pick(self, server: Server) -> Job | None:
+        """The next job for a server: its own resumed prompts, then the models it has loaded, then the
+        jobs no other server has loaded, then any it can run."""
+        mine = [j for j in self.pending if self._runnable(server, j)]
+        if not mine:
+            return None
+        others = {s.loaded for s in self.servers if s is not server and not s.down and s.loaded}
+        for test in (lambda j: j.prefer == server.name,
+                     lambda j: j.prefer is None and j.models == server.loaded,
+                     lambda j: j.prefer is None and j.models not in others,
+                     lambda j: j.prefer is None or j.prefer not in {s.name for s in self.servers if not s.down}):
+            found = next((j for j in mine if test(j)), None)
+            if found:
+                return found
+        return None
+
+    def _next(self, server: Server) -> Job | None:
+        """Block until there is a job for this server; None when none can come (all done or given up)."""
+        with self.lock:
+            while True:
+                if self.cancelled.is_set() or server.down:
+                    return None
+                job = self._pick(server)
+                if job is not None:
+                    self.pending.remove(job)
+                    server.loaded = job.models
+                    self.busy += 1
+                    self.assignments.append((server.name, job.shot_id))
+                    return job
+                if not self.busy and not any(self._runnable(server, j) for j in self.pending):
+                    return None
+                self.lock.wait(0.2)
+
+    def _slot(self, server: Server) -> None:
+        while True:
+            job = self._next(server)
+            if job is None:
+                return
+            try:
+                outcome = self.run(server, job)
+                server.failures = 0
+                with self.lock:
+                    self.outcomes[job.shot_id] = outcome
+            except Cancelled:
+                with self.lock:
+                    self.pending.append(job)
+            except ComfyError as e:
+                self._server_trouble(server, job, e)
+            finally:
+                with self.lock:
+                    self.busy -= 1
+                    self.lock.notify_all()
+
+    def _server_trouble(self, server: Server, job: Job, e: ComfyError) -> None:
+        """A retryable failure: back off and give the job back; a server failing again and again is set aside."""
+        with self.lock:
+            server.failures += 1
+            job.attempts += 1
+            job.prefer = None
+            if server.failures >= self.max_failures and not server.down:
+                server.down = str(e)
+            self.pending.insert(0, job)
+        if not server.down:
+            wait = self.backoff * 2 ** (server.failures - 1)
+            self.cancelled.wait(wait + random.random() * wait)
+
+    def run_all(self) -> dict[str, Outcome]:
+        threads = [threading.Thread(target=self._slot, args=(s,), daemon=True, name=f"slot {s.name} {i}")
+                   for s in self.servers if not s.down for i in range(max(s.inflight, 1))]
+        for t in threads:
+            t.start()
+        try:
+            while any(t.is_alive() for t in threads):
+                for t in threads:
+                    t.join(0.2)
+        except BaseException:
+            self.cancelled.set()
+            with self.lock:
+                self.lock.notify_all()
+            raise
+        return self.outcomes
+
+
+def new_client_id() -> str:
+    return uuid.uuid4().hex
+
+
+def wait_for(server: Server, prompt_id: str, events, stall: float, poll: float, cancelled: threading.Event,
+             on_event: Callable[[str, dict], None] = lambda kind, data: None) -> dict:
+    """The history entry of a finished prompt; ShotFailed, Lost, Cancelled or ComfyError otherwise."""
+    client = server.client
+    last_sign = time.monotonic()
+    while True:
+        if cancelled.is_set():
+            raise Cancelled()
+        try:
+            kind, data = events.get(timeout=poll)
+        except queue_mod.Empty:
+            kind, data = None, None
+        if kind is not None:
+            last_sign = time.monotonic()
+            on_event(kind, data)
+            if kind == "execution_error":
+                raise ShotFailed(*describe_execution_error(data))
+            if kind == "execution_interrupted":
+                raise ShotFailed(f"interrupted on the server at {data.get('node_type', '?')}"
+                                 f' (node "{data.get("node_id", "?")}")', "someone interrupted it there; build again")
+            if not (kind == "executing" and data.get("node") is None) and kind != "execution_success":
+                continue
+        entry = client.history(prompt_id)
+        if entry:
+            return _finished(entry)
+        if kind is not None:
+            continue  # success was announced before history was written: look again shortly
+        q = client.queue()
+        if any(item[1] == prompt_id for item in q.get("queue_pending", [])):
+            last_sign = time.monotonic()  # waiting its turn is not a stall
+        elif any(item[1] == prompt_id for item in q.get("queue_running", [])):
+            if time.monotonic() - last_sign > stall:
+                raise ComfyError(f"{client.name}: no progress on the shot for {stall:.0f}s", retry=True)
+        else:
+            entry = client.history(prompt_id)  # it may have finished between the two questions
+            if entry:
+                return _finished(entry)
+            raise Lost()
+
+
+def _finished(entry: dict) -> dict:
+    status = entry.get("status") or {}
+    if status.get("status_str") == "success":
+        return entry
+    for kind, data in status.get("messages", []):
+        if kind == "execution_error":
+            raise ShotFailed(*describe_execution_error(data))
+        if kind == "execution_interrupted":
+            raise ShotFailed("interrupted on the server", "someone interrupted it there; build again")
+    raise ShotFailed("the server reports an error without details")
+
+
+def adopted(server: Server, prompt_id: str) -> str | None:
+    """What the server knows of our prompt: "done" (a success in history), "queued", or None."""
+    entry = server.client.history(prompt_id)
+    if entry and (entry.get("status") or {}).get("status_str") == "success":
+        return "done"
+    q = server.client.queue()
+    items = q.get("queue_running", []) + q.get("queue_pending", [])
+    if any(item[1] == prompt_id for item in items):
+        return "queued"
+    return None
+
+
+def cancel(servers: list[Server]) -> None:
+    """Ctrl-C: interrupt our running prompts and delete our queued ones; never anyone else's."""
+    for server in servers:
+        ours = set(server.running)
+        if not ours:
+            continue
+        try:
+            q = server.client.queue()
+            pending = [item[1] for item in q.get("queue_pending", []) if item[1] in ours]
+            if pending:
+                server.client.delete(pending)
+            for item in q.get("queue_running", []):
+                if item[1] in ours:
+                    server.client.interrupt(item[1])
+        except ComfyError:
+            pass

@@ -1,0 +1,74 @@
+"""`storyc.toml`: a project's settings, next to the script or at the root of its repository.
+
+    [comfy]
+    servers = ["http://gpu1:8188", "https://box.example.com"]   # the render pool
+    inflight = 2      # prompts of ours queued on each server at once
+    stall = 300       # seconds without progress before a running shot is given up
+
+The servers come from, first found: `--comfy URL` (repeatable), the `STORYC_COMFY`
+environment variable (URLs separated by commas or spaces), the file. Credentials never go
+in the file: see docs/comfy.md (`STORYC_COMFY_TOKEN`).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from storylang.diagnostics import OneLineError
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
+
+NAME = "storyc.toml"
+COMFY_KEYS = {"servers": list, "inflight": int, "stall": (int, float), "poll": (int, float)}
+
+
+class ConfigError(OneLineError):
+    pass
+
+
+def find(script: Path) -> Path | None:
+    """storyc.toml in the script's folder or a parent, up to the repository root (the folder with .git)."""
+    here = script.resolve().parent
+    for folder in (here, *here.parents):
+        if (folder / NAME).is_file():
+            return folder / NAME
+        if (folder / ".git").exists():
+            return None
+    return None
+
+
+def load(script: Path) -> dict:
+    path = find(script)
+    if path is None:
+        return {}
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: {e}; fix the file (TOML) or remove it") from e
+    comfy = data.get("comfy", {})
+    for key, value in comfy.items():
+        kind = COMFY_KEYS.get(key)
+        if kind is None:
+            raise ConfigError(f"{path}: [comfy] has no setting {key!r} (settings: {', '.join(COMFY_KEYS)})")
+        if not isinstance(value, kind) or isinstance(value, bool):
+            raise ConfigError(f"{path}: [comfy] {key} = {value!r} is not a {getattr(kind, '__name__', 'number')}")
+    return data
+
+
+def comfy_servers(script: Path, flags: tuple[str, ...]) -> tuple[list[str], dict]:
+    """The render pool's URLs and the [comfy] settings of the project file."""
+    settings = load(script).get("comfy", {})
+    if flags:
+        servers = list(flags)
+    elif os.environ.get("STORYC_COMFY"):
+        servers = os.environ["STORYC_COMFY"].replace(",", " ").split()
+    else:
+        servers = list(settings.get("servers", []))
+    for url in servers:
+        if not url.startswith(("http://", "https://")):
+            raise ConfigError(f"{url!r} is not a server URL; write it as http://host:8188")
+    return servers, settings

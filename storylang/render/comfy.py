@@ -1,0 +1,497 @@
+"""The ComfyUI renderer: every shot's graph run on a pool of servers, outputs in the cache.
+
+    pre-flight  each server's /system_stats, /object_info and model folders; every shot's graph
+                compiled and validated against each server (a heterogeneous pool: a shot goes
+                only where its graph is valid); what no server can run is reported by name, per
+                shot, with its line, and the build stops (or `--skip-missing` draws a card)
+    cache       a render's key is the digest of its graph (which names its inputs by content):
+                a cached render is reused from any server
+    run         inputs uploaded once per server under their digests (asked for first), prompts
+                submitted ahead (`inflight` per server) with ids derived from the graph, followed
+                on the websocket and through /history; see comfy/run.py
+    outputs     fetched with /view (names checked, sizes limited), checked (decodable, frame
+                counts), stored; an image is a still the edit moves with the camera, a video is a
+                clip the assembly conforms to the film (and the summary says trimmed or held)
+    records     renders.journal.json (shot → server → prompt → state, for resuming a killed
+                build) and renders.json (provenance of every rendered shot), both in build/<film>/
+
+Shots that fail (validation or execution errors) are listed and drawn as animatic cards, so the
+film is still cut (unless `--strict`); the build then exits non-zero.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import threading
+import time
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+from PIL import Image
+
+from storylang import atomic
+from storylang.cache import Cache, digest, file_digest
+from storylang.comfy.client import IMAGE_LIMIT, VIDEO_LIMIT, Client, ComfyError, safe_output_name
+from storylang.comfy.graphs import GraphInput, ShotGraph, compile_film, graph_json
+from storylang.comfy.run import (Events, Job, Lost, Outcome, Pool, Server, ShotFailed, adopted, cancel,
+                                 describe_node_errors, new_client_id, wait_for)
+from storylang.comfy.schema import MODEL_FOLDERS, ObjectInfo, live_object_info
+from storylang.diagnostics import Diagnostic, StoryError
+from storylang.film import Film, Shot
+from storylang.render import Plan, RenderContext, Rendered, rel
+from storylang.render.animatic import AnimaticRenderer
+from storylang.timeline import ShotSource
+from storylang.timing import Timing
+from storylang.toolchain import find_ffmpeg
+
+STAGE_VERSION = "comfy-render-1"
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+VIDEO_SUFFIXES = (".mp4", ".webm", ".mov", ".mkv", ".gif")
+
+
+@dataclass
+class ComfySettings:
+    servers: list[str]
+    inflight: int = 2  # prompts of ours in a server's queue at once
+    skip_missing: bool = False  # shots no server can run become animatic cards
+    strict: bool = False  # a failed shot fails the build (no card in its place)
+    stall: float = 300.0  # seconds without any sign of progress on a running shot
+    poll: float = 1.0  # seconds between /history questions when the websocket is silent
+    backoff: float = 0.5  # first retry delay; doubled each time, with jitter
+    max_failures: int = 3  # retryable failures in a row before a server is set aside
+    timeout: float = 30.0  # seconds an HTTP request may take before the server counts as failing
+
+
+@dataclass
+class Live:
+    """A server as pre-flight found it."""
+
+    server: Server
+    info: ObjectInfo
+    version: str
+    info_digest: str
+
+
+@dataclass
+class Result:
+    file: Path
+    kind: str  # "still" or "video"
+    record: dict
+    note: str | None = None
+
+
+class ComfyRenderer:
+    name = "comfy"
+
+    def __init__(self, settings: ComfySettings):
+        self.settings = settings
+        self.lock = threading.Lock()
+
+    # ------------------------------------------------------------------ pre-flight
+
+    def preflight(self, ctx: RenderContext) -> list[Live]:
+        """Every server that answers, with its node types and model files; ComfyError if none does."""
+        live, trouble = [], []
+        for url in self.settings.servers:
+            client = Client(url, timeout=self.settings.timeout)
+            try:
+                stats = client.system_stats()
+                info = live_object_info(client)
+            except ComfyError as e:
+                trouble.append(str(e))
+                continue
+            version = ((stats or {}).get("system") or {}).get("comfyui_version", "unknown")
+            live.append(Live(Server(client, inflight=self.settings.inflight), info, version, digest(info.nodes)))
+        if not live:
+            raise ComfyError("no ComfyUI server answers: " + "; ".join(trouble)
+                             + " (start one, or build without --comfy for the animatic)")
+        for t in trouble:
+            ctx.progress.stage(f"set aside: {t}", 1)
+        self.trouble = trouble
+        return live
+
+    def compile(self, film: Film, timing: Timing, ctx: RenderContext, live: list[Live]):
+        """Per shot: its graph on each server that can run it, and why the others cannot."""
+        per_server = {lv.server.name: {g.shot.id: g for g in compile_film(film, ctx.root, lv.info, timing=timing)}
+                      for lv in live}
+        graphs: dict[str, dict[str, ShotGraph]] = {}
+        problems: dict[str, list[Diagnostic]] = {}
+        for shot in film.shots:
+            for name, compiled in per_server.items():
+                sg = compiled[shot.id]
+                errors = [d for d in sg.diagnostics if d.severity == "error"]
+                if sg.graph is not None and not errors:
+                    graphs.setdefault(shot.id, {})[name] = sg
+                else:
+                    problems.setdefault(shot.id, []).extend(errors)
+        missing = {sid: diags for sid, diags in problems.items() if sid not in graphs}
+        return graphs, missing
+
+    # ------------------------------------------------------------------ the protocol
+
+    def plan(self, film: Film, timing: Timing, ctx: RenderContext) -> Plan:
+        live = self.preflight(ctx)
+        graphs, missing = self.compile(film, timing, ctx, live)
+        if missing and not self.settings.skip_missing:
+            raise StoryError(_dedupe(missing))
+        todo, cached = [], []
+        for shot in film.shots:
+            if shot.id in graphs:
+                key = render_key(next(iter(graphs[shot.id].values())).graph)
+                (cached if find_cached(ctx.cache, key) else todo).append(shot.id)
+        return Plan(todo=todo, cached=cached)
+
+    def render(self, film: Film, timing: Timing, ctx: RenderContext) -> Rendered:
+        live = self.preflight(ctx)
+        graphs, missing = self.compile(film, timing, ctx, live)
+        if missing and not self.settings.skip_missing:
+            raise StoryError(_dedupe(missing))
+        results, reused, jobs = {}, 0, []
+        for shot in film.shots:
+            if shot.id not in graphs:
+                continue
+            key = render_key(next(iter(graphs[shot.id].values())).graph)
+            found = find_cached(ctx.cache, key)
+            if found:
+                results[shot.id] = found
+                reused += 1
+                continue
+            jobs.append(self._job(shot, key, graphs[shot.id]))
+        journal = Journal(ctx.build_dir / "renders.journal.json" if ctx.build_dir else None)
+        for job in jobs:
+            job.prefer = journal.server_of(job)
+        failures, outcomes = self._run(film, timing, ctx, live, jobs, journal, results)
+        return self._finish(film, timing, ctx, live, graphs, missing, results, failures, outcomes, reused,
+                            len(jobs))
+
+    def _job(self, shot: Shot, key: str, graphs: dict[str, ShotGraph]) -> Job:
+        any_graph = next(iter(graphs.values()))
+        return Job(shot_id=shot.id, key=key, graphs={name: sg.graph for name, sg in graphs.items()},
+                   inputs=any_graph.inputs, models=models_of(any_graph.graph))
+
+    # ------------------------------------------------------------------ running
+
+    def _run(self, film, timing, ctx, live, jobs, journal, results):
+        servers = [lv.server for lv in live]
+        by_id = {s.id: s for s in film.shots}
+        for server in servers:
+            server.events = Events(server.client, new_client_id())
+        failures: dict[str, tuple[str, str | None, str]] = {}
+        outcomes: dict[str, Outcome] = {}
+        ctx.progress.stage("renders", len(jobs))
+        cancelled = threading.Event()
+
+        def run(server: Server, job: Job) -> Outcome:
+            shot = by_id[job.shot_id]
+            try:
+                outcome = self._run_one(server, job, shot, film, timing, ctx, journal, cancelled)
+            except ShotFailed as e:
+                journal.set(job, server.name, job.prompt_id, "failed")
+                with self.lock:
+                    failures[job.shot_id] = (str(e), e.hint, server.name)
+                ctx.progress.advance()
+                return Outcome(job, server.name, job.prompt_id, error=str(e), hint=e.hint)
+            results[job.shot_id] = outcome.entry["result"]
+            journal.set(job, server.name, outcome.prompt_id, "done")
+            ctx.progress.advance()
+            return outcome
+
+        pool = Pool(servers, jobs, run, max_failures=self.settings.max_failures, backoff=self.settings.backoff)
+        self.pool = pool
+        try:
+            outcomes = pool.run_all()
+        except BaseException:
+            cancelled.set()
+            cancel(servers)
+            for job in jobs:
+                if job.shot_id not in results:
+                    journal.set(job, None, job.prompt_id, "cancelled")
+            raise
+        finally:
+            for server in servers:
+                server.events.close()
+        for job in pool.pending:
+            if job.shot_id not in failures:
+                why = "; ".join(f"{s.name}: {s.down}" for s in servers if s.down) or "no server could run it"
+                failures[job.shot_id] = (f"no ComfyUI server is left to render it ({why})", None, "")
+        return failures, outcomes
+
+    def _run_one(self, server: Server, job: Job, shot: Shot, film: Film, timing: Timing, ctx: RenderContext,
+                 journal, cancelled) -> Outcome:
+        graph = job.graphs[server.name]
+        pid = job.prompt_id
+        started = time.monotonic()
+        for attempt in range(3):
+            state = adopted(server, pid)
+            events = server.events.watch(pid)
+            if state is None:
+                self._upload(server, job, ctx, film.fps)
+                pid = self._submit(server, graph, pid, shot)
+            journal.set(job, server.name, pid, "submitted")
+            server.running[pid] = job.shot_id
+            try:
+                entry = wait_for(server, pid, events, self.settings.stall, self.settings.poll, cancelled,
+                                 on_event=lambda kind, data: self._show(server, shot, kind, data, ctx))
+                break
+            except Lost:
+                continue  # the server restarted and forgot it: submit again
+            finally:
+                server.running.pop(pid, None)
+                server.events.forget(pid)
+                ctx.progress.row(f"shot {shot.id}", None)
+        else:
+            raise ComfyError(f"{server.name} keeps losing the shot's prompt", retry=True)
+        result = self._collect(server, entry, job, shot, timing, ctx, film.fps)
+        seconds = time.monotonic() - started
+        result.record.update({"server": server.name, "prompt_id": pid, "seconds": round(seconds, 3)})
+        entry = {"result": result}
+        return Outcome(job, server.name, pid, entry=entry, seconds=seconds)
+
+    def _submit(self, server: Server, graph: dict, pid: str, shot: Shot) -> str:
+        extra = {"extra_pnginfo": {"storylang": {"shot": shot.id, "file": shot.where.file, "line": shot.where.line}}}
+        try:
+            reply = server.client.submit(graph, pid, server.events.client_id, extra)
+        except ComfyError as e:
+            if e.status == 400 and isinstance(e.body, dict):
+                raise ShotFailed(*describe_node_errors(e.body, graph)) from e
+            raise
+        if reply.get("node_errors"):
+            raise ShotFailed(*describe_node_errors(reply, graph))
+        got = str(reply.get("prompt_id") or pid)
+        if got != pid:  # an old server chose its own id: follow that one
+            server.events.forget(pid)
+            server.events.watch(got)
+        return got
+
+    def _upload(self, server: Server, job: Job, ctx: RenderContext, fps: Fraction) -> None:
+        """Each input once per server, under its digest name; the server is asked first."""
+        for gi in job.inputs:
+            if gi.name in server.uploaded:
+                continue
+            data = input_bytes(gi, ctx, fps)
+            sub, _, name = gi.name.rpartition("/")
+            have = server.client.fetch_input(name, sub)
+            if have != data:
+                reply = server.client.upload(name, data, sub)
+                if reply.get("name") != name:
+                    raise ShotFailed(f"{server.name} stored {gi.file} as {reply.get('name')!r}, not {name!r}",
+                                     "another file has that name in its input/storylang folder: remove it")
+            server.uploaded.add(gi.name)
+
+    def _show(self, server: Server, shot: Shot, kind: str, data: dict, ctx: RenderContext) -> None:
+        if kind == "progress":
+            ctx.progress.row(f"shot {shot.id}", f"{server.name}: node {data.get('node')} "
+                                                f"step {data.get('value')}/{data.get('max')}")
+        elif kind == "executing" and data.get("node"):
+            ctx.progress.row(f"shot {shot.id}", f"{server.name}: node {data.get('node')}")
+
+    # ------------------------------------------------------------------ outputs
+
+    def _collect(self, server: Server, entry: dict, job: Job, shot: Shot, timing: Timing,
+                 ctx: RenderContext, fps: Fraction) -> Result:
+        files = output_files(entry)
+        if not files:
+            raise ShotFailed("the server finished the shot but reports no output file")
+        pick = next((f for f in files if f[0].lower().endswith(VIDEO_SUFFIXES)), files[0])
+        name, sub, kind = pick
+        suffix = Path(name).suffix.lower()
+        is_video = suffix in VIDEO_SUFFIXES
+        target = ctx.cache.path("renders", job.key, ".mp4" if is_video and suffix != ".gif" else suffix)
+        server.client.view(name, sub, kind, target, VIDEO_LIMIT if is_video else IMAGE_LIMIT)
+        record = {"stage": STAGE_VERSION, "shot": shot.id, "graph": job.key, "seed": shot.render.seed,
+                  "output": {"name": name, "sha256": file_digest(target)}}
+        want = timing.shots[shot.id].frames
+        note = None
+        try:
+            if is_video:
+                n, got = video_frames(target, fps)
+                record["frames"] = n
+                if got > want:
+                    note = f"shot {shot.id}: the render lasts {got} frames, trimmed to {want}"
+                elif got < want:
+                    note = f"shot {shot.id}: the render lasts {got} frames; its last frame is held for {want - got}"
+            else:
+                with Image.open(target) as im:
+                    im.verify()
+                with Image.open(target) as im:
+                    record["size"] = list(im.size)
+        except (OSError, ValueError) as e:
+            target.unlink(missing_ok=True)
+            raise ShotFailed(f"the output {name} from {server.name} is not a readable "
+                             f"{'video' if is_video else 'image'} ({e})") from e
+        record["note"] = note
+        atomic.write_text(target.with_suffix(".json"), json.dumps(record, indent=2, sort_keys=True) + "\n")
+        return Result(target, "video" if is_video else "still", record, note)
+
+    # ------------------------------------------------------------------ the end
+
+    def _finish(self, film, timing, ctx, live, graphs, missing, results, failures, outcomes, reused, submitted):
+        sources: dict[str, ShotSource] = {}
+        notes, diags = [], []
+        for sid, result in results.items():
+            src = rel(result.file, ctx.root)
+            sources[sid] = ShotSource("video", (src,), 0) if result.kind == "video" else ShotSource("still", (src,))
+            if result.note:
+                notes.append(result.note)
+        by_id = {s.id: s for s in film.shots}
+        for sid, (message, hint, server) in failures.items():
+            shot = by_id[sid]
+            diags.append(Diagnostic(severity="error", code="render-failed", file=shot.where.file,
+                                    span=shot.where.span(4), hint=hint,
+                                    message=f"shot {sid} failed" + (f" on {server}" if server else "") + f": {message}"))
+        for sid, problems in missing.items():
+            notes.append(f"shot {sid}: no server can run its graph; drawn as an animatic card")
+        if diags and self.settings.strict:
+            raise StoryError(diags)
+        fallback = {s.id for s in film.shots if s.id not in sources}
+        cards = AnimaticRenderer().render(film, timing, ctx, only=fallback)
+        sources.update(cards.sources)
+        for sid in sorted(fallback - set(missing), key=lambda s: list(by_id).index(s)):
+            notes.append(f"shot {sid}: drawn as an animatic card (its render failed)")
+        self._manifest(film, ctx, live, results)
+        made = len([1 for sid in results if sid in outcomes])
+        used = sum(o.seconds for o in outcomes.values() if o.entry)
+        notes.insert(0, f"ComfyUI: {made} rendered, {reused} cached, {len(failures)} failed, "
+                        f"{len(missing)} skipped on {', '.join(lv.server.name for lv in live)}; "
+                        f"{used:.1f} GPU-seconds")
+        return Rendered(sources=sources, made=made, reused=reused, labels_drawn=cards.labels_drawn,
+                        notes=notes, failures=diags)
+
+    def _manifest(self, film: Film, ctx: RenderContext, live: list[Live], results: dict) -> None:
+        if ctx.build_dir is None:
+            return
+        info = {lv.server.name: {"comfyui_version": lv.version, "object_info": lv.info_digest} for lv in live}
+        shots = {}
+        for shot in film.shots:
+            result = results.get(shot.id)
+            if result is None:
+                continue
+            rec = dict(result.record)
+            server = rec.get("server")
+            if server in info:
+                rec.update(info[server])
+            shots[shot.id] = rec
+        manifest = {"version": 1, "renderer": "comfy", "shots": shots}
+        atomic.write_text(ctx.build_dir / "renders.json", json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+
+
+class Journal:
+    """shot → server → prompt id → state, rewritten atomically on every change (None: a dry run)."""
+
+    def __init__(self, path: Path | None):
+        self.path = path
+        self.lock = threading.Lock()
+        self.entries: dict = {}
+        if path is not None and path.is_file():
+            try:
+                self.entries = json.loads(path.read_text(encoding="utf-8")).get("shots", {})
+            except ValueError:
+                self.entries = {}
+
+    def server_of(self, job: Job) -> str | None:
+        """The server a killed build left this very prompt on, to adopt it there."""
+        e = self.entries.get(job.shot_id) or {}
+        return e.get("server") if e.get("key") == job.key and e.get("state") == "submitted" else None
+
+    def set(self, job: Job, server: str | None, prompt_id: str, state: str) -> None:
+        with self.lock:
+            self.entries[job.shot_id] = {"key": job.key, "server": server, "prompt_id": prompt_id, "state": state}
+            if self.path is not None:
+                atomic.write_text(self.path, json.dumps({"version": 1, "shots": self.entries}, indent=2,
+                                                        sort_keys=True) + "\n")
+
+
+def render_key(graph: dict) -> str:
+    """A render's cache key: the canonical graph (inputs appear in it by content digest) and our version."""
+    return digest({"stage": STAGE_VERSION, "graph": json.loads(graph_json(graph))})
+
+
+def find_cached(cache: Cache, key: str) -> Result | None:
+    record_file = cache.path("renders", key, ".json")
+    if not record_file.is_file():
+        return None
+    try:
+        record = json.loads(record_file.read_text(encoding="utf-8"))
+    except ValueError:
+        return None
+    for suffix in (".mp4", *IMAGE_SUFFIXES, ".gif", ".webm"):
+        path = cache.path("renders", key, suffix)
+        if path.is_file() and file_digest(path) == record.get("output", {}).get("sha256"):
+            return Result(path, "video" if suffix in VIDEO_SUFFIXES else "still", record, record.get("note"))
+    return None
+
+
+def models_of(graph: dict) -> tuple[str, ...]:
+    """The model files a graph loads: shots that share them run back to back on one server."""
+    names = []
+    for node in graph.values():
+        for (ct, name) in MODEL_FOLDERS:
+            if node.get("class_type") == ct and isinstance(node.get("inputs", {}).get(name), str):
+                names.append(node["inputs"][name])
+    return tuple(sorted(set(names)))
+
+
+def output_files(entry: dict) -> list[tuple[str, str, str]]:
+    """(filename, subfolder, type) of every file in a history entry's outputs, checked, in node order."""
+    files = []
+    for nid in sorted(entry.get("outputs") or {}):
+        for key, items in sorted(entry["outputs"][nid].items()):
+            if not isinstance(items, list):
+                continue
+            for item in items:
+                if isinstance(item, dict) and "filename" in item:
+                    files.append(safe_output_name(item))
+    return files
+
+
+def input_bytes(gi: GraphInput, ctx: RenderContext, fps) -> bytes:
+    """The bytes uploaded for an input: the file, or for a clip its explicit trim (made once, cached)."""
+    source = ctx.root / gi.file
+    if gi.kind != "video" or gi.frames is None:
+        return source.read_bytes()
+    trimmed = ctx.cache.path("inputs", gi.name.rpartition("/")[2].rsplit(".", 1)[0], ".mp4")
+    if not trimmed.is_file():
+        trim_clip(source, trimmed, gi.start, gi.frames, fps)
+    return trimmed.read_bytes()
+
+
+def trim_clip(source: Path, target: Path, start: int, frames: int, fps: Fraction) -> None:
+    """`frames` frames from frame `start` at the film's rate (the last frame held if the clip is short)."""
+    ff = find_ffmpeg()
+    with atomic.atomic_path(target, suffix=".mp4") as tmp:
+        args = [ff.path, "-v", "error", "-y", "-ss", f"{start * fps.denominator / fps.numerator:.6f}",
+                "-i", str(source), "-an", "-vf",
+                f"fps={fps.numerator}/{fps.denominator},tpad=stop_mode=clone:stop={frames},trim=end_frame={frames}",
+                "-c:v", "libx264", "-crf", "12", "-preset", "fast", "-pix_fmt", "yuv420p", "-f", "mp4", str(tmp)]
+        proc = subprocess.run(args, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise ShotFailed(f"cannot trim {source.name}: {proc.stderr.strip().splitlines()[-1:]}")
+
+
+def video_frames(path: Path, fps: Fraction) -> tuple[int, int]:
+    """(frames in the file, its length in frames at the film's rate `fps`); ValueError if it has none."""
+    ff = find_ffmpeg()
+    proc = subprocess.run([ff.path, "-hide_banner", "-i", str(path), "-map", "0:v:0", "-f", "null", "-"],
+                          capture_output=True, text=True)
+    found = re.findall(r"frame=\s*(\d+)", proc.stderr)
+    rate = re.search(r"Video:.*?([\d.]+) fps", proc.stderr)
+    if proc.returncode != 0 or not found or int(found[-1]) == 0:
+        raise ValueError("no video frames")
+    n = int(found[-1])
+    own = Fraction(rate.group(1)).limit_denominator(1001) if rate else fps
+    return n, round(n * fps / own)
+
+
+def _dedupe(missing: dict[str, list[Diagnostic]]) -> list[Diagnostic]:
+    seen, out = set(), []
+    for diags in missing.values():
+        for d in diags:
+            k = (d.file, d.span, d.message)
+            if k not in seen:
+                seen.add(k)
+                out.append(d)
+    return out
+
