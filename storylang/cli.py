@@ -247,7 +247,7 @@ def _comfy_settings(script: Path, renderer, flags, skip_missing: bool, strict: b
                                  "or servers in storyc.toml")
     from storylang.render.comfy import ComfySettings
 
-    extra = {k: found[k] for k in ("inflight", "stall", "poll") if k in found}
+    extra = {k: found[k] for k in ("inflight", "stall", "poll", "schedule") if k in found}
     return renderer, ComfySettings(servers=servers, skip_missing=skip_missing, strict=strict, **extra)
 
 

@@ -4,6 +4,7 @@
     servers = ["http://gpu1:8188", "https://box.example.com"]   # the render pool
     inflight = 2      # prompts of ours queued on each server at once
     stall = 300       # seconds without progress before a running shot is given up
+    schedule = "models"  # shots that share models back to back on one server ("film": script order)
 
 The servers come from, first found: `--comfy URL` (repeatable), the `STORYC_COMFY`
 environment variable (URLs separated by commas or spaces), the file. Credentials never go
@@ -23,7 +24,8 @@ except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
 NAME = "storyc.toml"
-COMFY_KEYS = {"servers": list, "inflight": int, "stall": (int, float), "poll": (int, float)}
+COMFY_KEYS = {"servers": list, "inflight": int, "stall": (int, float), "poll": (int, float), "schedule": str}
+SCHEDULES = ("models", "film")
 
 
 class ConfigError(OneLineError):
@@ -56,6 +58,8 @@ def load(script: Path) -> dict:
             raise ConfigError(f"{path}: [comfy] has no setting {key!r} (settings: {', '.join(COMFY_KEYS)})")
         if not isinstance(value, kind) or isinstance(value, bool):
             raise ConfigError(f"{path}: [comfy] {key} = {value!r} is not a {getattr(kind, '__name__', 'number')}")
+    if comfy.get("schedule", "models") not in SCHEDULES:
+        raise ConfigError(f"{path}: [comfy] schedule = {comfy['schedule']!r}; choose one of: {', '.join(SCHEDULES)}")
     return data
 
 

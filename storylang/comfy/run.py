@@ -199,8 +199,9 @@ class Pool:
     """Jobs handed out to server slots, by what each server has loaded; results collected."""
 
     def __init__(self, servers: list[Server], jobs: list[Job], run: Callable[[Server, Job], Outcome],
-                 max_failures: int = 3, backoff: float = 0.25):
+                 max_failures: int = 3, backoff: float = 0.25, by_models: bool = True):
         self.servers = servers
+        self.by_models = by_models  # False: in the script's order, whatever each server has loaded
         self.pending = list(jobs)
         self.run = run
         self.max_failures = max_failures
@@ -218,8 +219,8 @@ class Pool:
         """The next job for a server: its own resumed prompts, then the models it has loaded, then the
         jobs no other server has loaded, then any it can run."""
         mine = [j for j in self.pending if self._runnable(server, j)]
-        if not mine:
-            return None
+        if not mine or not self.by_models:
+            return mine[0] if mine else None
         others = {s.loaded for s in self.servers if s is not server and not s.down and s.loaded}
         for test in (lambda j: j.prefer == server.name,
                      lambda j: j.prefer is None and j.models == server.loaded,

@@ -63,6 +63,7 @@ class ComfySettings:
     backoff: float = 0.5  # first retry delay; doubled each time, with jitter
     max_failures: int = 3  # retryable failures in a row before a server is set aside
     timeout: float = 30.0  # seconds an HTTP request may take before the server counts as failing
+    schedule: str = "models"  # "models": shots sharing models back to back on one server; "film": script order
 
 
 @dataclass
@@ -94,29 +95,36 @@ class ComfyRenderer:
 
     def preflight(self, ctx: RenderContext) -> list[Live]:
         """Every server that answers, with its node types and model files; ComfyError if none does."""
-        live, trouble = [], []
-        for url in self.settings.servers:
+        from concurrent.futures import ThreadPoolExecutor
+
+        def ask(url: str) -> Live | str:
             client = Client(url, timeout=self.settings.timeout)
             try:
                 stats = client.system_stats()
                 info = live_object_info(client)
             except ComfyError as e:
-                trouble.append(str(e))
-                continue
+                return str(e)
             version = ((stats or {}).get("system") or {}).get("comfyui_version", "unknown")
-            live.append(Live(Server(client, inflight=self.settings.inflight), info, version, digest(info.nodes)))
+            return Live(Server(client, inflight=self.settings.inflight), info, version, digest(info.nodes))
+
+        with ThreadPoolExecutor(max_workers=max(len(self.settings.servers), 1)) as pool:
+            answers = list(pool.map(ask, self.settings.servers))
+        live = [a for a in answers if isinstance(a, Live)]
+        trouble = [a for a in answers if isinstance(a, str)]
         if not live:
             raise ComfyError("no ComfyUI server answers: " + "; ".join(trouble)
                              + " (start one, or build without --comfy for the animatic)")
-        for t in trouble:
-            ctx.progress.stage(f"set aside: {t}", 1)
         self.trouble = trouble
         return live
 
     def compile(self, film: Film, timing: Timing, ctx: RenderContext, live: list[Live]):
         """Per shot: its graph on each server that can run it, and why the others cannot."""
-        per_server = {lv.server.name: {g.shot.id: g for g in compile_film(film, ctx.root, lv.info, timing=timing)}
-                      for lv in live}
+        by_info: dict[str, dict[str, ShotGraph]] = {}  # servers with the same nodes and models share graphs
+        per_server = {}
+        for lv in live:
+            if lv.info_digest not in by_info:
+                by_info[lv.info_digest] = {g.shot.id: g for g in compile_film(film, ctx.root, lv.info, timing=timing)}
+            per_server[lv.server.name] = by_info[lv.info_digest]
         graphs: dict[str, dict[str, ShotGraph]] = {}
         problems: dict[str, list[Diagnostic]] = {}
         for shot in film.shots:
@@ -199,7 +207,8 @@ class ComfyRenderer:
             ctx.progress.advance()
             return outcome
 
-        pool = Pool(servers, jobs, run, max_failures=self.settings.max_failures, backoff=self.settings.backoff)
+        pool = Pool(servers, jobs, run, max_failures=self.settings.max_failures, backoff=self.settings.backoff,
+                    by_models=self.settings.schedule != "film")
         self.pool = pool
         try:
             outcomes = pool.run_all()

@@ -182,6 +182,13 @@ class FakeComfy:
     # ------------------------------------------------------------------ info
 
     def object_info(self) -> dict:
+        """The snapshot with this server's model files in its loaders' lists (rebuilt when they change)."""
+        state = json.dumps([self.models, sorted(self.without)], sort_keys=True)
+        if getattr(self, "_info_state", None) != state:
+            self._info, self._info_state = self._build_info(), state
+        return self._info
+
+    def _build_info(self) -> dict:
         info = {k: v for k, v in _snapshot().items() if k not in self.without
                 and f"pack:{v.get('python_module', '')}" not in self.without}
         out = {}
@@ -197,7 +204,10 @@ class FakeComfy:
         return out
 
     async def h_object_info(self, request):
-        return web.json_response(self.object_info())
+        info = self.object_info()
+        if getattr(self, "_info_body", (None,))[0] is not info:
+            self._info_body = (info, json.dumps(info).encode())
+        return web.Response(body=self._info_body[1], content_type="application/json")
 
     async def h_models(self, request):
         return web.json_response(list(self.models))
@@ -272,7 +282,8 @@ class FakeComfy:
         extra = dict(body.get("extra_data") or {})
         if body.get("client_id"):
             extra["client_id"] = body["client_id"]
-        outputs = sorted(nid for nid, n in graph.items() if self.object_info()[n["class_type"]].get("output_node"))
+        info = self.object_info()
+        outputs = sorted(nid for nid, n in graph.items() if info[n["class_type"]].get("output_node"))
         heapq.heappush(self.queue, (number, pid, graph, extra, outputs))
         self.submitted.append(pid)
         await self._status()
