@@ -76,16 +76,15 @@ class Job:
     """One shot to render: its graph for each server that can run it, and what it needs loaded."""
 
     shot_id: str
-    key: str  # the graph's digest (the cache key of the render)
-    graphs: dict[str, dict]  # server name → graph
-    inputs: list  # GraphInput
+    graphs: dict[str, dict]  # server name → graph (servers with other nodes may get another graph)
+    keys: dict[str, str]  # server name → that graph's digest, the cache key of its render
+    inputs: dict[str, list]  # server name → the GraphInputs its graph reads
     models: tuple[str, ...]  # checkpoint and LoRA files: what the server must have loaded
     prefer: str | None = None  # the server a killed build submitted it to
     attempts: int = 0
 
-    @property
-    def prompt_id(self) -> str:
-        return prompt_id_for(self.key)
+    def prompt_id(self, server: str) -> str:
+        return prompt_id_for(self.keys[server])
 
 
 @dataclass

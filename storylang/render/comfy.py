@@ -90,6 +90,7 @@ class ComfyRenderer:
     def __init__(self, settings: ComfySettings):
         self.settings = settings
         self.lock = threading.Lock()
+        self.steps: dict = {}  # (row, node) → (time, value) of the first step seen, for ETAs
 
     # ------------------------------------------------------------------ pre-flight
 
@@ -148,8 +149,7 @@ class ComfyRenderer:
         todo, cached = [], []
         for shot in film.shots:
             if shot.id in graphs:
-                key = render_key(next(iter(graphs[shot.id].values())).graph)
-                (cached if find_cached(ctx.cache, key) else todo).append(shot.id)
+                (cached if cached_render(ctx.cache, graphs[shot.id]) else todo).append(shot.id)
         return Plan(todo=todo, cached=cached)
 
     def render(self, film: Film, timing: Timing, ctx: RenderContext) -> Rendered:
@@ -161,13 +161,12 @@ class ComfyRenderer:
         for shot in film.shots:
             if shot.id not in graphs:
                 continue
-            key = render_key(next(iter(graphs[shot.id].values())).graph)
-            found = find_cached(ctx.cache, key)
+            found = cached_render(ctx.cache, graphs[shot.id])
             if found:
                 results[shot.id] = found
                 reused += 1
                 continue
-            jobs.append(self._job(shot, key, graphs[shot.id]))
+            jobs.append(self._job(shot, graphs[shot.id]))
         journal = Journal(ctx.build_dir / "renders.journal.json" if ctx.build_dir else None)
         for job in jobs:
             job.prefer = journal.server_of(job)
@@ -175,10 +174,11 @@ class ComfyRenderer:
         return self._finish(film, timing, ctx, live, graphs, missing, results, failures, outcomes, reused,
                             len(jobs))
 
-    def _job(self, shot: Shot, key: str, graphs: dict[str, ShotGraph]) -> Job:
+    def _job(self, shot: Shot, graphs: dict[str, ShotGraph]) -> Job:
         any_graph = next(iter(graphs.values()))
-        return Job(shot_id=shot.id, key=key, graphs={name: sg.graph for name, sg in graphs.items()},
-                   inputs=any_graph.inputs, models=models_of(any_graph.graph))
+        return Job(shot_id=shot.id, graphs={name: sg.graph for name, sg in graphs.items()},
+                   keys={name: render_key(sg.graph) for name, sg in graphs.items()},
+                   inputs={name: sg.inputs for name, sg in graphs.items()}, models=models_of(any_graph.graph))
 
     # ------------------------------------------------------------------ running
 
@@ -186,7 +186,11 @@ class ComfyRenderer:
         servers = [lv.server for lv in live]
         by_id = {s.id: s for s in film.shots}
         for server in servers:
-            server.events = Events(server.client, new_client_id())
+            def on_status(n: int, server=server) -> None:
+                server.queue_remaining = n
+                self._show_server(server, ctx)
+
+            server.events = Events(server.client, new_client_id(), on_status)
         failures: dict[str, tuple[str, str | None, str]] = {}
         outcomes: dict[str, Outcome] = {}
         ctx.progress.stage("renders", len(jobs))
@@ -197,11 +201,11 @@ class ComfyRenderer:
             try:
                 outcome = self._run_one(server, job, shot, film, timing, ctx, journal, cancelled)
             except ShotFailed as e:
-                journal.set(job, server.name, job.prompt_id, "failed")
+                journal.set(job, server.name, job.prompt_id(server.name), "failed")
                 with self.lock:
                     failures[job.shot_id] = (str(e), e.hint, server.name)
                 ctx.progress.advance()
-                return Outcome(job, server.name, job.prompt_id, error=str(e), hint=e.hint)
+                return Outcome(job, server.name, job.prompt_id(server.name), error=str(e), hint=e.hint)
             results[job.shot_id] = outcome.entry["result"]
             journal.set(job, server.name, outcome.prompt_id, "done")
             ctx.progress.advance()
@@ -217,11 +221,12 @@ class ComfyRenderer:
             cancel(servers)
             for job in jobs:
                 if job.shot_id not in results:
-                    journal.set(job, None, job.prompt_id, "cancelled")
+                    journal.cancel(job)
             raise
         finally:
             for server in servers:
                 server.events.close()
+                ctx.progress.row(f"server {server.name}", None)
         for job in pool.pending:
             if job.shot_id not in failures:
                 why = "; ".join(f"{s.name}: {s.down}" for s in servers if s.down) or "no server could run it"
@@ -231,7 +236,7 @@ class ComfyRenderer:
     def _run_one(self, server: Server, job: Job, shot: Shot, film: Film, timing: Timing, ctx: RenderContext,
                  journal, cancelled) -> Outcome:
         graph = job.graphs[server.name]
-        pid = job.prompt_id
+        pid = job.prompt_id(server.name)
         started = time.monotonic()
         for attempt in range(3):
             state = adopted(server, pid)
@@ -255,9 +260,10 @@ class ComfyRenderer:
             raise ComfyError(f"{server.name} keeps losing the shot's prompt", retry=True)
         result = self._collect(server, entry, job, shot, timing, ctx, film.fps)
         seconds = time.monotonic() - started
-        result.record.update({"server": server.name, "prompt_id": pid, "seconds": round(seconds, 3)})
-        entry = {"result": result}
-        return Outcome(job, server.name, pid, entry=entry, seconds=seconds)
+        ran = execution_seconds(entry)
+        result.record.update({"server": server.name, "prompt_id": pid, "seconds": round(seconds, 3),
+                              "execution_seconds": ran})
+        return Outcome(job, server.name, pid, entry={"result": result}, seconds=ran or 0.0)
 
     def _submit(self, server: Server, graph: dict, pid: str, shot: Shot) -> str:
         extra = {"extra_pnginfo": {"storylang": {"shot": shot.id, "file": shot.where.file, "line": shot.where.line}}}
@@ -277,7 +283,7 @@ class ComfyRenderer:
 
     def _upload(self, server: Server, job: Job, ctx: RenderContext, fps: Fraction) -> None:
         """Each input once per server, under its digest name; the server is asked first."""
-        for gi in job.inputs:
+        for gi in job.inputs[server.name]:
             if gi.name in server.uploaded:
                 continue
             data = input_bytes(gi, ctx, fps)
@@ -291,11 +297,23 @@ class ComfyRenderer:
             server.uploaded.add(gi.name)
 
     def _show(self, server: Server, shot: Shot, kind: str, data: dict, ctx: RenderContext) -> None:
+        """A running shot's row: server, node, step n/m and an ETA from its step rate."""
+        row = f"shot {shot.id}"
         if kind == "progress":
-            ctx.progress.row(f"shot {shot.id}", f"{server.name}: node {data.get('node')} "
-                                                f"step {data.get('value')}/{data.get('max')}")
+            now = time.monotonic()
+            value, top = data.get("value", 0), data.get("max", 0)
+            first = self.steps.setdefault((row, data.get("node")), (now, value))
+            done = value - first[1]
+            eta = f", about {(top - value) * (now - first[0]) / done:.0f}s left" if done > 0 else ""
+            ctx.progress.row(row, f"{server.name}: node {data.get('node')} step {value}/{top}{eta}")
         elif kind == "executing" and data.get("node"):
-            ctx.progress.row(f"shot {shot.id}", f"{server.name}: node {data.get('node')}")
+            ctx.progress.row(row, f"{server.name}: node {data.get('node')}")
+        elif kind == "execution_cached" and data.get("nodes"):
+            ctx.progress.row(row, f"{server.name}: {len(data['nodes'])} nodes cached on the server")
+
+    def _show_server(self, server: Server, ctx: RenderContext) -> None:
+        ours = ", ".join(sorted(set(server.running.values()))) or "none"
+        ctx.progress.row(f"server {server.name}", f"queue {server.queue_remaining} (ours: shots {ours})")
 
     # ------------------------------------------------------------------ outputs
 
@@ -308,9 +326,10 @@ class ComfyRenderer:
         name, sub, kind = pick
         suffix = Path(name).suffix.lower()
         is_video = suffix in VIDEO_SUFFIXES
-        target = ctx.cache.path("renders", job.key, ".mp4" if is_video and suffix != ".gif" else suffix)
+        key = job.keys[server.name]
+        target = ctx.cache.path("renders", key, ".mp4" if is_video and suffix != ".gif" else suffix)
         server.client.view(name, sub, kind, target, VIDEO_LIMIT if is_video else IMAGE_LIMIT)
-        record = {"stage": STAGE_VERSION, "shot": shot.id, "graph": job.key, "seed": shot.render.seed,
+        record = {"stage": STAGE_VERSION, "shot": shot.id, "graph": key, "seed": shot.render.seed,
                   "output": {"name": name, "sha256": file_digest(target)}}
         want = timing.shots[shot.id].frames
         note = None
@@ -362,7 +381,7 @@ class ComfyRenderer:
             notes.append(f"shot {sid}: drawn as an animatic card (its render failed)")
         self._manifest(film, ctx, live, results)
         made = len([1 for sid in results if sid in outcomes])
-        used = sum(o.seconds for o in outcomes.values() if o.entry)
+        used = sum(o.seconds for o in outcomes.values() if o.entry)  # execution time on the servers
         notes.insert(0, f"ComfyUI: {made} rendered, {reused} cached, {len(failures)} failed, "
                         f"{len(missing)} skipped on {', '.join(lv.server.name for lv in live)}; "
                         f"{used:.1f} GPU-seconds")
@@ -403,14 +422,40 @@ class Journal:
     def server_of(self, job: Job) -> str | None:
         """The server a killed build left this very prompt on, to adopt it there."""
         e = self.entries.get(job.shot_id) or {}
-        return e.get("server") if e.get("key") == job.key and e.get("state") == "submitted" else None
+        server = e.get("server")
+        return server if e.get("state") == "submitted" and job.keys.get(server) == e.get("key") else None
 
-    def set(self, job: Job, server: str | None, prompt_id: str, state: str) -> None:
+    def set(self, job: Job, server: str, prompt_id: str, state: str) -> None:
+        self._write(job.shot_id, {"key": job.keys[server], "server": server, "prompt_id": prompt_id, "state": state})
+
+    def cancel(self, job: Job) -> None:
+        e = self.entries.get(job.shot_id)
+        if e and e.get("state") == "submitted":
+            self._write(job.shot_id, {**e, "state": "cancelled"})
+
+    def _write(self, shot_id: str, entry: dict) -> None:
         with self.lock:
-            self.entries[job.shot_id] = {"key": job.key, "server": server, "prompt_id": prompt_id, "state": state}
+            self.entries[shot_id] = entry
             if self.path is not None:
                 atomic.write_text(self.path, json.dumps({"version": 1, "shots": self.entries}, indent=2,
                                                         sort_keys=True) + "\n")
+
+
+def execution_seconds(entry: dict) -> float | None:
+    """How long the server ran the prompt (execution_start to its end), from the history's timestamps."""
+    stamps = {kind: data.get("timestamp") for kind, data in (entry.get("status") or {}).get("messages", [])
+              if isinstance(data, dict)}
+    start, end = stamps.get("execution_start"), stamps.get("execution_success")
+    return round((end - start) / 1000, 3) if isinstance(start, int) and isinstance(end, int) else None
+
+
+def cached_render(cache: Cache, graphs: dict[str, ShotGraph]) -> Result | None:
+    """A stored render of any of the shot's graphs (one per distinct server node list)."""
+    for sg in graphs.values():
+        found = find_cached(cache, render_key(sg.graph))
+        if found:
+            return found
+    return None
 
 
 def render_key(graph: dict) -> str:

@@ -297,3 +297,40 @@ def _submit_foreign(s: FakeComfy) -> str:
                                  headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(req) as resp:
         return json.loads(resp.read())["prompt_id"]
+
+
+def test_a_server_without_a_pack_only_gets_shots_its_graphs_can_run(tmp_path):
+    script = copy_example(tmp_path, "everything")
+    full = FakeComfy().start()
+    bare = FakeComfy(without={"pack:custom_nodes.ComfyUI-VideoHelperSuite"}).start()
+    try:
+        report = build(script, comfy(full, bare, preview=True))
+        assert not report.failures
+        manifest = json.loads((script.parent / "build" / "everything" / "renders.json").read_text())
+        assert manifest["shots"]["4"]["server"] == full.url  # the AnimateDiff shot saves with VHS_VideoCombine
+        assert any(rec["server"] == bare.url for rec in manifest["shots"].values())
+    finally:
+        full.stop()
+        bare.stop()
+
+
+def test_a_build_killed_hard_is_resumed_by_adopting_its_queued_prompts(write_story):
+    s = FakeComfy(step_delay=0.1).start()
+    try:
+        script = write_story(SMALL.replace("steps 4", "steps 10"))
+        env = dict(os.environ, PYTHONPATH=str(ROOT))
+        proc = subprocess.Popen([sys.executable, "-m", "storylang.cli", "build", str(script), "--comfy", s.url],
+                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 30
+        while len(s.submitted) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        proc.kill()
+        proc.wait()
+        journal = json.loads((script.parent / "build" / "film" / "renders.journal.json").read_text())
+        assert any(e["state"] == "submitted" for e in journal["shots"].values())
+        s.step_delay = 0.005
+        report = build(script, comfy(s))
+        assert report.rendered == 3 and not report.failures
+        assert len(s.submitted) == len(set(s.submitted)) == 3  # the two queued by the killed build were adopted
+    finally:
+        s.stop()
