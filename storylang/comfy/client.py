@@ -216,7 +216,8 @@ def _read_limited(resp, limit: int, what: str, into: Path | None) -> bytes:
                 break
             total += len(block)
             if total > limit:
-                raise ComfyError(f"{what}: the server sent more than {limit >> 20} MB; cut off")
+                size = f"{limit >> 20} MB" if limit >= 1 << 20 else f"{limit} bytes"
+                raise ComfyError(f"{what}: the server sent more than {size}; cut off")
             if out:
                 out.write(block)
             else:

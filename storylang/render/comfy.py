@@ -199,7 +199,12 @@ class ComfyRenderer:
         def run(server: Server, job: Job) -> Outcome:
             shot = by_id[job.shot_id]
             try:
-                outcome = self._run_one(server, job, shot, film, timing, ctx, journal, cancelled)
+                try:
+                    outcome = self._run_one(server, job, shot, film, timing, ctx, journal, cancelled)
+                except ComfyError as e:
+                    if e.retry:
+                        raise  # the pool retries it, here or elsewhere
+                    raise ShotFailed(str(e)) from e
             except ShotFailed as e:
                 journal.set(job, server.name, job.prompt_id(server.name), "failed")
                 with self.lock:
@@ -227,10 +232,11 @@ class ComfyRenderer:
             for server in servers:
                 server.events.close()
                 ctx.progress.row(f"server {server.name}", None)
-        for job in pool.pending:
-            if job.shot_id not in failures:
-                why = "; ".join(f"{s.name}: {s.down}" for s in servers if s.down) or "no server could run it"
-                failures[job.shot_id] = (f"no ComfyUI server is left to render it ({why})", None, "")
+        if pool.pending:  # every server that could run them was set aside: the build cannot go on
+            why = "; ".join(f"{s.name}: {s.down}" for s in servers if s.down) or "no server could run them"
+            shots = ", ".join(j.shot_id for j in pool.pending)
+            raise ComfyError(f"no ComfyUI server is left to render shots {shots} ({why}); finished renders are "
+                             "kept: build again when a server is back")
         return failures, outcomes
 
     def _run_one(self, server: Server, job: Job, shot: Shot, film: Film, timing: Timing, ctx: RenderContext,

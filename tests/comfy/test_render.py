@@ -143,6 +143,19 @@ def test_an_execution_error_is_reported_in_the_writers_terms_and_the_film_is_sti
         s.stop()
 
 
+def test_the_22_shot_example_builds_through_one_server(tmp_path):
+    script = copy_example(tmp_path, "harbour")
+    s = FakeComfy().start()
+    try:
+        report = build(script, comfy(s, preview=True))
+        timeline = json.loads(report.timeline.read_text())
+        assert not report.failures and report.rendered == 22 and len(s.executed) == 22
+        assert count_frames(report.output) == timeline["frames"]
+        assert all("renders" in c["files"][0] for c in timeline["clips"] if c["shot"][0] != "#")
+    finally:
+        s.stop()
+
+
 def test_a_pool_of_three_builds_the_22_shot_example_with_one_server_killed(tmp_path):
     script = copy_example(tmp_path, "harbour")
     servers = [FakeComfy(node_delay=0.01, step_delay=0.004).start() for _ in range(3)]
@@ -332,5 +345,36 @@ def test_a_build_killed_hard_is_resumed_by_adopting_its_queued_prompts(write_sto
         report = build(script, comfy(s))
         assert report.rendered == 3 and not report.failures
         assert len(s.submitted) == len(set(s.submitted)) == 3  # the two queued by the killed build were adopted
+    finally:
+        s.stop()
+
+
+def test_a_shot_times_out_on_missing_progress_not_on_wall_clock(write_story):
+    alive = FakeComfy(step_delay=0.25).start()  # 10 steps: 2.5 s, each step well inside the stall window
+    try:
+        report = build(write_story(SMALL.replace("steps 4", "steps 10")), comfy(alive, stall=1.0, inflight=1))
+        assert report.rendered == 3 and not report.failures
+    finally:
+        alive.stop()
+    stuck = FakeComfy(step_delay=30).start()  # no step for 30 s: nothing says it is alive
+    try:
+        with pytest.raises(ComfyError) as e:
+            build(write_story(SMALL), comfy(stuck, stall=0.5, inflight=1))
+        assert "no ComfyUI server is left" in str(e.value) and "no progress" in str(e.value)
+    finally:
+        stuck.stop()
+
+
+def test_an_output_larger_than_the_limit_is_cut_off(write_story, monkeypatch):
+    import storylang.render.comfy as comfy_mod
+
+    monkeypatch.setattr(comfy_mod, "IMAGE_LIMIT", 100)  # bytes: every PNG of the test server is larger
+    s = FakeComfy().start()
+    try:
+        script = write_story(SMALL)
+        report = build(script, comfy(s))
+        assert len(report.failures) == 3
+        assert all("more than" in d.message and "cut off" in d.message for d in report.failures)
+        assert not list((script.parent / "build" / "cache").glob("renders/*/*.png"))
     finally:
         s.stop()
