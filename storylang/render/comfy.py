@@ -325,10 +325,11 @@ class ComfyRenderer:
 
     def _collect(self, server: Server, entry: dict, job: Job, shot: Shot, timing: Timing,
                  ctx: RenderContext, fps: Fraction) -> Result:
-        files = output_files(entry)
+        files = [f for f in output_files(entry) if f[0].lower().endswith(VIDEO_SUFFIXES + IMAGE_SUFFIXES)]
         if not files:
-            raise ShotFailed("the server finished the shot but reports no output file")
-        pick = next((f for f in files if f[0].lower().endswith(VIDEO_SUFFIXES)), files[0])
+            raise ShotFailed("the server finished the shot but reports no image or video output",
+                             "the shot's template must end in a node that saves an image or a video")
+        pick = next((f for f in files if f[0].lower().endswith(VIDEO_SUFFIXES)), files[0])  # a video is the shot
         name, sub, kind = pick
         suffix = Path(name).suffix.lower()
         is_video = suffix in VIDEO_SUFFIXES
