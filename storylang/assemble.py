@@ -58,8 +58,9 @@ class AssemblyError(OneLineError):
     pass
 
 
-# The frames of a run of still clips joined by cuts, at an output size: (Y, Cb, Cr) bytes per frame.
-FrameSource = Callable[[list[Clip], tuple[int, int]], Iterator[tuple[bytes, ...]]]
+# The frames of pieces of still clips joined by cuts, at an output size: (Y, Cb, Cr) bytes per frame.
+# A piece is (clip, first frame, frame count).
+FrameSource = Callable[[list[tuple[Clip, int, int]], tuple[int, int]], Iterator[tuple[bytes, ...]]]
 
 
 @dataclass(frozen=True)
@@ -211,7 +212,7 @@ def picture(t: Timeline, root: Path, scratch: Path, target: Path, enc: Encoding,
                 s = ffmpeg_graph.input(fifo, f="rawvideo", pix_fmt="yuv420p", s=f"{size[0]}x{size[1]}",
                                        framerate=rate).video
 
-                feeders.append((fifo, lambda seg=seg: frames_of(seg, size)))
+                feeders.append((fifo, lambda seg=seg: frames_of([(c, 0, c.frames) for c in seg], size)))
             streams.append((s.filter("setsar", 1).filter("settb", "AVTB"), frames, seg))
         out, length = streams[0][0], streams[0][1]
         for s, frames, seg in streams[1:]:
@@ -248,6 +249,168 @@ def picture(t: Timeline, root: Path, scratch: Path, target: Path, enc: Encoding,
         for p in fifo_dir.iterdir():
             p.unlink()
         fifo_dir.rmdir()
+
+
+# ---------------------------------------------------------------------------- picture in segments
+#
+# An edit to one shot should re-encode that shot, not the film. The picture is cut into
+# segments: each clip's body (its frames outside any transition) and each transition (the
+# last frames of one clip dissolved into the first of the next). Each segment is encoded on
+# its own (so it starts with an IDR frame: a closed GOP), cached under the digest of exactly
+# what it shows, and the film's picture is their concatenation without re-encoding (concat
+# demuxer, stream copy). Same encoder, settings, size and rate everywhere, so the pieces join
+# into one valid H.264 stream.
+
+SEGMENT_VERSION = "segment-1"
+CONCAT_VERSION = "concat-1"
+
+
+@dataclass(frozen=True)
+class Piece:
+    clip: int  # index into the timeline's clips
+    start: int  # the clip's first frame used
+    count: int
+
+
+@dataclass(frozen=True)
+class Segment:
+    start: int  # its first frame in the film
+    pieces: tuple[Piece, ...]  # one piece, or the two sides of `transition`
+    transition: object = None  # film.Transition between pieces[0] and pieces[1]
+    fade_in: int = 0  # film fade-in frames at its start
+    fade_out: int = 0  # film fade-out frames at its end
+
+    @property
+    def frames(self) -> int:
+        return self.pieces[0].count if self.transition is not None else sum(p.count for p in self.pieces)
+
+    def shots(self, t: Timeline) -> list[str]:
+        return [t.clips[p.clip].shot for p in self.pieces]
+
+
+def _overlap(clip: Clip) -> int:
+    tr = clip.transition
+    return tr.frames if tr is not None and tr.kind != "cut" and tr.frames > 0 else 0
+
+
+def plan_segments(t: Timeline) -> list[Segment] | None:
+    """The film's picture as segments, in order; None when a film fade reaches past its first or
+    last body (then the picture is encoded in one pass)."""
+    segments: list[Segment] = []
+    at = 0
+    for i, clip in enumerate(t.clips):
+        head = _overlap(t.clips[i - 1]) if i > 0 else 0
+        tail = _overlap(clip) if i + 1 < len(t.clips) else 0
+        body = clip.frames - head - tail
+        if body < 0:
+            return None
+        if body:
+            segments.append(Segment(at, (Piece(i, head, body),)))
+            at += body
+        if tail:
+            segments.append(Segment(at, (Piece(i, clip.frames - tail, tail), Piece(i + 1, 0, tail)), clip.transition))
+            at += tail
+    if at != t.frames or not segments:
+        raise AssemblyError(f"internal: the segments hold {at} frames, the timeline says {t.frames}")
+    first, last = segments[0], segments[-1]
+    if (t.fade_in and (first.transition is not None or first.frames < t.fade_in)) or \
+            (t.fade_out and (last.transition is not None or last.frames < t.fade_out)):
+        return None
+    if len(segments) == 1:
+        return [Segment(0, first.pieces, None, t.fade_in, t.fade_out)]
+    return [Segment(0, first.pieces, None, t.fade_in, 0), *segments[1:-1],
+            Segment(last.start, last.pieces, None, 0, t.fade_out)]
+
+
+def segment_inputs(t: Timeline, seg: Segment, root: Path) -> dict:
+    """Exactly what a segment shows: its pieces (the clips without their place in the film), the
+    files they read by digest, its transition and fades. Its cache key is the digest of this."""
+    from storylang.cache import file_digest
+
+    pieces = []
+    for p in seg.pieces:
+        clip = t.clips[p.clip].model_dump(mode="json", exclude={"start", "transition", "scene"})
+        files = [*clip["files"], *(o["file"] for o in clip["overlays"])]
+        pieces.append({"clip": clip, "start": p.start, "count": p.count,
+                       "digests": {f: file_digest(root / f) for f in files}})
+    return {"size": [t.width, t.height], "fps": [t.fps_num, t.fps_den], "pieces": pieces,
+            "transition": seg.transition.model_dump(mode="json") if seg.transition is not None else None,
+            "fades": [seg.fade_in, seg.fade_out]}
+
+
+def _piece_stream(t: Timeline, piece: Piece, root: Path, size, fifo_dir: Path, feeders: list, frames_of: FrameSource,
+                  name: str):
+    """One piece of a clip as a filter-graph stream of exactly piece.count frames."""
+    c = t.clips[piece.clip]
+    rate = f"{t.fps_num}/{t.fps_den}"
+    if c.source == "video":
+        src = ffmpeg_graph.input(str((root / c.files[0]).resolve()), ss=_secs((c.source_in + piece.start) / t.fps))
+        s = (src.video.filter("fps", fps=rate)
+             .filter("scale", size[0], size[1], force_original_aspect_ratio="increase",
+                     out_color_matrix="bt601", out_range="tv")
+             .filter("crop", size[0], size[1])
+             .filter("format", "yuv420p")
+             .filter("tpad", stop_mode="clone", stop=piece.count)
+             .filter("trim", end_frame=piece.count)
+             .filter("setpts", "PTS-STARTPTS"))
+    else:
+        fifo = str(fifo_dir / f"{name}.yuv")
+        os.mkfifo(fifo)
+        s = ffmpeg_graph.input(fifo, f="rawvideo", pix_fmt="yuv420p", s=f"{size[0]}x{size[1]}", framerate=rate).video
+        feeders.append((fifo, lambda: frames_of([(c, piece.start, piece.count)], size)))
+    return s.filter("setsar", 1).filter("settb", "AVTB")
+
+
+def encode_segment(t: Timeline, seg: Segment, root: Path, scratch: Path, target: Path, enc: Encoding, ff: Ffmpeg,
+                   frames_of: FrameSource, on_progress: Callable[[int], None] | None = None) -> None:
+    """One segment of the picture, encoded on its own into `target`."""
+    size = enc.size(t)
+    feeders: list = []
+    fifo_dir = Path(tempfile.mkdtemp(prefix="pipes-", dir=scratch))
+    try:
+        streams = [_piece_stream(t, p, root, size, fifo_dir, feeders, frames_of, f"piece{k}")
+                   for k, p in enumerate(seg.pieces)]
+        out = streams[0]
+        if seg.transition is not None:
+            tr = seg.transition
+            kind = XFADE.get((tr.kind, tr.direction), XFADE.get((tr.kind, None), XFADE[("dissolve", None)]))
+            out = ffmpeg_graph.filter(streams, "xfade", **kind, duration=_secs(seg.frames / t.fps), offset=0)
+        out = out.filter("setparams", colorspace="smpte170m", color_primaries="smpte170m", color_trc="smpte170m",
+                         range="tv")
+        if seg.fade_in:
+            out = out.filter("fade", type="in", start_frame=0, nb_frames=seg.fade_in)
+        if seg.fade_out:
+            out = out.filter("fade", type="out", start_frame=seg.frames - seg.fade_out, nb_frames=seg.fade_out)
+        out = out.filter("trim", end_frame=seg.frames)
+        shots = seg.shots(t)
+        _encode(out, target, enc, ff, scratch, feeders, on_progress,
+                f"encoding the picture (shot{'s' * (len(shots) > 1)} {' and '.join(shots)})")
+    finally:
+        for p in fifo_dir.iterdir():
+            p.unlink()
+        fifo_dir.rmdir()
+
+
+def _encode(out, target: Path, enc: Encoding, ff: Ffmpeg, cwd: Path, feeders: list, on_progress, what: str) -> None:
+    with atomic.atomic_path(target, suffix=".mp4") as tmp:
+        stream = ffmpeg_graph.output(
+            out, str(tmp), f="mp4", vcodec="libx264", preset=enc.preset, crf=enc.crf, pix_fmt="yuv420p",
+            colorspace="smpte170m", color_primaries="smpte170m", color_trc="smpte170m", color_range="tv",
+            an=None, **{"x264-params": "log-level=error"},
+        ).global_args("-hide_banner", "-nostats", "-loglevel", "error", "-progress", "pipe:1")
+        _run(stream.compile(cmd=ff.path, overwrite_output=True), cwd=cwd, what=what, on_progress=on_progress,
+             feeders=feeders)
+
+
+def concat(files: list[Path], target: Path, ff: Ffmpeg, scratch: Path) -> None:
+    """Encoded segments joined into one picture without re-encoding (the concat demuxer)."""
+    with tempfile.TemporaryDirectory(dir=scratch) as d:
+        listing = Path(d) / "segments.txt"
+        listing.write_text("".join(f"file '{str(f.resolve())}'\n" for f in files), encoding="utf-8")
+        with atomic.atomic_path(target, suffix=".mp4") as tmp:
+            _run([ff.path, "-hide_banner", "-nostats", "-loglevel", "error", "-y", "-f", "concat", "-safe", "0",
+                  "-i", str(listing), "-c", "copy", "-an", "-f", "mp4", str(tmp)], cwd=Path(d),
+                 what="joining the picture's segments")
 
 
 # ---------------------------------------------------------------------------- sound

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -56,6 +57,7 @@ class BuildOptions:
     system_ffmpeg: bool = False
     dry_run: bool = False
     force: bool = False  # replace an output file storyc did not write
+    release: bool = False  # the picture in one pass (no segments): see docs/build.md
     comfy: object = None  # render.comfy.ComfySettings when renderer is "comfy"
 
 
@@ -232,6 +234,71 @@ def _sound_key(timeline, root: Path, enc, ff) -> str:
     })
 
 
+@dataclass
+class Picture:
+    """How the picture will be made: its key and file, and (segmented) the segments still to encode."""
+
+    key: str
+    file: Path
+    segments: list = field(default_factory=list)  # (Segment, key, file) of every segment
+    one_pass: bool = False
+
+    def todo(self) -> list:
+        return [item for item in self.segments if not item[2].is_file()]
+
+
+def plan_picture(timeline, root: Path, cache: Cache, enc, ff, options: BuildOptions, subs_file) -> Picture:
+    """Segments (re-encode only what changed) unless subtitles are burnt in, `--release` asks for one
+    pass, or a film fade crosses a transition."""
+    segments = None if (subs_file is not None or options.release) else assemble.plan_segments(timeline)
+    if segments is None:
+        key = _picture_key(timeline, root, enc, ff, subs_file)
+        return Picture(key, cache.path("picture", key, ".mp4"), one_pass=True)
+    common = {"stage": assemble.SEGMENT_VERSION, "camera": camera.STAGE_VERSION, "stills": stills.STAGE_VERSION,
+              "ffmpeg": ff.version, "encoding": enc.key()}
+    items = []
+    for seg in segments:
+        k = digest({**common, **assemble.segment_inputs(timeline, seg, root)})
+        items.append((seg, k, cache.path("segments", k, ".mp4")))
+    key = digest({"stage": assemble.CONCAT_VERSION, "segments": [k for _, k, _ in items]})
+    return Picture(key, cache.path("picture", key, ".mp4"), items)
+
+
+def _make_picture(pic: Picture, timeline, root: Path, scratch: Path, enc, ff, options: BuildOptions, subs_file,
+                  progress: Progress) -> str:
+    """Encode what is missing; returns "reused", "encoded" or "encoded k of n segments"."""
+    if pic.file.is_file():
+        return "reused"
+    frames_of = stills.frame_source(root, timeline.fps, max(options.jobs, 1))
+    if pic.one_pass:
+        progress.stage("picture", timeline.frames)
+        assemble.picture(timeline, root, scratch, pic.file, enc, ff, frames_of, subtitles=subs_file,
+                         on_progress=progress.update)
+        return "encoded"
+    todo = pic.todo()
+    progress.stage("picture", sum(seg.frames for seg, _, _ in todo))
+    done = {"frames": 0}
+    lock = threading.Lock()
+
+    def encode(item) -> None:
+        seg, _key, file = item
+        last = {"n": 0}
+
+        def moved(n: int) -> None:
+            with lock:
+                done["frames"] += n - last["n"]
+                last["n"] = n
+                progress.update(done["frames"])
+
+        assemble.encode_segment(timeline, seg, root, scratch, file, enc, ff, frames_of, on_progress=moved)
+
+    # two encoders at a time keep both cores busy while Python computes the next frames
+    with ThreadPoolExecutor(max_workers=2 if options.jobs > 1 else 1) as pool:
+        list(pool.map(encode, todo))
+    assemble.concat([file for _, _, file in pic.segments], pic.file, ff, scratch)
+    return "encoded" if len(todo) == len(pic.segments) else f"encoded ({len(todo)} of {len(pic.segments)} segments)"
+
+
 def _assemble(timeline, root: Path, cache: Cache, scratch: Path, output: Path, options: BuildOptions, ff,
               progress: Progress, renderer: str) -> dict[str, str]:
     """Picture, sound and mux, each skipped when its inputs are unchanged; then the film at `output`.
@@ -245,33 +312,28 @@ def _assemble(timeline, root: Path, cache: Cache, scratch: Path, output: Path, o
         subs_file = cache.path("subtitles", digest({"srt": subs_text}), ".srt")
         if not subs_file.is_file():
             atomic.write_text(subs_file, subs_text)
-    picture_key, sound_key = _picture_key(timeline, root, enc, ff, subs_file), _sound_key(timeline, root, enc, ff)
-    picture_file = cache.path("picture", picture_key, ".mp4")
+    pic = plan_picture(timeline, root, cache, enc, ff, options, subs_file)
+    sound_key = _sound_key(timeline, root, enc, ff)
     sound_file = cache.path("sound", sound_key, ".m4a")
     states = {"picture": "reused", "sound": "reused", "film": "reused"}
     # The sound is mixed while the picture encodes: they share nothing.
     with ThreadPoolExecutor(max_workers=1) as pool:
         sound_job = pool.submit(assemble.sound, timeline, root, sound_file, enc, ff) if not sound_file.is_file() else None
-        if not picture_file.is_file():
-            progress.stage("picture", timeline.frames)
-            try:
-                assemble.picture(timeline, root, scratch, picture_file, enc, ff,
-                                 stills.frame_source(root, timeline.fps, max(options.jobs, 1)),
-                                 subtitles=subs_file, on_progress=progress.update)
-            except BaseException:
-                if sound_job:
-                    sound_job.cancel()
-                raise
-            states["picture"] = "encoded"
+        try:
+            states["picture"] = _make_picture(pic, timeline, root, scratch, enc, ff, options, subs_file, progress)
+        except BaseException:
+            if sound_job:
+                sound_job.cancel()
+            raise
         if sound_job:
             sound_job.result()
             states["sound"] = "mixed"
     meta = assemble.metadata(timeline, f"storyc {__version__}; renderer {renderer}; "
                                        f"script sha256:{timeline.script_digest}")
-    film_file = cache.path("films", digest({"stage": assemble.MUX_VERSION, "picture": picture_key,
+    film_file = cache.path("films", digest({"stage": assemble.MUX_VERSION, "picture": pic.key,
                                              "sound": sound_key, "meta": meta}), ".mp4")
     if not film_file.is_file():
-        assemble.mux(picture_file, sound_file, meta, film_file, ff, scratch)
+        assemble.mux(pic.file, sound_file, meta, film_file, ff, scratch)
         states["film"] = "written"
     if not (output.is_file() and output.stat().st_size == film_file.stat().st_size
             and file_digest(output) == file_digest(film_file)):

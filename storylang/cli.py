@@ -153,11 +153,12 @@ def fmt(files: tuple[Path, ...], check_only: bool, number: bool, diff: bool) -> 
 @click.option("-j", "--jobs", type=click.IntRange(1, 64), default=None, help="Shots rendered at once (default: cores).")
 @click.option("--burn-subtitles", is_flag=True, help="Burn the subtitles into the picture.")
 @click.option("--preview", is_flag=True, help="Half resolution and the fastest encoder settings.")
+@click.option("--release", is_flag=True, help="Encode the picture in one pass (no cached segments).")
 @click.option("--system-ffmpeg", is_flag=True, help="Prefer the ffmpeg on PATH to the bundled one.")
 @click.option("--dry-run", is_flag=True, help="Say what would be rendered, spoken and encoded; do nothing.")
 @click.option("--force", is_flag=True, help="Replace an -o file that storyc did not write.")
-def build(script: Path, output, renderer, comfy, skip_missing, strict, jobs, burn_subtitles, preview, system_ffmpeg,
-          dry_run, force) -> None:
+def build(script: Path, output, renderer, comfy, skip_missing, strict, jobs, burn_subtitles, preview, release,
+          system_ffmpeg, dry_run, force) -> None:
     """Build the film: pictures (animatic or ComfyUI), voices, edit list and the finished MP4."""
     import os
     import time
@@ -177,7 +178,7 @@ def build(script: Path, output, renderer, comfy, skip_missing, strict, jobs, bur
         sys.exit(2)
     options = BuildOptions(output=output, renderer=renderer, jobs=jobs or max(os.cpu_count() or 1, 1),
                            burn_subtitles=burn_subtitles, preview=preview, system_ffmpeg=system_ffmpeg,
-                           dry_run=dry_run, force=force, comfy=settings)
+                           dry_run=dry_run, force=force, comfy=settings, release=release)
     progress = RichProgress(console) if console.is_terminal and not dry_run else Progress()
     t0 = time.perf_counter()
     try:

@@ -163,6 +163,41 @@ def test_editing_one_action_redraws_exactly_that_shots_words(built, film_dir, tm
     assert report.sound == "reused"
 
 
+def test_editing_one_shot_re_encodes_only_its_segment_and_no_other_frame_changes(built, film_dir, tmp_path):
+    report, timeline = built
+    edited = build_edited(film_dir, tmp_path, "she lets the lamp go dark", "she lets the lamp burn")
+    # shot 3 follows a cut: its body is one segment of 4 (shot 1, the dissolve, shot 2, shot 3)
+    assert edited.picture == "encoded (1 of 4 segments)"
+    assert count_frames(edited.output) == timeline["frames"]
+    shot3 = next(c for c in timeline["clips"] if c["shot"] == "3")
+    before, after = _frame_digests(report.output), _frame_digests(edited.output)
+    changed = [i for i, (a, b) in enumerate(zip(before, after)) if a != b]
+    assert changed and min(changed) >= shot3["start"]  # only inside the edited shot
+
+
+def test_editing_a_shot_on_a_dissolve_re_encodes_its_body_and_that_transition(built, film_dir, tmp_path):
+    edited = build_edited(film_dir, tmp_path, "the beam sweeps", "the beam turns")
+    assert edited.picture == "encoded (2 of 4 segments)"
+
+
+def test_release_encodes_the_picture_in_one_pass(built, film_dir, tmp_path):
+    report, timeline = built
+    copy = tmp_path / "copy"
+    shutil.copytree(film_dir, copy)
+    release = build(copy / "film.story", BuildOptions(jobs=2, release=True))
+    assert release.picture == "encoded" and count_frames(release.output) == timeline["frames"]
+
+
+def _frame_digests(path):
+    import subprocess
+
+    from media import ffmpeg
+
+    out = subprocess.run([ffmpeg(), "-v", "error", "-i", str(path), "-map", "0:v", "-f", "framemd5", "-"],
+                         capture_output=True, text=True, check=True).stdout
+    return [line.rsplit(",", 1)[-1].strip() for line in out.splitlines() if not line.startswith("#")]
+
+
 def test_speech_longer_than_its_shot_extends_it_and_says_so(write_story):
     path = write_story('format 384x216 @ 12fps\nEXT. A - DAY\n  shot 1 wide 1s\n    narrate "' + "one two three four five six " * 2 + '"\n')
     report = build(path, BuildOptions(dry_run=False, preview=True))
@@ -205,7 +240,7 @@ def test_a_failed_build_leaves_nothing_half_written(write_story, monkeypatch):
     finally:
         find_ffmpeg.cache_clear()
     assert result.exit_code == 1
-    assert "Traceback" not in result.output and "encoding the picture failed" in result.output
+    assert "Traceback" not in result.output and "encoding the picture (shot 1) failed" in result.output
     build_dir = path.parent / "build"
     leftovers = [p for p in build_dir.rglob("*") if p.is_file() and (".part" in p.name or p.name.startswith("."))]
     assert sorted(p.name for p in leftovers) == [".gitignore", ".lock"]

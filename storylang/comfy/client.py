@@ -161,6 +161,10 @@ class Client:
     def delete(self, prompt_ids: list[str]) -> None:
         self.post_json("/queue", {"delete": list(prompt_ids)})
 
+    def forget(self, prompt_ids: list[str]) -> None:
+        """Delete history entries (ours: a failed run of a prompt id we are about to submit again)."""
+        self.post_json("/history", {"delete": list(prompt_ids)})
+
     def upload(self, name: str, data: bytes, subfolder: str, kind: str = "input") -> dict:
         """POST /upload/image (multipart) with overwrite off: identical bytes keep the name."""
         boundary = uuid.uuid4().hex

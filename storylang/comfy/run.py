@@ -354,7 +354,8 @@ def _finished(entry: dict) -> dict:
 
 
 def adopted(server: Server, prompt_id: str) -> str | None:
-    """What the server knows of our prompt: "done" (a success in history), "queued", or None."""
+    """What the server knows of our prompt: "done" (a success in history), "queued", "stale" (a failed
+    or interrupted run in history: delete it before submitting again, or polling would read it), or None."""
     entry = server.client.history(prompt_id)
     if entry and (entry.get("status") or {}).get("status_str") == "success":
         return "done"
@@ -362,7 +363,7 @@ def adopted(server: Server, prompt_id: str) -> str | None:
     items = q.get("queue_running", []) + q.get("queue_pending", [])
     if any(item[1] == prompt_id for item in items):
         return "queued"
-    return None
+    return "stale" if entry else None
 
 
 def cancel(servers: list[Server]) -> None:

@@ -247,7 +247,9 @@ class ComfyRenderer:
         for attempt in range(3):
             state = adopted(server, pid)
             events = server.events.watch(pid)
-            if state is None:
+            if state == "stale":
+                server.client.forget([pid])
+            if state in (None, "stale"):
                 self._upload(server, job, ctx, film.fps)
                 pid = self._submit(server, graph, pid, shot)
             journal.set(job, server.name, pid, "submitted")

@@ -193,22 +193,21 @@ def clip_frames(clip: Clip, root: Path, size: tuple[int, int], fps: Fraction,
     yield from _ordered(frame_of, n, workers)
 
 
-def segment_frames(clips: list[Clip], root: Path, size: tuple[int, int], fps: Fraction,
+def segment_frames(pieces: list[tuple[Clip, int, int]], root: Path, size: tuple[int, int], fps: Fraction,
                    workers: int = 1) -> Iterator[tuple[bytes, ...]]:
-    """The frames of clips joined by cuts; each clip is prepared while the one before it streams."""
+    """The frames of clips joined by cuts, each clip's frames start..start+count-1 (a piece of it);
+    each clip is prepared while the one before it streams."""
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(max_workers=1) as ahead:
-        upcoming = ahead.submit(prepare_clip, clips[0], root, size, fps)
-        for k in range(len(clips)):
-            n, frame_of = upcoming.result()
-            if k + 1 < len(clips):
-                upcoming = ahead.submit(prepare_clip, clips[k + 1], root, size, fps)
-            yield from _ordered(frame_of, n, workers)
+        upcoming = ahead.submit(prepare_clip, pieces[0][0], root, size, fps)
+        for k, (_clip, start, count) in enumerate(pieces):
+            _n, frame_of = upcoming.result()
+            if k + 1 < len(pieces):
+                upcoming = ahead.submit(prepare_clip, pieces[k + 1][0], root, size, fps)
+            yield from _ordered(lambda i, frame_of=frame_of, start=start: frame_of(start + i), count, workers)
 
 
-
-
-def frame_source(root: Path, fps: Fraction, workers: int) -> Callable[[list[Clip], tuple[int, int]], Iterator]:
-    """What the assembler asks for still clips' frames: runs of clips joined by cuts, at a size."""
-    return lambda clips, size: segment_frames(clips, root, size, fps, workers=workers)
+def frame_source(root: Path, fps: Fraction, workers: int) -> Callable:
+    """What the assembler asks for still clips' frames: pieces of clips joined by cuts, at a size."""
+    return lambda pieces, size: segment_frames(pieces, root, size, fps, workers=workers)

@@ -149,6 +149,7 @@ class FakeComfy:
             r.add_post(prefix + "/queue", self.h_queue_post)
             r.add_get(prefix + "/history/{pid}", self.h_history_one)
             r.add_get(prefix + "/history", self.h_history)
+            r.add_post(prefix + "/history", self.h_history_post)
             r.add_post(prefix + "/interrupt", self.h_interrupt)
             r.add_get(prefix + "/view", self.h_view)
             r.add_post(prefix + "/upload/image", self.h_upload)
@@ -318,6 +319,14 @@ class FakeComfy:
     async def h_history(self, request):
         n = int(request.query.get("max_items", 10000))
         return web.json_response(dict(list(self.history.items())[-n:]))
+
+    async def h_history_post(self, request):
+        body = await request.json()
+        if body.get("clear"):
+            self.history.clear()
+        for pid in body.get("delete", []):
+            self.history.pop(pid, None)
+        return web.Response(status=200)
 
     async def h_interrupt(self, request):
         try:
