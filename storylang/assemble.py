@@ -325,17 +325,22 @@ def plan_segments(t: Timeline) -> list[Segment] | None:
 def segment_inputs(t: Timeline, seg: Segment, root: Path) -> dict:
     """Exactly what a segment shows: its pieces (the clips without their place in the film), the
     files they read by digest, its transition and fades. Its cache key is the digest of this."""
-    from storylang.cache import file_digest
-
     pieces = []
     for p in seg.pieces:
         clip = t.clips[p.clip].model_dump(mode="json", exclude={"start", "transition", "scene"})
         files = [*clip["files"], *(o["file"] for o in clip["overlays"])]
         pieces.append({"clip": clip, "start": p.start, "count": p.count,
-                       "digests": {f: file_digest(root / f) for f in files}})
+                       "digests": {f: _digest_or_missing(root / f) for f in files}})
     return {"size": [t.width, t.height], "fps": [t.fps_num, t.fps_den], "pieces": pieces,
             "transition": seg.transition.model_dump(mode="json") if seg.transition is not None else None,
             "fades": [seg.fade_in, seg.fade_out]}
+
+
+def _digest_or_missing(path: Path) -> str:
+    """A file's digest; "missing" for one not made yet (a plan's key then matches no cached segment)."""
+    from storylang.cache import file_digest
+
+    return file_digest(path) if path.is_file() else "missing"
 
 
 def _piece_stream(t: Timeline, piece: Piece, root: Path, size, fifo_dir: Path, feeders: list, frames_of: FrameSource,

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
-from storylang import __version__, assemble, atomic, builddir
+from storylang import __version__, assemble, atomic, builddir, explain
 from storylang import output as output_mod
 from storylang import speech as speech_mod
 from storylang.render import RenderContext, camera, rel, stills
@@ -82,6 +82,7 @@ class BuildReport:
     sources: dict[str, str] = field(default_factory=dict)
     failures: list[Diagnostic] = field(default_factory=list)  # shots whose render failed (cut in as cards)
     renderer: str = "animatic"
+    reasons: list[str] = field(default_factory=list)  # a dry run: what would be redone and why
 
     @property
     def seconds(self) -> float:
@@ -128,11 +129,12 @@ def _build(script: Path, options: BuildOptions, progress: Progress, scratch: Pat
     to_speak = speech.missing() if speech else []
     nlines = sum(len(shot.lines) for shot in film.shots)
     if options.dry_run:
-        timing = _dry_timing(film, speech, to_speak, options.jobs, sources)
+        timing, seconds = _dry_timing(film, speech, to_speak, options.jobs, sources)
         plan = renderer.plan(film, timing, ctx)
         report = _plan_report(film, timing, options, film_dir, script, len(plan.todo), len(plan.cached),
                               len(to_speak), nlines, warnings)
         report.sources = sources
+        report.reasons = _explain(film, timing, plan, speech, to_speak, seconds, root, cache, ff, options, film_dir)
         return report
 
     _speak(speech, to_speak, options.jobs, progress, sources)
@@ -151,6 +153,7 @@ def _build(script: Path, options: BuildOptions, progress: Progress, scratch: Pat
     timeline, notes = build_timeline(film, rendered.sources, spoken, script_digest(film, root), timing)
     srt, vtt = _write_edit(timeline, film_dir, script.stem)
     states = _assemble(timeline, root, cache, scratch, output, options, ff, progress, renderer.name)
+    explain.Record.of(film, timing, root).save(film_dir / "explain.json")
     progress.close()
     return BuildReport(output=output, timeline=film_dir / "timeline.json", subtitles=(srt, vtt),
                        frames=timeline.frames, fps=timeline.fps, shots=len(film.shots), rendered=rendered.made,
@@ -343,7 +346,7 @@ def _assemble(timeline, root: Path, cache: Cache, scratch: Path, output: Path, o
     return states
 
 
-def _dry_timing(film, speech, to_speak, jobs: int, sources) -> Timing:
+def _dry_timing(film, speech, to_speak, jobs: int, sources) -> tuple[Timing, dict[str, float]]:
     """The film's timing without writing to the build: unspoken lines are spoken into a scratch cache."""
     import tempfile
 
@@ -361,7 +364,26 @@ def _dry_timing(film, speech, to_speak, jobs: int, sources) -> Timing:
     timing = time_film(film, seconds)
     if timing.errors:
         raise BuildFailed(list(timing.errors), sources)
-    return timing
+    return timing, seconds
+
+
+def _explain(film, timing, plan, speech, to_speak, seconds, root: Path, cache: Cache, ff, options: BuildOptions,
+             film_dir: Path) -> list[str]:
+    """What a build would redo, artifact by artifact, and why (compared with the last build's record)."""
+    spoken_paths = {job.path for job in to_speak}
+    todo = {plan.kind: plan.todo, "words": plan.words,
+            "speech": [k for k, job in (speech.jobs if speech else {}).items() if job.path in spoken_paths]}
+    if plan.sources is not None and not options.burn_subtitles:
+        spoken = {k: SpokenLine(file=rel(j.path, root), seconds=seconds[k]) for k, j in (speech.jobs if speech else {}).items()}
+        timeline, _ = build_timeline(film, plan.sources, spoken, script_digest(film, root), timing)
+        enc = _encoding(options)
+        pic = plan_picture(timeline, root, cache, enc, ff, options, None)
+        todo["segment"] = [[s for s in seg.shots(timeline) if not s.startswith("#")] for seg, _, _ in pic.todo()]
+        if not todo["speech"] and not cache.path("sound", _sound_key(timeline, root, enc, ff), ".m4a").is_file():
+            todo["sound"] = "music or the mix changed"
+    if todo["speech"]:
+        todo["sound"] = "lines changed"
+    return explain.reasons(explain.Record.load(film_dir / "explain.json"), explain.Record.of(film, timing, root), todo)
 
 
 def _plan_report(film, timing, options, film_dir, script, rendered, reused, to_speak, lines, warnings) -> BuildReport:

@@ -213,6 +213,8 @@ def build(script: Path, output, renderer, comfy, skip_missing, strict, jobs, bur
         _print_diagnostics(report.failures, report.sources)
     elapsed = time.perf_counter() - t0
     if dry_run:
+        for reason in report.reasons:
+            click.echo(f"  {reason}")
         click.echo(f"plan for {script}: {_count(report.shots, 'shot')} ({report.rendered} to render, {report.reused} up to date), "
                    f"{_count(report.lines_spoken + report.lines_reused, 'line')} ({report.lines_spoken} to speak), "
                    f"{_clock(report.seconds)} of film -> {_shown(report.output)}")
@@ -250,6 +252,14 @@ def _comfy_settings(script: Path, renderer, flags, skip_missing: bool, strict: b
 
     extra = {k: found[k] for k in ("inflight", "stall", "poll", "schedule") if k in found}
     return renderer, ComfySettings(servers=servers, skip_missing=skip_missing, strict=strict, **extra)
+
+
+@main.command()
+@click.argument("script", type=click.Path(path_type=Path, dir_okay=False))
+@click.pass_context
+def status(ctx, script: Path) -> None:
+    """What a build would redo and why (the same as `storyc build --dry-run`)."""
+    ctx.invoke(build, script=script, dry_run=True)
 
 
 @main.command()

@@ -39,6 +39,9 @@ class RenderContext:
 class Plan:
     todo: list[str]  # shot ids whose pictures would be made
     cached: list[str]  # shot ids whose pictures are in the cache
+    kind: str = "card"  # what a picture is, in the plan's words ("card", "render")
+    sources: dict | None = None  # the sources render() would give, when known without rendering
+    words: list[str] = field(default_factory=list)  # shots whose storyboard words would be drawn
 
 
 @dataclass

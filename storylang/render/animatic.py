@@ -9,7 +9,8 @@ images and source clips their video; title and end cards are drawn here for ever
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from storylang import atomic
@@ -19,6 +20,17 @@ from storylang.render import Plan, RenderContext, Rendered, rel
 from storylang.render import cards
 from storylang.timeline import END_CARD, TITLE_CARD, Overlay, ShotSource
 from storylang.timing import Timing
+
+
+@dataclass(frozen=True)
+class Drawing:
+    """An image still to draw, and the shot it belongs to."""
+
+    shot: str
+    draw: Callable[[], object]
+
+    def __call__(self):
+        return self.draw()
 
 
 def card_key(film: Film, shot: Shot) -> str:
@@ -76,8 +88,9 @@ def draw_all(todo: dict, jobs: int, advance=lambda: None) -> None:
 
 
 def with_overlays(film: Film, timing: Timing, sources: dict[str, ShotSource], ctx: RenderContext,
-                  only: set[str] | None = None) -> tuple[dict[str, ShotSource], int]:
-    """Each still or keyframed shot (of `only`, or all) with its words as overlays; and how many were drawn."""
+                  only: set[str] | None = None, draw: bool = True) -> tuple[dict[str, ShotSource], dict]:
+    """Each still or keyframed shot (of `only`, or all) with its words as overlays; and the overlays
+    that were missing (path → drawer), drawn unless `draw` is False."""
     todo = {}
     out = dict(sources)
     for shot in film.shots:
@@ -92,10 +105,12 @@ def with_overlays(film: Film, timing: Timing, sources: dict[str, ShotSource], ct
             path = ctx.cache.path("overlays", overlay_key(film, shot, labels), ".png")
             overlays.append(Overlay(file=rel(path, ctx.root), start=start, end=end))
             if not path.is_file():
-                todo[path] = lambda shot=shot, labels=labels: cards.draw_overlay(film, film.scenes[shot.scene], labels)
+                todo[path] = Drawing(shot.id, lambda shot=shot, labels=labels: cards.draw_overlay(
+                    film, film.scenes[shot.scene], labels))
         out[shot.id] = replace(src, overlays=tuple(overlays))
-    draw_all(todo, ctx.jobs)
-    return out, len(todo)
+    if draw:
+        draw_all(todo, ctx.jobs)
+    return out, todo
 
 
 class AnimaticRenderer:
@@ -119,8 +134,10 @@ class AnimaticRenderer:
     def plan(self, film: Film, timing: Timing, ctx: RenderContext) -> Plan:
         sources, todo, cached = self._cards(film, ctx)
         drawn = {rel(p, ctx.root) for p in todo}
+        title_cards(film, ctx.cache, ctx.root, sources)
+        sources, words = with_overlays(film, timing, sources, ctx, draw=False)
         return Plan(todo=[s for s, src in sources.items() if src.kind == "still" and src.files[0] in drawn],
-                    cached=cached)
+                    cached=cached, sources=sources, words=list(dict.fromkeys(d.shot for d in words.values())))
 
     def render(self, film: Film, timing: Timing, ctx: RenderContext, only: set[str] | None = None) -> Rendered:
         """Cards for every shot (or those in `only`) and the title and end cards, then their overlays."""
@@ -129,5 +146,5 @@ class AnimaticRenderer:
         todo.update(title_cards(film, ctx.cache, ctx.root, sources))
         ctx.progress.stage("cards", len(todo))
         draw_all(todo, ctx.jobs, ctx.progress.advance)
-        sources, labels = with_overlays(film, timing, sources, ctx, only)
-        return Rendered(sources=sources, made=made, reused=len(cached), labels_drawn=labels)
+        sources, drawn = with_overlays(film, timing, sources, ctx, only)
+        return Rendered(sources=sources, made=made, reused=len(cached), labels_drawn=len(drawn))

@@ -150,7 +150,7 @@ class ComfyRenderer:
         for shot in film.shots:
             if shot.id in graphs:
                 (cached if cached_render(ctx.cache, graphs[shot.id]) else todo).append(shot.id)
-        return Plan(todo=todo, cached=cached)
+        return Plan(todo=todo, cached=cached, kind="render")
 
     def render(self, film: Film, timing: Timing, ctx: RenderContext) -> Rendered:
         live = self.preflight(ctx)

@@ -1,0 +1,90 @@
+"""`storyc build --dry-run` and `storyc status` say what would be redone and why, in the writer's terms."""
+
+import shutil
+
+import pytest
+from click.testing import CliRunner
+
+from storylang.build import BuildOptions, build
+from storylang.cli import main
+
+from conftest import tiny_png
+
+FILM = '''title "Explain" 0s
+format 256x144 @ 12fps
+narrator "en-us" rate 180
+
+character MARA
+  look "silver braid"
+  voice "en-us+f3" rate 170
+
+EXT. CLIFF - NIGHT
+  shot 1 wide 2s
+    camera push in
+    action "the beam sweeps"
+    narrate "Every night."
+  > dissolve 0.5s
+
+  shot 2 close on MARA 2s
+    MARA: Not tonight.
+
+  shot 3 medium 2s
+    action "the lamp goes dark"
+'''
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    d = tmp_path_factory.mktemp("explain")
+    (d / "film.story").write_text(FILM)
+    build(d / "film.story", BuildOptions(jobs=2, preview=True))
+    return d
+
+
+def plan(built, tmp_path, old, new):
+    copy = tmp_path / "copy"
+    shutil.copytree(built, copy)
+    (copy / "film.story").write_text(FILM.replace(old, new))
+    report = build(copy / "film.story", BuildOptions(jobs=2, preview=True, dry_run=True))
+    return [r.replace(str(copy) + "/", "") for r in report.reasons]
+
+
+def test_nothing_changed_nothing_to_redo(built, tmp_path):
+    assert plan(built, tmp_path, "", "") == []
+
+
+@pytest.mark.parametrize("old, new, expected", [
+    ('narrate "Every night."', 'narrate "Each night."',
+     ["shot 1 words: lines changed (film.story:10)", "line 1:0 speech: text changed (film.story:13)",
+      "segment 1: lines changed (film.story:10)", "segment 1-2: lines changed (film.story:10)",
+      "sound: lines changed"]),
+    ('voice "en-us+f3" rate 170', 'voice "en-us+f3" rate 150', ["line 2:0 speech: voice rate changed (film.story:17)"]),
+    ("camera push in", "camera pan left", ["shot 1 words: camera changed (film.story:10)",
+                                           "segment 1: camera changed (film.story:10)",
+                                           "segment 1-2: camera changed (film.story:10)"]),
+    ("shot 3 medium 2s", "shot 3 medium 3s", ["segment 3: length changed (film.story:19)",
+                                              "sound: the film's length changed (66 → 78 frames)"]),
+    ("> dissolve 0.5s", "> wipe left 0.5s", ["segment 1-2: transition changed (film.story:10)"]),
+    ('look "silver braid"', 'look "short grey hair"', []),  # the animatic does not draw looks
+    ("shot 3 medium 2s", "shot 3 close 2s", ["shot 3 card: framing changed (film.story:19)",
+                                             "shot 3 words: framing changed (film.story:19)",
+                                             "segment 3: framing changed (film.story:19)"]),
+])
+def test_each_kind_of_edit_redoes_exactly_its_artifacts_and_says_why(built, tmp_path, old, new, expected):
+    reasons = plan(built, tmp_path, old, new)
+    for want in expected:
+        assert want in reasons, reasons
+    kinds = {r.split(":")[0] for r in reasons}
+    assert kinds <= {w.split(":")[0] for w in expected} | {"sound"}, reasons
+
+
+def test_a_reference_image_edit_is_named(tmp_path):
+    text = FILM.replace('look "silver braid"', 'look "silver braid"\n  reference "mara.png"')
+    (tmp_path / "film.story").write_text(text)
+    (tmp_path / "mara.png").write_bytes(tiny_png())
+    build(tmp_path / "film.story", BuildOptions(jobs=2, preview=True))
+    (tmp_path / "mara.png").write_bytes(tiny_png(color=(1, 2, 3)))
+    result = CliRunner().invoke(main, ["status", str(tmp_path / "film.story")])
+    assert result.exit_code == 0
+    assert "plan for" in result.output  # the animatic does not show references: nothing to redo
+    assert "shot" not in result.output.split("plan for")[0]
