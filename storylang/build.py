@@ -40,6 +40,15 @@ def _comfy(options: "BuildOptions"):
 RENDERERS = {"animatic": lambda options: AnimaticRenderer(), "comfy": _comfy}
 
 
+class Superseded(Exception):
+    """A newer edit made this build pointless (watch mode): it stopped at a stage boundary."""
+
+
+def _go_on(options: "BuildOptions") -> None:
+    if options.cancel is not None and options.cancel.is_set():
+        raise Superseded()
+
+
 class BuildFailed(StoryError):
     """A build stopped; `diagnostics` and `sources` explain it in the writer's terms."""
 
@@ -58,6 +67,7 @@ class BuildOptions:
     dry_run: bool = False
     force: bool = False  # replace an output file storyc did not write
     release: bool = False  # the picture in one pass (no segments): see docs/build.md
+    cancel: threading.Event | None = None  # set by watch mode when a newer edit supersedes this build
     comfy: object = None  # render.comfy.ComfySettings when renderer is "comfy"
 
 
@@ -138,6 +148,7 @@ def _build(script: Path, options: BuildOptions, progress: Progress, scratch: Pat
         return report
 
     _speak(speech, to_speak, options.jobs, progress, sources)
+    _go_on(options)
     seconds = speech.seconds() if speech else {}
     spoken = {k: SpokenLine(file=rel(j.path, root), seconds=seconds[k]) for k, j in (speech.jobs if speech else {}).items()}
     timing = time_film(film, seconds)
@@ -150,6 +161,7 @@ def _build(script: Path, options: BuildOptions, progress: Progress, scratch: Pat
             raise BuildFailed(e.diagnostics, sources) from e
         raise
 
+    _go_on(options)
     timeline, notes = build_timeline(film, rendered.sources, spoken, script_digest(film, root), timing)
     srt, vtt = _write_edit(timeline, film_dir, script.stem)
     states = _assemble(timeline, root, cache, scratch, output, options, ff, progress, renderer.name)
@@ -293,11 +305,13 @@ def _make_picture(pic: Picture, timeline, root: Path, scratch: Path, enc, ff, op
                 last["n"] = n
                 progress.update(done["frames"])
 
+        _go_on(options)  # a superseded build stops between segments (finished ones stay cached)
         assemble.encode_segment(timeline, seg, root, scratch, file, enc, ff, frames_of, on_progress=moved)
 
     # two encoders at a time keep both cores busy while Python computes the next frames
     with ThreadPoolExecutor(max_workers=2 if options.jobs > 1 else 1) as pool:
         list(pool.map(encode, todo))
+    _go_on(options)
     assemble.concat([file for _, _, file in pic.segments], pic.file, ff, scratch)
     return "encoded" if len(todo) == len(pic.segments) else f"encoded ({len(todo)} of {len(pic.segments)} segments)"
 

@@ -255,6 +255,61 @@ def _comfy_settings(script: Path, renderer, flags, skip_missing: bool, strict: b
 
 
 @main.command()
+@click.argument("script", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@click.option("--preview", is_flag=True, help="Also keep a fast low-resolution film, updated first.")
+@click.option("--open", "open_player", is_flag=True, help="Open the film in the system's player once.")
+@click.option("-j", "--jobs", type=click.IntRange(1, 64), default=None, help="Work done at once (default: cores).")
+@click.option("--comfy", "comfy", multiple=True, metavar="URL", help="Render on ComfyUI (as for build).")
+@click.option("--renderer", type=click.Choice(["animatic", "comfy"]), default=None, help="As for build.")
+def watch(script: Path, preview: bool, open_player: bool, jobs, comfy, renderer) -> None:
+    """Rebuild the film whenever the script, its includes or its media change."""
+    import os
+    import threading
+    import time
+
+    from storylang.build import BuildOptions
+    from storylang.diagnostics import StoryError
+    from storylang.watch import Watcher
+
+    try:
+        renderer, settings = _comfy_settings(script, renderer, comfy, False, False)
+    except StoryError as e:
+        click.echo(f"storyc: {e}", err=True)
+        sys.exit(2)
+    options = BuildOptions(renderer=renderer, comfy=settings, jobs=jobs or max(os.cpu_count() or 1, 1))
+    opened = {"done": not open_player}
+
+    def emit(r) -> None:
+        stamp = time.strftime("%H:%M:%S")
+        what = "; ".join(r.changed) or "first build"
+        if r.error is not None:
+            if r.error.diagnostics:
+                _print_diagnostics(r.error.diagnostics, r.error.sources)
+            else:
+                click.echo(f"storyc: {r.error}", err=True)
+            click.echo(f"{stamp} {what}: build failed; the last good film stays in place", err=True)
+            return
+        click.echo(f"{stamp} {what}: {r.redone} in {r.seconds:.1f}s -> {_shown(r.output)}", err=True)
+        if not opened["done"]:
+            opened["done"] = True
+            click.launch(str(r.output))
+
+    click.echo(f"watching {script} (Ctrl-C to stop)", err=True)
+    stop = threading.Event()
+    watcher = Watcher(script, options, emit, preview_first=preview)
+    runner = threading.Thread(target=watcher.run, args=(stop,), daemon=True)
+    runner.start()
+    try:
+        while runner.is_alive():
+            runner.join(0.2)
+    except KeyboardInterrupt:
+        stop.set()
+        runner.join()
+        click.echo("storyc: stopped watching; nothing half-written was kept", err=True)
+        sys.exit(130)
+
+
+@main.command()
 @click.argument("script", type=click.Path(path_type=Path, dir_okay=False))
 @click.pass_context
 def status(ctx, script: Path) -> None:

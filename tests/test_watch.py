@@ -1,0 +1,90 @@
+"""`storyc watch`: a real watchdog observer, real saves, one rebuild per burst, the film replaced atomically."""
+
+import os
+import queue
+import threading
+import time
+
+import pytest
+
+from storylang.build import BuildOptions
+from storylang.watch import Watcher
+
+from test_build import _frame_digests
+
+FILM = '''title "Watch" 0s
+format 256x144 @ 12fps
+
+EXT. QUAY - DAWN
+  shot 1 wide 2s
+    action "boats at their moorings"
+  shot 2 close 2s
+    action "a rope tightens"
+  shot 3 medium 2s
+    action "gulls lift off"
+'''
+
+
+@pytest.fixture
+def watching(tmp_path):
+    script = tmp_path / "film.story"
+    script.write_text(FILM)
+    lines: queue.Queue = queue.Queue()
+    stop = threading.Event()
+    watcher = Watcher(script, BuildOptions(jobs=2, preview=True), lines.put, quiet=0.2)
+    t = threading.Thread(target=watcher.run, args=(stop,), daemon=True)
+    t.start()
+    first = lines.get(timeout=60)
+    assert first.error is None and first.output.is_file()
+    yield script, lines, first
+    stop.set()
+    t.join(30)
+    assert not t.is_alive()
+
+
+def _next(lines, timeout=30):
+    return lines.get(timeout=timeout)
+
+
+def test_a_save_in_place_rebuilds_only_that_shot(watching):
+    script, lines, first = watching
+    before_inode, before = os.stat(first.output).st_ino, _frame_digests(first.output)
+    script.write_text(FILM.replace("a rope tightens", "a rope snaps"))
+    r = _next(lines)
+    assert r.error is None and r.changed == ["shot 2 action"]
+    assert "picture encoded (1 of 3 segments)" in r.redone
+    assert os.stat(r.output).st_ino != before_inode  # replaced by a rename, never rewritten in place
+    after = _frame_digests(r.output)
+    changed = [i for i, (a, b) in enumerate(zip(before, after)) if a != b]
+    assert changed and 24 <= min(changed) and max(changed) < 48  # only shot 2's frames
+    assert lines.empty()
+
+
+def test_an_editors_atomic_save_and_a_burst_of_saves_rebuild_once(watching, tmp_path):
+    script, lines, _ = watching
+    tmp = tmp_path / ".film.story.swp"
+    tmp.write_text(FILM.replace("gulls lift off", "gulls settle"))
+    os.replace(tmp, script)  # temp file + rename
+    r = _next(lines)
+    assert r.changed == ["shot 3 action"]
+    script.write_text(FILM.replace("boats at their moorings", "boats rock"))
+    time.sleep(0.05)
+    script.write_text(FILM.replace("boats at their moorings", "boats drift"))  # 50 ms later: one burst
+    r = _next(lines)
+    assert r.changed == ["shot 1 action", "shot 3 action"]
+    time.sleep(1.0)
+    assert lines.empty()  # one rebuild for the burst
+
+
+def test_a_save_that_changes_nothing_does_nothing_and_errors_keep_the_last_film(watching):
+    script, lines, first = watching
+    script.write_text(FILM)  # the same bytes
+    time.sleep(1.0)
+    assert lines.empty()
+    script.write_text(FILM.replace("shot 2 close 2s", "shot 2 close on NOBODY 2s"))
+    r = _next(lines)
+    assert r.error is not None and r.error.diagnostics
+    assert first.output.is_file() and _frame_digests(first.output)
+    script.write_text(FILM.replace("a rope tightens", "a knot"))
+    r = _next(lines)
+    assert r.error is None and r.changed == ["shot 2 action"]
