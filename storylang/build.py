@@ -68,6 +68,7 @@ class BuildOptions:
     force: bool = False  # replace an output file storyc did not write
     release: bool = False  # the picture in one pass (no segments): see docs/build.md
     cancel: threading.Event | None = None  # set by watch mode when a newer edit supersedes this build
+    cache_size: int | None = 10 << 30  # bytes the cache may hold; None: no limit
     comfy: object = None  # render.comfy.ComfySettings when renderer is "comfy"
 
 
@@ -171,7 +172,8 @@ def _build(script: Path, options: BuildOptions, progress: Progress, scratch: Pat
                        frames=timeline.frames, fps=timeline.fps, shots=len(film.shots), rendered=rendered.made,
                        reused=rendered.reused, lines_spoken=len(to_speak), lines_reused=nlines - len(to_speak),
                        picture=states["picture"], sound=states["sound"], film=states["film"],
-                       notes=rendered.notes + notes, labels_drawn=rendered.labels_drawn, warnings=warnings,
+                       notes=rendered.notes + notes + ([states["trimmed"]] if "trimmed" in states else []),
+                       labels_drawn=rendered.labels_drawn, warnings=warnings,
                        sources=sources, failures=rendered.failures, renderer=renderer.name)
 
 
@@ -357,7 +359,25 @@ def _assemble(timeline, root: Path, cache: Cache, scratch: Path, output: Path, o
         with atomic.atomic_path(output, suffix=".mp4") as tmp:
             shutil.copyfile(film_file, tmp)
         states["film"] = "written"
+    _keep_used(cache, timeline, root, pic, sound_file, film_file, options, states)
     return states
+
+
+def _keep_used(cache: Cache, timeline, root: Path, pic, sound_file: Path, film_file: Path, options: BuildOptions,
+               states: dict) -> None:
+    """Mark what this film uses as just used, then trim the cache to its size limit (least recently used
+    first), so switching back to an older script (git checkout) finds its artifacts while they fit."""
+    used = {root / f for c in timeline.clips for f in (*c.files, *(o.file for o in c.overlays))}
+    used |= {root / s.file for s in timeline.speech}
+    used |= {file for _, _, file in pic.segments} | {pic.file, sound_file, film_file}
+    used = {p for p in used if cache.root in p.resolve().parents}
+    used |= {p.with_suffix(".json") for p in used}  # the records beside speech and renders
+    cache.touch(used)
+    if options.cache_size is not None:
+        removed, freed = cache.trim(options.cache_size, used)
+        if removed:
+            states["trimmed"] = f"cache over {options.cache_size >> 20} MB: removed {removed} old artifacts " \
+                                f"({freed >> 20} MB)"
 
 
 def _dry_timing(film, speech, to_speak, jobs: int, sources) -> tuple[Timing, dict[str, float]]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 
 _FILE_DIGESTS: dict[tuple[str, int, int], str] = {}
@@ -42,4 +43,45 @@ class Cache:
 
     def path(self, kind: str, key: str, suffix: str) -> Path:
         return self.root / kind / key[:2] / f"{key}{suffix}"
+
+    def touch(self, paths) -> None:
+        """Mark artifacts as just used (their modification time is the cache's use clock)."""
+        for p in paths:
+            try:
+                os.utime(p)
+            except OSError:
+                pass
+
+    def entries(self) -> list[tuple[float, int, list[Path]]]:
+        """(last use, bytes, files) per artifact: a key's files (a WAV and its record) go together."""
+        groups: dict[tuple[Path, str], list[Path]] = {}
+        if not self.root.is_dir():
+            return []
+        for p in self.root.rglob("*"):
+            if p.is_file() and not p.name.startswith("."):
+                groups.setdefault((p.parent, p.name.split(".", 1)[0]), []).append(p)
+        out = []
+        for files in groups.values():
+            stats = [f.stat() for f in files]
+            out.append((max(st.st_mtime for st in stats), sum(st.st_size for st in stats), files))
+        return out
+
+    def trim(self, limit: int, keep: set[Path]) -> tuple[int, int]:
+        """Remove the least recently used artifacts until the cache holds at most `limit` bytes;
+        never those in `keep` (what the build just used). Returns (artifacts removed, bytes freed)."""
+        entries = sorted(self.entries(), key=lambda e: e[0])
+        total = sum(size for _, size, _ in entries)
+        keep = {p.resolve() for p in keep}
+        removed = freed = 0
+        for _, size, files in entries:
+            if total <= limit:
+                break
+            if any(f.resolve() in keep for f in files):
+                continue
+            for f in files:
+                f.unlink(missing_ok=True)
+            total -= size
+            freed += size
+            removed += 1
+        return removed, freed
 

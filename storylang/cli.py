@@ -154,11 +154,13 @@ def fmt(files: tuple[Path, ...], check_only: bool, number: bool, diff: bool) -> 
 @click.option("--burn-subtitles", is_flag=True, help="Burn the subtitles into the picture.")
 @click.option("--preview", is_flag=True, help="Half resolution and the fastest encoder settings.")
 @click.option("--release", is_flag=True, help="Encode the picture in one pass (no cached segments).")
+@click.option("--cache-size", default="10G", show_default=True, metavar="SIZE",
+              help="Most the build cache may hold (e.g. 500M, 20G, or 0 for no limit); least recently used goes first.")
 @click.option("--system-ffmpeg", is_flag=True, help="Prefer the ffmpeg on PATH to the bundled one.")
 @click.option("--dry-run", is_flag=True, help="Say what would be rendered, spoken and encoded; do nothing.")
 @click.option("--force", is_flag=True, help="Replace an -o file that storyc did not write.")
 def build(script: Path, output, renderer, comfy, skip_missing, strict, jobs, burn_subtitles, preview, release,
-          system_ffmpeg, dry_run, force) -> None:
+          cache_size, system_ffmpeg, dry_run, force) -> None:
     """Build the film: pictures (animatic or ComfyUI), voices, edit list and the finished MP4."""
     import os
     import time
@@ -173,12 +175,13 @@ def build(script: Path, output, renderer, comfy, skip_missing, strict, jobs, bur
     console = Console(stderr=True)
     try:
         renderer, settings = _comfy_settings(script, renderer, comfy, skip_missing, strict)
-    except StoryError as e:
+        limit = _size(cache_size)
+    except (StoryError, click.BadParameter) as e:
         click.echo(f"storyc: {e}", err=True)
         sys.exit(2)
     options = BuildOptions(output=output, renderer=renderer, jobs=jobs or max(os.cpu_count() or 1, 1),
                            burn_subtitles=burn_subtitles, preview=preview, system_ffmpeg=system_ffmpeg,
-                           dry_run=dry_run, force=force, comfy=settings, release=release)
+                           dry_run=dry_run, force=force, comfy=settings, release=release, cache_size=limit)
     progress = RichProgress(console) if console.is_terminal and not dry_run else Progress()
     t0 = time.perf_counter()
     try:
@@ -234,6 +237,18 @@ def build(script: Path, output, renderer, comfy, skip_missing, strict, jobs, bur
         click.echo(f"storyc: {_count(len(report.failures), 'shot')} failed to render and were cut in as cards",
                    err=True)
         sys.exit(1)
+
+
+def _size(text: str) -> int | None:
+    """"500M", "20G", "1.5T", "123" (bytes) → bytes; "0" → None (no limit)."""
+    units = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+    t = str(text).strip().upper().removesuffix("B")
+    unit = t[-1] if t and t[-1] in units else ""
+    try:
+        value = float(t[:-1] if unit else t)
+    except ValueError:
+        raise click.BadParameter(f"--cache-size {text!r} is not a size; write it like 500M or 20G") from None
+    return int(value * units[unit]) or None
 
 
 def _comfy_settings(script: Path, renderer, flags, skip_missing: bool, strict: bool):

@@ -88,3 +88,33 @@ def test_a_reference_image_edit_is_named(tmp_path):
     assert result.exit_code == 0
     assert "plan for" in result.output  # the animatic does not show references: nothing to redo
     assert "shot" not in result.output.split("plan for")[0]
+
+
+def test_going_back_to_an_older_script_rebuilds_nothing(tmp_path):
+    script = tmp_path / "film.story"
+    script.write_text(FILM)
+    build(script, BuildOptions(jobs=2, preview=True))
+    script.write_text(FILM.replace("the lamp goes dark", "the lamp burns"))
+    build(script, BuildOptions(jobs=2, preview=True))
+    script.write_text(FILM)  # git checkout of the older version
+    again = build(script, BuildOptions(jobs=2, preview=True))
+    assert (again.rendered, again.labels_drawn, again.lines_spoken, again.picture, again.sound) == \
+        (0, 0, 0, "reused", "reused")
+
+
+def test_the_cache_keeps_to_its_size_least_recently_used_first(tmp_path):
+    from storylang.cache import Cache
+
+    script = tmp_path / "film.story"
+    script.write_text(FILM)
+    build(script, BuildOptions(jobs=2, preview=True))
+    cache = Cache(tmp_path / "build" / "cache")
+    first = {p for p in cache.root.rglob("*") if p.is_file()}
+    script.write_text(FILM.replace("shot 3 medium 2s", "shot 3 close 2s").replace("Every night.", "Never."))
+    report = build(script, BuildOptions(jobs=2, preview=True, cache_size=1))  # one byte: keep only what is used
+    assert any("removed" in n for n in report.notes)
+    left = {p for p in cache.root.rglob("*") if p.is_file()}
+    gone = first - left
+    assert gone and all(p.exists() for p in left)
+    again = build(script, BuildOptions(jobs=2, preview=True, cache_size=1))
+    assert (again.rendered, again.lines_spoken, again.picture, again.sound) == (0, 0, "reused", "reused")
