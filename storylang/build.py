@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
-from storylang import __version__, assemble, atomic, builddir, explain
+from storylang import __version__, assemble, atomic, builddir, explain, stamp
 from storylang import output as output_mod
 from storylang import speech as speech_mod
 from storylang.render import RenderContext, camera, rel, stills
@@ -42,6 +42,11 @@ RENDERERS = {"animatic": lambda options: AnimaticRenderer(), "comfy": _comfy}
 
 class Superseded(Exception):
     """A newer edit made this build pointless (watch mode): it stopped at a stage boundary."""
+
+
+def stamp_options(options: "BuildOptions") -> dict:
+    return stamp.options_of(options.output, options.renderer, options.burn_subtitles, options.preview,
+                            options.release, options.system_ffmpeg)
 
 
 def _go_on(options: "BuildOptions") -> None:
@@ -167,6 +172,10 @@ def _build(script: Path, options: BuildOptions, progress: Progress, scratch: Pat
     srt, vtt = _write_edit(timeline, film_dir, script.stem)
     states = _assemble(timeline, root, cache, scratch, output, options, ff, progress, renderer.name)
     explain.Record.of(film, timing, root).save(film_dir / "explain.json")
+    if rendered.failures:
+        stamp.remove(script)  # the next build retries the failed shots
+    else:
+        stamp.write(script, stamp_options(options), __version__, stamp.inputs(film, script), output)
     progress.close()
     return BuildReport(output=output, timeline=film_dir / "timeline.json", subtitles=(srt, vtt),
                        frames=timeline.frames, fps=timeline.fps, shots=len(film.shots), rendered=rendered.made,

@@ -165,6 +165,11 @@ def build(script: Path, output, renderer, comfy, skip_missing, strict, jobs, bur
     import os
     import time
 
+    t0 = time.perf_counter()
+    if _nothing_changed(script, output, renderer, comfy, burn_subtitles, preview, release, system_ffmpeg,
+                        dry_run or force, t0):
+        return
+
     from rich.console import Console
 
     from storylang.build import BuildOptions
@@ -183,7 +188,6 @@ def build(script: Path, output, renderer, comfy, skip_missing, strict, jobs, bur
                            burn_subtitles=burn_subtitles, preview=preview, system_ffmpeg=system_ffmpeg,
                            dry_run=dry_run, force=force, comfy=settings, release=release, cache_size=limit)
     progress = RichProgress(console) if console.is_terminal and not dry_run else Progress()
-    t0 = time.perf_counter()
     try:
         report = run_build(script, options, progress)
     except StoryError as e:  # the one root of what a writer can see
@@ -237,6 +241,25 @@ def build(script: Path, output, renderer, comfy, skip_missing, strict, jobs, bur
         click.echo(f"storyc: {_count(len(report.failures), 'shot')} failed to render and were cut in as cards",
                    err=True)
         sys.exit(1)
+
+
+def _nothing_changed(script: Path, output, renderer, comfy, burn_subtitles, preview, release, system_ffmpeg,
+                     skip: bool, t0: float) -> bool:
+    """The no-op fast path: the last complete build's stamp still matches (see stamp.py)."""
+    import os
+    import time
+
+    from storylang import stamp
+
+    if skip or comfy or os.environ.get("STORYC_COMFY") or renderer == "comfy" or stamp.project_config(script):
+        return False  # the full build decides (servers, or a project file, are involved)
+    options = stamp.options_of(output, renderer or "animatic", burn_subtitles, preview, release, system_ffmpeg)
+    film = stamp.up_to_date(script, options, __version__)
+    if film is None:
+        return False
+    click.echo(f"{_shown(film)}: up to date (nothing it reads has changed), in {time.perf_counter() - t0:.2f}s",
+               err=True)
+    return True
 
 
 def _size(text: str) -> int | None:

@@ -34,13 +34,9 @@ class ConfigError(OneLineError):
 
 def find(script: Path) -> Path | None:
     """storyc.toml in the script's folder or a parent, up to the repository root (the folder with .git)."""
-    here = script.resolve().parent
-    for folder in (here, *here.parents):
-        if (folder / NAME).is_file():
-            return folder / NAME
-        if (folder / ".git").exists():
-            return None
-    return None
+    from storylang.stamp import project_config
+
+    return project_config(script)
 
 
 def load(script: Path) -> dict:

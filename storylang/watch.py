@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from storylang import explain
+from storylang import explain, stamp
 from storylang.build import BuildOptions, Superseded, build
 from storylang.builddir import build_root
 from storylang.diagnostics import StoryError
@@ -42,27 +42,9 @@ class Rebuilt:
 
 
 def inputs_of(script: Path, loader: Loader | None = None) -> set[Path]:
-    """Every file the film reads: its scripts, referenced media and the project's templates."""
-    root = script.resolve().parent
-    files = {script.resolve()}
+    """Every file the film reads (see stamp.inputs); just the script while it does not resolve."""
     film, _diags, _sources = resolve_file(script, str(script), loader=loader)
-    if film is not None:
-        files |= {(root / f).resolve() for f in film.files}
-        for c in film.characters:
-            if c.reference:
-                files.add((root / c.reference.file).resolve())
-        for shot in film.shots:
-            if shot.keyframes:
-                files |= {(root / shot.keyframes.start).resolve(), (root / shot.keyframes.end).resolve()}
-            if shot.source:
-                files.add((root / shot.source.file).resolve())
-        for scene in film.scenes:
-            if scene.music is not None:
-                files.add((root / scene.music.file).resolve())
-    templates = root / "templates"
-    if templates.is_dir():
-        files |= {p.resolve() for p in templates.rglob("*") if p.is_file()}
-    return files
+    return stamp.inputs(film, script) if film is not None else {script.resolve()}
 
 
 def content_digest(files: set[Path]) -> str:

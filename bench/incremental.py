@@ -1,0 +1,121 @@
+"""The edit–look loop on the 22-shot example, measured as a writer meets it, in one run.
+
+    python bench/incremental.py [examples/harbour.story]
+
+Each step runs `storyc` as a user does (a new process: start-up and imports included) on a copy
+of the examples: a clean build; a no-op rebuild; a one-shot action edit; a one-line narration
+edit; a transition change; then `storyc watch --preview` and one save, timed from the save to
+the new preview film and to the new full film. Goals: no-op under 0.3 s; one-shot action edit
+under 15% of the clean build; narration edit under 10%; watch save → preview under 2 s and →
+full film under 4 s. Also: the same clean build with --release (one pass), and the two
+pictures' sizes and PSNR against each other (quality per bit of segments vs one pass).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+STORYC = [sys.executable, "-m", "storylang.cli"]
+
+
+def run(*args, cwd: Path) -> float:
+    t0 = time.perf_counter()
+    proc = subprocess.run([*STORYC, *args], cwd=cwd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"storyc {' '.join(args)} failed:\n{proc.stderr}")
+    return time.perf_counter() - t0
+
+
+def edit(script: Path, old: str, new: str) -> None:
+    text = script.read_text()
+    if old not in text:
+        raise SystemExit(f"{script.name} has no {old!r} to edit")
+    script.write_text(text.replace(old, new, 1))
+
+
+def first_match(script: Path, pattern: str) -> str:
+    m = re.search(pattern, script.read_text(), re.M)
+    if not m:
+        raise SystemExit(f"{script.name}: nothing matches {pattern}")
+    return m.group(0)
+
+
+def watch_save(folder: Path, script: Path) -> tuple[float, float]:
+    """Seconds from a save to the new preview film and to the new full film, under `storyc watch --preview`."""
+    proc = subprocess.Popen([*STORYC, "watch", script.name, "--preview"], cwd=folder, stderr=subprocess.PIPE,
+                            text=True, bufsize=1)
+    try:
+        lines = iter(proc.stderr.readline, "")
+        next(lines)  # watching ...
+        for _ in range(2):  # the first build: preview, then full (nothing to do but check the cache)
+            next(lines)
+        action = first_match(script, r'action "[^"]+"')
+        t0 = time.perf_counter()
+        edit(script, action, action[:-1] + ' again"')
+        preview_line = next(lines)
+        t_preview = time.perf_counter() - t0
+        full_line = next(lines)
+        t_full = time.perf_counter() - t0
+        print(f"  watch: {preview_line.strip()}\n  watch: {full_line.strip()}")
+        return t_preview, t_full
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def psnr(a: Path, b: Path) -> str:
+    from storylang.toolchain import find_ffmpeg
+
+    out = subprocess.run([find_ffmpeg().path, "-hide_banner", "-i", str(a), "-i", str(b), "-lavfi",
+                          "[0:v][1:v]psnr", "-f", "null", "-"], capture_output=True, text=True).stderr
+    m = re.search(r"average:([\d.]+|inf)", out)
+    return m.group(1) if m else "?"
+
+
+def main() -> None:
+    source = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "examples" / "harbour.story"
+    with tempfile.TemporaryDirectory() as d:
+        folder = Path(d) / "film"
+        shutil.copytree(source.parent, folder, ignore=shutil.ignore_patterns("build"))
+        script = folder / source.name
+        env_note = f"{os.cpu_count()} cores"
+        clean = run("build", script.name, cwd=folder)
+        film = folder / "build" / script.stem / f"{script.stem}.mp4"
+        segmented = Path(d) / "segmented.mp4"
+        shutil.copyfile(film, segmented)
+        noop = run("build", script.name, cwd=folder)
+        edit(script, first_match(script, r'action "[^"]+"'), 'action "a completely different moment"')
+        action = run("build", script.name, cwd=folder)
+        narration = first_match(script, r'narrate "[^"]+"')
+        edit(script, narration, narration[:-1] + ', once more"')
+        spoken = run("build", script.name, cwd=folder)
+        transition = first_match(script, r"^\s+> dissolve[^\n]*")
+        edit(script, transition, transition.replace(transition.strip(), "> wipe left 0.5s"))
+        trans = run("build", script.name, cwd=folder)
+        t_preview, t_full = watch_save(folder, script)
+        release_dir = Path(d) / "release"
+        shutil.copytree(source.parent, release_dir, ignore=shutil.ignore_patterns("build"))
+        release = run("build", script.name, "--release", cwd=release_dir)
+        one_pass = release_dir / "build" / script.stem / f"{script.stem}.mp4"
+        print(f"{source.name}, {env_note}, storyc run as a user runs it (one process per command):")
+        print(f"  clean build        {clean:6.2f} s")
+        print(f"  no-op rebuild      {noop:6.2f} s   (goal < 0.3 s)")
+        print(f"  one action edit    {action:6.2f} s   {action / clean:5.1%} of clean (goal < 15%)")
+        print(f"  one narration edit {spoken:6.2f} s   {spoken / clean:5.1%} of clean (goal < 10%)")
+        print(f"  a transition       {trans:6.2f} s   {trans / clean:5.1%} of clean")
+        print(f"  watch save -> preview {t_preview:5.2f} s (goal < 2 s), -> full film {t_full:5.2f} s (goal < 4 s)")
+        print(f"  --release clean    {release:6.2f} s (one pass)")
+        print(f"  picture sizes: segments {segmented.stat().st_size / 1e6:.2f} MB, one pass "
+              f"{one_pass.stat().st_size / 1e6:.2f} MB; PSNR between them {psnr(segmented, one_pass)} dB")
+
+
+if __name__ == "__main__":
+    main()
