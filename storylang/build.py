@@ -18,6 +18,7 @@ from pathlib import Path
 from storylang import __version__, assemble, atomic, builddir, explain, stamp
 from storylang import output as output_mod
 from storylang import speech as speech_mod
+from storylang.comfy.run import Cancelled
 from storylang.render import RenderContext, camera, rel, stills
 from storylang.render.animatic import AnimaticRenderer
 from storylang.builddir import build_root
@@ -139,7 +140,7 @@ def _build(script: Path, options: BuildOptions, progress: Progress, scratch: Pat
     ff = find_ffmpeg(options.system_ffmpeg)
     renderer = RENDERERS[options.renderer](options)
     ctx = RenderContext(root=root, cache=cache, jobs=max(options.jobs, 1), with_lines=not options.burn_subtitles,
-                        progress=progress, build_dir=None if options.dry_run else film_dir)
+                        progress=progress, build_dir=None if options.dry_run else film_dir, cancel=options.cancel)
 
     speech = _plan_speech(film, cache, sources)
     to_speak = speech.missing() if speech else []
@@ -162,6 +163,8 @@ def _build(script: Path, options: BuildOptions, progress: Progress, scratch: Pat
         raise BuildFailed(list(timing.errors), sources)
     try:
         rendered = renderer.render(film, timing, ctx)
+    except Cancelled:
+        raise Superseded() from None  # our queued and running prompts were withdrawn
     except StoryError as e:
         if e.diagnostics:
             raise BuildFailed(e.diagnostics, sources) from e

@@ -268,7 +268,12 @@ def test_cli_build_prints_a_summary(write_story):
     assert "2 shots: 2 drawn" in result.output
     assert count_frames(path.parent / "out.mp4") == 24
     again = CliRunner().invoke(main, ["build", str(path), "--preview", "-o", str(path.parent / "out.mp4")])
-    assert "up to date" in again.output and "picture reused" in again.output
+    assert "up to date (nothing it reads has changed)" in again.output  # the stamp: nothing else ran
+    other = CliRunner().invoke(main, ["build", str(path), "-o", str(path.parent / "out.mp4")])  # not --preview
+    assert "2 shots: 0 drawn, 2 reused" in other.output and "picture encoded" in other.output
+    path.write_text(path.read_text().replace("shot 2 close 1s", "shot 2 close 2s"))
+    edited = CliRunner().invoke(main, ["build", str(path), "-o", str(path.parent / "out.mp4")])
+    assert "picture encoded (1 of 2 segments)" in edited.output
 
 
 def test_doctor_and_voices_report_the_toolchain():

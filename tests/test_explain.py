@@ -118,3 +118,32 @@ def test_the_cache_keeps_to_its_size_least_recently_used_first(tmp_path):
     assert gone and all(p.exists() for p in left)
     again = build(script, BuildOptions(jobs=2, preview=True, cache_size=1))
     assert (again.rendered, again.lines_spoken, again.picture, again.sound) == (0, 0, "reused", "reused")
+
+
+def test_music_an_included_file_and_the_format_are_explained(tmp_path):
+    from media import ffmpeg
+    import subprocess
+
+    for name, freq in (("a.ogg", 220), ("b.ogg", 330)):
+        subprocess.run([ffmpeg(), "-v", "error", "-f", "lavfi", "-i", f"sine=f={freq}:d=8", str(tmp_path / name)],
+                       check=True)
+    (tmp_path / "cast.story").write_text('character MARA\n  look "silver braid"\n  voice "en-us+f3" rate 170\n')
+    text = FILM.replace('character MARA\n  look "silver braid"\n  voice "en-us+f3" rate 170\n', 'include "cast.story"\n')
+    text = text.replace("EXT. CLIFF - NIGHT\n", 'EXT. CLIFF - NIGHT\n  music "a.ogg" volume -18dB\n')
+    script = tmp_path / "film.story"
+    script.write_text(text)
+    build(script, BuildOptions(jobs=2, preview=True))
+
+    def reasons():
+        report = build(script, BuildOptions(jobs=2, preview=True, dry_run=True))
+        return [r.replace(str(tmp_path) + "/", "") for r in report.reasons]
+
+    script.write_text(text.replace('music "a.ogg"', 'music "b.ogg"'))
+    assert reasons() == ["sound: music or the mix changed"]
+    script.write_text(text)
+    (tmp_path / "cast.story").write_text('character MARA\n  look "silver braid"\n  voice "en-us+f3" rate 150\n')
+    assert reasons() == ["line 2:0 speech: voice rate changed (film.story:16)", "sound: lines changed"]
+    (tmp_path / "cast.story").write_text('character MARA\n  look "silver braid"\n  voice "en-us+f3" rate 170\n')
+    script.write_text(text.replace("format 256x144 @ 12fps", "format 384x216 @ 12fps"))
+    found = reasons()
+    assert "shot 1 card: format changed (film.story:9)" in found and "segment 3: format changed (film.story:18)" in found

@@ -280,7 +280,8 @@ class Pool:
             wait = self.backoff * 2 ** (server.failures - 1)
             self.cancelled.wait(wait + random.random() * wait)
 
-    def run_all(self) -> dict[str, Outcome]:
+    def run_all(self, stop: threading.Event | None = None) -> dict[str, Outcome]:
+        """Run every job; `stop` (a newer edit in watch mode) ends it like Ctrl-C does (Cancelled)."""
         threads = [threading.Thread(target=self._slot, args=(s,), daemon=True, name=f"slot {s.name} {i}")
                    for s in self.servers if not s.down for i in range(max(s.inflight, 1))]
         for t in threads:
@@ -289,6 +290,8 @@ class Pool:
             while any(t.is_alive() for t in threads):
                 for t in threads:
                     t.join(0.2)
+                if stop is not None and stop.is_set():
+                    raise Cancelled()
         except BaseException:
             self.cancelled.set()
             with self.lock:

@@ -33,6 +33,7 @@ class RenderContext:
     with_lines: bool = True  # storyboard words include the spoken line (not when subtitles are burnt in)
     progress: Progress = field(default_factory=Progress)
     build_dir: Path | None = None  # where a renderer keeps its journal and manifest (None: a dry run)
+    cancel: object = None  # a threading.Event set when a newer edit supersedes the build (watch mode)
 
 
 @dataclass

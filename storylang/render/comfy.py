@@ -220,7 +220,7 @@ class ComfyRenderer:
                     by_models=self.settings.schedule != "film")
         self.pool = pool
         try:
-            outcomes = pool.run_all()
+            outcomes = pool.run_all(ctx.cancel)
         except BaseException:
             cancelled.set()
             cancel(servers)

@@ -387,3 +387,35 @@ def test_an_output_larger_than_the_limit_is_cut_off(write_story, monkeypatch):
         assert not list((script.parent / "build" / "cache").glob("renders/*/*.png"))
     finally:
         s.stop()
+
+
+def test_a_save_during_a_comfy_build_withdraws_our_stale_prompts(write_story):
+    import queue as queue_mod
+
+    from storylang.watch import Watcher
+
+    s = FakeComfy(step_delay=0.2).start()
+    try:
+        script = write_story(SMALL.replace("steps 4", "steps 20"))
+        lines = queue_mod.Queue()
+        stop = threading.Event()
+        watcher = Watcher(script, comfy(s), lines.put, quiet=0.2)
+        t = threading.Thread(target=watcher.run, args=(stop,), daemon=True)
+        t.start()
+        deadline = time.monotonic() + 30
+        while not (s.running and s.queue) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        script.write_text(SMALL.replace("steps 4", "steps 21"))  # every graph changes
+        while not s.interrupted and time.monotonic() < deadline:
+            time.sleep(0.02)
+        s.step_delay = 0.002
+        r = lines.get(timeout=60)
+        stop.set()
+        t.join(30)
+        assert r.error is None and "3 renders" in r.redone
+        manifest = json.loads((script.parent / "build" / "film" / "renders.json").read_text())
+        stale = set(s.submitted) - {rec["prompt_id"] for rec in manifest["shots"].values()}
+        assert s.interrupted and set(s.interrupted) <= stale  # the running one interrupted
+        assert s.deleted and set(s.deleted) <= stale  # the queued ones withdrawn
+    finally:
+        s.stop()
