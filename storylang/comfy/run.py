@@ -385,3 +385,4 @@ def cancel(servers: list[Server]) -> None:
                     server.client.interrupt(item[1])
         except ComfyError:
             pass
+        server.running.clear()

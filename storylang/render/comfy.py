@@ -36,7 +36,7 @@ from storylang import atomic
 from storylang.cache import Cache, digest, file_digest
 from storylang.comfy.client import IMAGE_LIMIT, VIDEO_LIMIT, Client, ComfyError, safe_output_name
 from storylang.comfy.graphs import GraphInput, ShotGraph, compile_film, graph_json
-from storylang.comfy.run import (Events, Job, Lost, Outcome, Pool, Server, ShotFailed, adopted, cancel,
+from storylang.comfy.run import (Cancelled, Events, Job, Lost, Outcome, Pool, Server, ShotFailed, adopted, cancel,
                                  describe_node_errors, new_client_id, wait_for)
 from storylang.comfy.schema import MODEL_FOLDERS, ObjectInfo, live_object_info
 from storylang.diagnostics import Diagnostic, StoryError
@@ -247,23 +247,31 @@ class ComfyRenderer:
         for attempt in range(3):
             state = adopted(server, pid)
             events = server.events.watch(pid)
+            server.running[pid] = job.shot_id  # before submitting: a Ctrl-C meanwhile still withdraws it
             if state == "stale":
                 server.client.forget([pid])
             if state in (None, "stale"):
                 self._upload(server, job, ctx, film.fps)
-                pid = self._submit(server, graph, pid, shot)
+                got = self._submit(server, graph, pid, shot)
+                if got != pid:
+                    server.running[got] = server.running.pop(pid)
+                    pid = got
             journal.set(job, server.name, pid, "submitted")
-            server.running[pid] = job.shot_id
             try:
                 entry = wait_for(server, pid, events, self.settings.stall, self.settings.poll, cancelled,
                                  on_event=lambda kind, data: self._show(server, shot, kind, data, ctx))
-                break
+            except Cancelled:
+                raise  # still ours on the server: cancel() withdraws it
             except Lost:
                 continue  # the server restarted and forgot it: submit again
-            finally:
+            except BaseException:
                 server.running.pop(pid, None)
+                raise
+            finally:
                 server.events.forget(pid)
                 ctx.progress.row(f"shot {shot.id}", None)
+            server.running.pop(pid, None)
+            break
         else:
             raise ComfyError(f"{server.name} keeps losing the shot's prompt", retry=True)
         result = self._collect(server, entry, job, shot, timing, ctx, film.fps)
