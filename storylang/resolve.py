@@ -17,31 +17,21 @@ from pathlib import Path
 from storylang import film as f, probe
 from storylang import vocabulary as vocab
 from storylang.diagnostics import Diagnostic, Span, did_you_mean, has_errors
+from storylang.syntax import keywords
 from storylang.syntax import tree as t
 from storylang.loader import Loaded, Loader, Source, missing_file
 from storylang.syntax.parse import paused_gc
 
 DEFAULT_SHOT_SECONDS = Fraction(3)
 
-CASCADE_KEYS = {
-    "style", "negative", "model", "vae", "sampler", "scheduler", "steps", "cfg", "denoise", "seed",
-    "clip skip", "narrator", "template", "duration", "overrun", "lora", "upscale", "motion",
-    "controlnet", "lighting", "mood", "camera", "setting", "note",
-}
-# settings that add up rather than replace: given twice, both count
-REPEATABLE_KEYS = {"lora", "at", "narrate", "include", "note", "camera", "action"}
-FILM_KEYS = CASCADE_KEYS | {"title", "author", "format", "include", "music", "end"}
+CASCADE_KEYS = keywords.allowed_in("film") & keywords.allowed_in("scene") & keywords.allowed_in("shot")
+REPEATABLE_KEYS = keywords.REPEATABLE  # settings that add up rather than replace: given twice, both count
+FILM_KEYS = keywords.allowed_in("film")
 CARD_SECONDS = Fraction(3)  # how long the title and end cards last unless the script says
-SCENE_KEYS = CASCADE_KEYS | {"music"}
-SHOT_KEYS = CASCADE_KEYS | {"action", "narrate", "at", "keyframes", "source"}
-CHARACTER_KEYS = {"look", "lora", "voice", "reference", "seed", "negative", "note"}
-
-WHERE_KEY_BELONGS = {
-    "title": "the film header", "author": "the film header", "format": "the film header", "end": "the film header",
-    "include": "the top level of a script", "music": "the film header or a scene",
-    "look": "a character", "voice": "a character", "reference": "a character",
-    "action": "a shot", "narrate": "a shot", "at": "a shot", "keyframes": "a shot", "source": "a shot",
-}
+SCENE_KEYS = keywords.allowed_in("scene")
+SHOT_KEYS = keywords.allowed_in("shot")
+CHARACTER_KEYS = keywords.allowed_in("character")
+WHERE_KEY_BELONGS = {k: keywords.where_it_belongs(k) for k in keywords.ALL}
 
 
 # Problems that may only follow from a statement set aside after a syntax error (a character

@@ -15,17 +15,19 @@ from lark.lark import PostLex
 
 from storylang.diagnostics import Diagnostic, Span, did_you_mean
 from storylang.resources import grammar_path
+from storylang.syntax import keywords
 from storylang.syntax import tree as t
 
 MAX_BYTES = 32 * 1024 * 1024
 MAX_SYNTAX_ERRORS = 25
 TAB_WIDTH = 4
 
-KEYS = (
-    "title author format style negative model vae sampler scheduler steps cfg denoise seed narrator "
-    "template duration include note setting lighting mood music overrun look lora voice reference "
-    "camera action narrate at keyframes source upscale motion controlnet"
-).split() + ["clip skip"]
+KEYS = list(keywords.ALL)  # for "did you mean" on a misspelt statement
+
+
+def grammar_text() -> str:
+    """The grammar, with its KEY terminal made from the one list of statements."""
+    return grammar_path().read_text(encoding="utf-8").replace("@KEYWORDS@", keywords.key_pattern())
 
 
 class _IndentProblem(Exception):
@@ -291,7 +293,7 @@ class _ToTree:
 @lru_cache(maxsize=1)
 def _parser() -> Lark:
     return Lark(
-        grammar_path().read_text(encoding="utf-8"),
+        grammar_text(),
         parser="lalr",
         lexer="contextual",
         postlex=_Indenter(),
@@ -304,7 +306,7 @@ def _parser() -> Lark:
 def _kept_tokens() -> frozenset[str]:
     """Token types that stay in the tree: the grammar's named terminals, as lark would keep them
     (not keywords and punctuation written in quotes, nor _UNDERSCORED ones)."""
-    text = grammar_path().read_text(encoding="utf-8")
+    text = grammar_text()
     return frozenset(re.findall(r"^([A-Z][A-Z0-9_]*)(?:\.\d+)?\s*:", text, re.M))
 
 
