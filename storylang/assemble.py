@@ -154,7 +154,7 @@ def _run(args: list[str], cwd: Path, what: str, on_progress: Callable[[int], Non
             raise AssemblyError(f"{what} failed (ffmpeg exit {proc.returncode}): " + " | ".join(tail))
 
 
-def _secs(x: Fraction) -> float:
+def _seconds(x: Fraction) -> float:
     return round(float(x), 6)
 
 
@@ -197,7 +197,7 @@ def picture(t: Timeline, root: Path, scratch: Path, target: Path, enc: Encoding,
             frames = sum(c.frames for c in seg)
             if seg[0].source == "video":
                 c = seg[0]
-                src = ffmpeg_graph.input(str((root / c.files[0]).resolve()), ss=_secs(c.source_in / fps))
+                src = ffmpeg_graph.input(str((root / c.files[0]).resolve()), ss=_seconds(c.source_in / fps))
                 s = (src.video.filter("fps", fps=rate)
                      .filter("scale", size[0], size[1], force_original_aspect_ratio="increase",
                              out_color_matrix="bt601", out_range="tv")
@@ -219,8 +219,8 @@ def picture(t: Timeline, root: Path, scratch: Path, target: Path, enc: Encoding,
             tr = t.clips[seg_start[id(seg)] - 1].transition
             if tr is not None and tr.kind != "cut" and tr.frames > 0:
                 kind = XFADE.get((tr.kind, tr.direction), XFADE.get((tr.kind, None), XFADE[("dissolve", None)]))
-                out = ffmpeg_graph.filter([out, s], "xfade", **kind, duration=_secs(tr.frames / fps),
-                                          offset=_secs((length - tr.frames) / fps))
+                out = ffmpeg_graph.filter([out, s], "xfade", **kind, duration=_seconds(tr.frames / fps),
+                                          offset=_seconds((length - tr.frames) / fps))
                 length += frames - tr.frames
             else:
                 out = ffmpeg_graph.concat(out, s, v=1, a=0)
@@ -349,7 +349,7 @@ def _piece_stream(t: Timeline, piece: Piece, root: Path, size, fifo_dir: Path, f
     c = t.clips[piece.clip]
     rate = f"{t.fps_num}/{t.fps_den}"
     if c.source == "video":
-        src = ffmpeg_graph.input(str((root / c.files[0]).resolve()), ss=_secs((c.source_in + piece.start) / t.fps))
+        src = ffmpeg_graph.input(str((root / c.files[0]).resolve()), ss=_seconds((c.source_in + piece.start) / t.fps))
         s = (src.video.filter("fps", fps=rate)
              .filter("scale", size[0], size[1], force_original_aspect_ratio="increase",
                      out_color_matrix="bt601", out_range="tv")
@@ -379,7 +379,7 @@ def encode_segment(t: Timeline, seg: Segment, root: Path, scratch: Path, target:
         if seg.transition is not None:
             tr = seg.transition
             kind = XFADE.get((tr.kind, tr.direction), XFADE.get((tr.kind, None), XFADE[("dissolve", None)]))
-            out = ffmpeg_graph.filter(streams, "xfade", **kind, duration=_secs(seg.frames / t.fps), offset=0)
+            out = ffmpeg_graph.filter(streams, "xfade", **kind, duration=_seconds(seg.frames / t.fps), offset=0)
         out = out.filter("setparams", colorspace="smpte170m", color_primaries="smpte170m", color_trc="smpte170m",
                          range="tv")
         if seg.fade_in:
@@ -428,7 +428,7 @@ def duck_expression(t: Timeline, duck_db: float, ramp: float = 0.15) -> str | No
     gain = 10 ** (duck_db / 20)
     terms = []
     for s in t.speech:
-        a, b = _secs(t.seconds(s.start)), _secs(t.seconds(s.start + s.frames))
+        a, b = _seconds(t.seconds(s.start)), _seconds(t.seconds(s.start + s.frames))
         terms.append(f"clip(min((t-{a}+{ramp})/{ramp},({b}+{ramp}-t)/{ramp}),0,1)")
     return f"1-{round(1 - gain, 6)}*min(1,{'+'.join(terms)})"
 
@@ -452,13 +452,13 @@ def sound(t: Timeline, root: Path, target: Path, enc: Encoding, ff: Ffmpeg) -> N
         a = (ffmpeg_graph.input(str((root / m.file).resolve())).audio
              .filter("aresample", SAMPLE_RATE)
              .filter("aformat", sample_fmts="fltp", channel_layouts="stereo")
-             .filter("atrim", end=_secs(length))
+             .filter("atrim", end=_seconds(length))
              .filter("asetpts", "PTS-STARTPTS"))
         if m.fade_in:
-            a = a.filter("afade", type="in", start_time=0, duration=_secs(t.seconds(m.fade_in)))
+            a = a.filter("afade", type="in", start_time=0, duration=_seconds(t.seconds(m.fade_in)))
         if m.fade_out:
             fo = t.seconds(min(m.fade_out, m.end - m.start))
-            a = a.filter("afade", type="out", start_time=_secs(length - fo), duration=_secs(fo))
+            a = a.filter("afade", type="out", start_time=_seconds(length - fo), duration=_seconds(fo))
         a = a.filter("volume", volume=f"{m.volume_db}dB")
         a = a.filter("adelay", delays=f"{round(t.seconds(m.start) * SAMPLE_RATE)}S", all=1)
         expr = duck_expression(t, m.duck_db)
@@ -483,10 +483,10 @@ def sound(t: Timeline, root: Path, target: Path, enc: Encoding, ff: Ffmpeg) -> N
         mix = ffmpeg_graph.input(f"anullsrc=r={SAMPLE_RATE}:cl=stereo", f="lavfi").audio
     mix = mix.filter("apad", whole_len=total_samples).filter("atrim", end_sample=total_samples)
     if t.fade_in:
-        mix = mix.filter("afade", type="in", start_time=0, duration=_secs(t.seconds(t.fade_in)))
+        mix = mix.filter("afade", type="in", start_time=0, duration=_seconds(t.seconds(t.fade_in)))
     if t.fade_out:
-        mix = mix.filter("afade", type="out", start_time=_secs(t.seconds(t.frames - t.fade_out)),
-                         duration=_secs(t.seconds(t.fade_out)))
+        mix = mix.filter("afade", type="out", start_time=_seconds(t.seconds(t.frames - t.fade_out)),
+                         duration=_seconds(t.seconds(t.fade_out)))
     with atomic.atomic_path(target, suffix=".m4a") as tmp:
         stream = ffmpeg_graph.output(mix, str(tmp), f="mp4", acodec="aac", audio_bitrate=enc.audio_bitrate,
                                      ar=SAMPLE_RATE, vn=None).global_args("-hide_banner", "-nostats", "-loglevel", "error")

@@ -76,7 +76,7 @@ def check(files: tuple[Path, ...], fmt: str, dump: bool, comfy: str | None, obje
         if film is not None and fmt == "text" and not dump:
             seconds = checked.timing.frames / film.fps
             click.echo(f"{path}: {_count(len(film.scenes), 'scene')}, {_count(len(film.shots), 'shot')}, "
-                       f"{_clock(float(seconds))} at {film.width}x{film.height} {float(film.fps):g}fps", err=True)
+                       f"{_duration_text(float(seconds))} at {film.width}x{film.height} {float(film.fps):g}fps", err=True)
     _print_diagnostics(all_diags, sources, fmt)
     for d in dumps:
         click.echo(d)
@@ -97,7 +97,7 @@ def _shown(path: Path) -> str:
     return str(path) if rel.startswith(os.pardir + os.sep + os.pardir) else rel
 
 
-def _clock(seconds: float) -> str:
+def _duration_text(seconds: float) -> str:
     m, s = divmod(seconds, 60)
     return f"{int(m)}m{s:04.1f}s" if m else f"{s:.1f}s"
 
@@ -218,13 +218,17 @@ def build(script: Path, output, renderer, comfy, skip_missing, strict, jobs, bur
         click.echo(f"note: {note}", err=True)
     if report.failures:
         _print_diagnostics(report.failures, report.sources)
-    elapsed = time.perf_counter() - t0
+    _print_summary(report, script, dry_run, time.perf_counter() - t0)
+
+
+def _print_summary(report, script: Path, dry_run: bool, elapsed: float) -> None:
+    """The plan of a dry run, or what a build did; exit 1 when shots failed to render."""
     if dry_run:
         for reason in report.reasons:
             click.echo(f"  {reason}")
         click.echo(f"plan for {script}: {_count(report.shots, 'shot')} ({report.rendered} to render, {report.reused} up to date), "
                    f"{_count(report.lines_spoken + report.lines_reused, 'line')} ({report.lines_spoken} to speak), "
-                   f"{_clock(report.seconds)} of film -> {_shown(report.output)}")
+                   f"{_duration_text(report.seconds)} of film -> {_shown(report.output)}")
         return
     own = report.shots - report.rendered - report.reused
     lines = report.lines_spoken + report.lines_reused
@@ -234,9 +238,8 @@ def build(script: Path, output, renderer, comfy, skip_missing, strict, jobs, bur
                f"{_count(lines, 'line')}: {report.lines_spoken} spoken, "
                f"{report.lines_reused} reused; picture {report.picture}, sound {report.sound}", err=True)
     state = "up to date" if report.film == "reused" else "written"
-    shown = _shown(report.output)
-    click.echo(f"{shown}: {_clock(report.seconds)} ({report.frames} frames), {state}, in {elapsed:.1f}s",
-               err=True)
+    click.echo(f"{_shown(report.output)}: {_duration_text(report.seconds)} ({report.frames} frames), {state}, "
+               f"in {elapsed:.1f}s", err=True)
     if report.failures:
         click.echo(f"storyc: {_count(len(report.failures), 'shot')} failed to render and were cut in as cards",
                    err=True)

@@ -196,7 +196,7 @@ def _card_clip(card: str, scene: int, start: int, frames: int, sources: dict[str
     return Clip(shot=card, scene=scene, start=start, frames=frames, source=src.kind, files=src.files)
 
 
-def _clock(ms: int, sep: str) -> str:
+def _timecode(ms: int, sep: str) -> str:
     h, rest = divmod(ms, 3_600_000)
     m, rest = divmod(rest, 60_000)
     s, ms = divmod(rest, 1000)
@@ -210,7 +210,7 @@ def _ms(t: Timeline, frames: int) -> int:
 def to_srt(t: Timeline) -> str:
     out = []
     for i, s in enumerate(t.subtitles, 1):
-        out.append(f"{i}\n{_clock(_ms(t, s.start), ',')} --> {_clock(_ms(t, s.end), ',')}\n{s.text}\n")
+        out.append(f"{i}\n{_timecode(_ms(t, s.start), ',')} --> {_timecode(_ms(t, s.end), ',')}\n{s.text}\n")
     return "\n".join(out)
 
 
@@ -218,5 +218,5 @@ def to_vtt(t: Timeline) -> str:
     out = ["WEBVTT", ""]
     for s in t.subtitles:
         text = s.text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-        out.append(f"{_clock(_ms(t, s.start), '.')} --> {_clock(_ms(t, s.end), '.')}\n{text}\n")
+        out.append(f"{_timecode(_ms(t, s.start), '.')} --> {_timecode(_ms(t, s.end), '.')}\n{text}\n")
     return "\n".join(out)

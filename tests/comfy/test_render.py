@@ -289,7 +289,7 @@ def test_ctrl_c_cancels_only_our_prompts_and_a_rerun_submits_nothing_twice(write
         assert proc.returncode == 130, out
         assert "Traceback" not in out
         ours = set(s.submitted) - {foreign}
-        assert s.interrupted and set(s.interrupted) <= ours
+        assert s.interrupted and set(s.interrupted) <= ours, (out, s.submitted, s.interrupted, s.deleted)
         assert set(s.deleted) <= ours and foreign not in s.deleted
         assert any(item[1] == foreign for item in s.queue) or foreign == s.running or foreign in s.history
         s.step_delay = 0.002
