@@ -14,22 +14,14 @@ from typing import Literal
 from storylang import film as f
 from storylang.cache import canonical_json
 from storylang.diagnostics import StoryError
+from storylang.render import END_CARD, TITLE_CARD, Overlay, ShotSource  # noqa: F401 (part of the edit list's vocabulary)
 from storylang.timing import Timing, line_key, time_film
 
 FORMAT_VERSION = 2
-TITLE_CARD, END_CARD = "#title", "#end"  # the clips of the title and end cards (no shot has such an id)
 
 
 class Model(f.Model):
     pass
-
-
-class Overlay(Model):
-    """A transparent image laid over a clip's frames start..end-1 (counted from the clip's start)."""
-
-    file: str  # relative to the film root
-    start: int
-    end: int
 
 
 class Clip(Model):
@@ -107,16 +99,6 @@ class Timeline(Model):
         import json
 
         return json.dumps(json.loads(canonical_json(self.model_dump(mode="json"))), indent=2, ensure_ascii=False) + "\n"
-
-
-@dataclass(frozen=True)
-class ShotSource:
-    """What the renderer made for a shot: a still, two keyframe images or a video clip."""
-
-    kind: Literal["still", "keyframes", "video"]
-    files: tuple[str, ...]
-    source_in: int = 0
-    overlays: tuple[Overlay, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -15,14 +15,33 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Literal, Protocol
 
 from storylang.cache import Cache
 from storylang.diagnostics import Diagnostic
-from storylang.film import Film
+from storylang.film import Film, Model
 from storylang.progress import Progress
-from storylang.timeline import ShotSource
 from storylang.timing import Timing
+
+TITLE_CARD, END_CARD = "#title", "#end"  # the clips of the title and end cards (no shot has such an id)
+
+
+class Overlay(Model):
+    """A transparent image laid over a clip's frames start..end-1 (counted from the clip's start)."""
+
+    file: str  # relative to the film root
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class ShotSource:
+    """What a renderer made for a shot: a still, two keyframe images or a video clip, in the cache."""
+
+    kind: Literal["still", "keyframes", "video"]
+    files: tuple[str, ...]
+    source_in: int = 0
+    overlays: tuple[Overlay, ...] = ()
 
 
 @dataclass

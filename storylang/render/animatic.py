@@ -16,9 +16,8 @@ from pathlib import Path
 from storylang import atomic
 from storylang.cache import Cache, digest
 from storylang.film import Film, Shot
-from storylang.render import Plan, RenderContext, Rendered, rel
+from storylang.render import END_CARD, TITLE_CARD, Overlay, Plan, RenderContext, Rendered, ShotSource, rel
 from storylang.render import cards
-from storylang.timeline import END_CARD, TITLE_CARD, Overlay, ShotSource
 from storylang.timing import Timing
 
 

@@ -41,9 +41,8 @@ from storylang.comfy.run import (Cancelled, Events, Job, Lost, Outcome, Pool, Se
 from storylang.comfy.schema import MODEL_FOLDERS, ObjectInfo, live_object_info
 from storylang.diagnostics import Diagnostic, StoryError
 from storylang.film import Film, Shot
-from storylang.render import Plan, RenderContext, Rendered, rel
+from storylang.render import Plan, RenderContext, Rendered, ShotSource, rel
 from storylang.render.animatic import AnimaticRenderer
-from storylang.timeline import ShotSource
 from storylang.timing import Timing
 from storylang.toolchain import find_ffmpeg
 
