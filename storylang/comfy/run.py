@@ -32,6 +32,10 @@ class ShotFailed(Exception):
         self.hint = hint
 
 
+class Interrupted(ShotFailed):
+    """Someone (perhaps our own Ctrl-C of an earlier build) interrupted the prompt on the server."""
+
+
 class Lost(Exception):
     """The server no longer knows the prompt (restarted with an empty history): submit it again."""
 
@@ -322,8 +326,8 @@ def wait_for(server: Server, prompt_id: str, events, stall: float, poll: float, 
             if kind == "execution_error":
                 raise ShotFailed(*describe_execution_error(data))
             if kind == "execution_interrupted":
-                raise ShotFailed(f"interrupted on the server at {data.get('node_type', '?')}"
-                                 f' (node "{data.get("node_id", "?")}")', "someone interrupted it there; build again")
+                raise Interrupted(f"interrupted on the server at {data.get('node_type', '?')}"
+                                  f' (node "{data.get("node_id", "?")}")', "someone interrupted it there; build again")
             if not (kind == "executing" and data.get("node") is None) and kind != "execution_success":
                 continue
         entry = client.history(prompt_id)
@@ -352,7 +356,7 @@ def _finished(entry: dict) -> dict:
         if kind == "execution_error":
             raise ShotFailed(*describe_execution_error(data))
         if kind == "execution_interrupted":
-            raise ShotFailed("interrupted on the server", "someone interrupted it there; build again")
+            raise Interrupted("interrupted on the server", "someone interrupted it there; build again")
     raise ShotFailed("the server reports an error without details")
 
 

@@ -36,7 +36,7 @@ from storylang import atomic
 from storylang.cache import Cache, digest, file_digest
 from storylang.comfy.client import IMAGE_LIMIT, VIDEO_LIMIT, Client, ComfyError, safe_output_name
 from storylang.comfy.graphs import GraphInput, ShotGraph, compile_film, graph_json
-from storylang.comfy.run import (Cancelled, Events, Job, Lost, Outcome, Pool, Server, ShotFailed, adopted, cancel,
+from storylang.comfy.run import (Cancelled, Events, Interrupted, Job, Lost, Outcome, Pool, Server, ShotFailed, adopted, cancel,
                                  describe_node_errors, new_client_id, wait_for)
 from storylang.comfy.schema import MODEL_FOLDERS, ObjectInfo, live_object_info
 from storylang.diagnostics import Diagnostic, StoryError
@@ -263,6 +263,11 @@ class ComfyRenderer:
                 raise  # still ours on the server: cancel() withdraws it
             except Lost:
                 continue  # the server restarted and forgot it: submit again
+            except Interrupted:
+                if state != "queued":
+                    server.running.pop(pid, None)
+                    raise
+                continue  # an adopted prompt that an earlier build's Ctrl-C interrupted: run it anew
             except BaseException:
                 server.running.pop(pid, None)
                 raise
