@@ -171,7 +171,7 @@ def _build(script: Path, options: BuildOptions, progress: Progress, scratch: Pat
         raise
 
     _go_on(options)
-    timeline, notes = build_timeline(film, rendered.sources, spoken, script_digest(film, root), timing)
+    timeline, notes = build_timeline(film, rendered.pictures, spoken, script_digest(film, root), timing)
     srt, vtt = _write_edit(timeline, film_dir, script.stem)
     states = _assemble(timeline, root, cache, scratch, output, options, ff, progress, renderer.name)
     explain.Record.of(film, timing, root).save(film_dir / "explain.json")
@@ -419,9 +419,9 @@ def _explain(film, timing, plan, speech, to_speak, seconds, root: Path, cache: C
     spoken_paths = {job.path for job in to_speak}
     todo = {plan.kind: plan.todo, "words": plan.words,
             "speech": [k for k, job in (speech.jobs if speech else {}).items() if job.path in spoken_paths]}
-    if plan.sources is not None and not options.burn_subtitles:
+    if plan.pictures is not None and not options.burn_subtitles:
         spoken = {k: SpokenLine(file=rel(j.path, root), seconds=seconds[k]) for k, j in (speech.jobs if speech else {}).items()}
-        timeline, _ = build_timeline(film, plan.sources, spoken, script_digest(film, root), timing)
+        timeline, _ = build_timeline(film, plan.pictures, spoken, script_digest(film, root), timing)
         enc = _encoding(options)
         pic = plan_picture(timeline, root, cache, enc, ff, options, None)
         todo["segment"] = [[s for s in seg.shots(timeline) if not s.startswith("#")] for seg, _, _ in pic.todo()]

@@ -18,7 +18,7 @@ from storylang.syntax.parse import decode_source, parse_text, paused_gc
 
 
 @dataclass(frozen=True)
-class Source:
+class ScriptFile:
     display: str  # the file name shown in messages
     path: Path  # absolute
 
@@ -27,14 +27,14 @@ class Source:
 class Loaded:
     """A script and its includes: items in order with the file each came from."""
 
-    items: list[tuple[Source, object]] = field(default_factory=list)
+    items: list[tuple[ScriptFile, object]] = field(default_factory=list)
     files: list[str] = field(default_factory=list)  # every script read, relative to the film root, main first
     sources: dict[str, str] = field(default_factory=dict)  # display name → text, for messages
     diagnostics: list[Diagnostic] = field(default_factory=list)
     recovered: bool = False  # some statement had a syntax error and was set aside
 
 
-def missing_file(src: Source, v: t.Value, what: str) -> Diagnostic:
+def missing_file(src: ScriptFile, v: t.Value, what: str) -> Diagnostic:
     """`what "name" not found`, with the closest file name in that folder as the hint."""
     target = src.path.parent / v.text
     hint = f"paths are relative to {Path(src.display).name}"
@@ -89,9 +89,9 @@ class Loader:
         if tree is None:
             return []
         out.recovered = out.recovered or tree.recovered
-        src = Source(display, path.resolve())
+        src = ScriptFile(display, path.resolve())
         out.files.append(Path(os.path.relpath(src.path, root)).as_posix())
-        items: list[tuple[Source, object]] = []
+        items: list[tuple[ScriptFile, object]] = []
         for item in tree.items:
             if isinstance(item, t.SettingsLine) and any(s.key == "include" for s in item.settings):
                 rest = tuple(s for s in item.settings if s.key != "include")
@@ -104,7 +104,7 @@ class Loader:
                 items.append((src, item))
         return items
 
-    def _include(self, src: Source, s: t.Setting, stack: tuple[Path, ...], root: Path, out: Loaded):
+    def _include(self, src: ScriptFile, s: t.Setting, stack: tuple[Path, ...], root: Path, out: Loaded):
         def error(span: Span, code: str, message: str, hint: str) -> list:
             out.diagnostics.append(Diagnostic(severity="error", code=code, message=message, file=src.display,
                                               span=span, hint=hint))

@@ -14,7 +14,7 @@ from typing import Literal
 from storylang import film as f
 from storylang.cache import canonical_json
 from storylang.diagnostics import StoryError
-from storylang.render import END_CARD, TITLE_CARD, Overlay, ShotSource  # noqa: F401 (part of the edit list's vocabulary)
+from storylang.render import END_CARD, TITLE_CARD, Overlay, ShotPicture  # noqa: F401 (part of the edit list's vocabulary)
 from storylang.timing import Timing, line_key, time_film
 
 FORMAT_VERSION = 2
@@ -107,7 +107,7 @@ class SpokenLine:
     seconds: float
 
 
-def build_timeline(film: f.Film, sources: dict[str, ShotSource], spoken: dict[str, SpokenLine],
+def build_timeline(film: f.Film, pictures: dict[str, ShotPicture], spoken: dict[str, SpokenLine],
                    script_digest: str = "", timing: Timing | None = None) -> tuple[Timeline, list[str]]:
     """Place shots and lines. Returns the timeline and notes (e.g. shots lengthened for speech).
 
@@ -120,14 +120,14 @@ def build_timeline(film: f.Film, sources: dict[str, ShotSource], spoken: dict[st
     clips: list[Clip] = []
     speech: list[Speech] = []
     if film.title_frames:
-        clips.append(_card_clip(TITLE_CARD, 0, 0, film.title_frames, sources))
+        clips.append(_card_clip(TITLE_CARD, 0, 0, film.title_frames, pictures))
     start = film.title_frames
     prev: Clip | None = clips[-1] if clips else None
     for shot in film.shots:
         if prev is not None:
             start = prev.start + prev.frames - (prev.transition.frames if prev.transition else 0)
         st = timing.shots[shot.id]
-        src = sources[shot.id]
+        src = pictures[shot.id]
         clip = Clip(shot=shot.id, scene=shot.scene, start=start, frames=st.frames, source=src.kind, files=src.files,
                     source_in=src.source_in, camera=shot.camera, seed=shot.render.seed, transition=shot.transition,
                     extended=st.extended, overlays=src.overlays)
@@ -138,7 +138,7 @@ def build_timeline(film: f.Film, sources: dict[str, ShotSource], spoken: dict[st
         prev = clip
     if film.end_frames:
         end = prev.start + prev.frames - (prev.transition.frames if prev.transition else 0)
-        clips.append(_card_clip(END_CARD, prev.scene, end, film.end_frames, sources))
+        clips.append(_card_clip(END_CARD, prev.scene, end, film.end_frames, pictures))
     notes = list(timing.notes)
     total = (clips[-1].start + clips[-1].frames) if clips else 0
 
@@ -173,8 +173,8 @@ def build_timeline(film: f.Film, sources: dict[str, ShotSource], spoken: dict[st
     return timeline, notes
 
 
-def _card_clip(card: str, scene: int, start: int, frames: int, sources: dict[str, ShotSource]) -> Clip:
-    src = sources[card]
+def _card_clip(card: str, scene: int, start: int, frames: int, pictures: dict[str, ShotPicture]) -> Clip:
+    src = pictures[card]
     return Clip(shot=card, scene=scene, start=start, frames=frames, source=src.kind, files=src.files)
 
 

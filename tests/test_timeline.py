@@ -6,7 +6,7 @@ from conftest import tiny_wav
 
 from storylang.diagnostics import StoryError
 from storylang.resolve import resolve_file
-from storylang.timeline import ShotSource, SpokenLine, build_timeline, line_key, to_srt, to_vtt
+from storylang.timeline import ShotPicture, SpokenLine, build_timeline, line_key, to_srt, to_vtt
 
 SCRIPT = '''format 1280x720 @ 24fps
 character MARA
@@ -27,7 +27,7 @@ INT. B - DAY
 def timeline_for(write_story, script=SCRIPT, seconds=1.0):
     film, diags, _ = resolve_file(write_story(script, **{"m.ogg": tiny_wav()}))
     assert film, diags
-    sources = {s.id: ShotSource("still", (f"{s.id}.png",)) for s in film.shots}
+    sources = {s.id: ShotPicture("still", (f"{s.id}.png",)) for s in film.shots}
     spoken = {line_key(s, i): SpokenLine(file=f"{s.id}-{i}.wav", seconds=seconds)
               for s in film.shots for i, _ in enumerate(s.lines)}
     return build_timeline(film, sources, spoken)

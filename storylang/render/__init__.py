@@ -3,11 +3,11 @@
 A renderer receives the resolved film and its timing (every shot's final frame count) and
 gives back a picture source per shot (a still, two keyframes or a video file in the build
 cache) plus the title and end cards; the edit list and the assembly read only those
-sources, so a new renderer needs no change to either. `animatic` draws storyboard cards;
+pictures, so a new renderer needs no change to either. `animatic` draws storyboard cards;
 `comfy` runs each shot's graph on ComfyUI servers.
 
     plan(film, timing, ctx)   → what would be made and what is already cached (dry run)
-    render(film, timing, ctx) → Rendered: sources, counts, notes and failures
+    render(film, timing, ctx) → Rendered: pictures, counts, notes and failures
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ class Overlay(Model):
 
 
 @dataclass(frozen=True)
-class ShotSource:
+class ShotPicture:
     """What a renderer made for a shot: a still, two keyframe images or a video clip, in the cache."""
 
     kind: Literal["still", "keyframes", "video"]
@@ -46,7 +46,7 @@ class ShotSource:
 
 @dataclass
 class RenderContext:
-    root: Path  # the film's folder; sources are relative to it
+    root: Path  # the film's folder; pictures are named relative to it
     cache: Cache
     jobs: int = 1
     with_lines: bool = True  # storyboard words include the spoken line (not when subtitles are burnt in)
@@ -60,13 +60,13 @@ class Plan:
     todo: list[str]  # shot ids whose pictures would be made
     cached: list[str]  # shot ids whose pictures are in the cache
     kind: str = "card"  # what a picture is, in the plan's words ("card", "render")
-    sources: dict | None = None  # the sources render() would give, when known without rendering
+    pictures: dict | None = None  # the pictures render() would give, when known without rendering
     words: list[str] = field(default_factory=list)  # shots whose storyboard words would be drawn
 
 
 @dataclass
 class Rendered:
-    sources: dict[str, ShotSource]  # by shot id, and by the title and end cards' clip ids
+    pictures: dict[str, ShotPicture]  # by shot id, and by the title and end cards' clip ids
     made: int = 0
     reused: int = 0
     labels_drawn: int = 0

@@ -16,7 +16,7 @@ from pathlib import Path
 from storylang import atomic
 from storylang.cache import Cache, digest
 from storylang.film import Film, Shot
-from storylang.render import END_CARD, TITLE_CARD, Overlay, Plan, RenderContext, Rendered, ShotSource, rel
+from storylang.render import END_CARD, TITLE_CARD, Overlay, Plan, RenderContext, Rendered, ShotPicture, rel
 from storylang.render import cards
 from storylang.timing import Timing
 
@@ -48,17 +48,17 @@ def overlay_key(film: Film, shot: Shot, labels: cards.Labels) -> str:
                    "scene": {"heading": scene.heading, "time": scene.time}, "labels": labels.key()})
 
 
-def shot_source(film: Film, shot: Shot, cache: Cache, root: Path) -> ShotSource:
+def shot_picture(film: Film, shot: Shot, cache: Cache, root: Path) -> ShotPicture:
     """The shot's picture without rendering: its source clip, its keyframes or its card."""
     if shot.source:
-        return ShotSource("video", (shot.source.file,), shot.source.start)
+        return ShotPicture("video", (shot.source.file,), shot.source.start)
     if shot.keyframes:
-        return ShotSource("keyframes", (shot.keyframes.start, shot.keyframes.end))
-    return ShotSource("still", (rel(cache.path("cards", card_key(film, shot), ".png"), root),))
+        return ShotPicture("keyframes", (shot.keyframes.start, shot.keyframes.end))
+    return ShotPicture("still", (rel(cache.path("cards", card_key(film, shot), ".png"), root),))
 
 
-def title_cards(film: Film, cache: Cache, root: Path, sources: dict[str, ShotSource]) -> dict:
-    """The title and end cards the film asks for, as sources; returns the ones to draw (path → drawer)."""
+def title_cards(film: Film, cache: Cache, root: Path, pictures: dict[str, ShotPicture]) -> dict:
+    """The title and end cards the film asks for, as pictures; returns the ones to draw (path → drawer)."""
     todo = {}
     for card, frames, words, byline in ((TITLE_CARD, film.title_frames, film.title, film.author),
                                         (END_CARD, film.end_frames, film.end, "")):
@@ -67,7 +67,7 @@ def title_cards(film: Film, cache: Cache, root: Path, sources: dict[str, ShotSou
         key = digest({"stage": cards.STAGE_VERSION, "card": card, "size": [film.width, film.height],
                       "words": words, "byline": byline})
         path = cache.path("cards", key, ".png")
-        sources[card] = ShotSource("still", (rel(path, root),))
+        pictures[card] = ShotPicture("still", (rel(path, root),))
         if not path.is_file():
             todo[path] = lambda words=words, byline=byline: cards.draw_title_card(film, words, byline)
     return todo
@@ -86,16 +86,16 @@ def draw_all(todo: dict, jobs: int, advance=lambda: None) -> None:
         list(pool.map(draw, todo))
 
 
-def with_overlays(film: Film, timing: Timing, sources: dict[str, ShotSource], ctx: RenderContext,
-                  only: set[str] | None = None, draw: bool = True) -> tuple[dict[str, ShotSource], dict]:
+def with_overlays(film: Film, timing: Timing, pictures: dict[str, ShotPicture], ctx: RenderContext,
+                  only: set[str] | None = None, draw: bool = True) -> tuple[dict[str, ShotPicture], dict]:
     """Each still or keyframed shot (of `only`, or all) with its words as overlays; and the overlays
     that were missing (path → drawer), drawn unless `draw` is False."""
     todo = {}
-    out = dict(sources)
+    out = dict(pictures)
     for shot in film.shots:
         if only is not None and shot.id not in only:
             continue
-        src = sources[shot.id]
+        src = pictures[shot.id]
         if src.kind == "video":
             continue
         st = timing.shots[shot.id]
@@ -116,11 +116,11 @@ class AnimaticRenderer:
     name = "animatic"
 
     def _cards(self, film: Film, ctx: RenderContext, only: set[str] | None = None):
-        sources, todo, cached = {}, {}, []
+        pictures, todo, cached = {}, {}, []
         for shot in film.shots:
             if only is not None and shot.id not in only:
                 continue
-            sources[shot.id] = src = shot_source(film, shot, ctx.cache, ctx.root)
+            pictures[shot.id] = src = shot_picture(film, shot, ctx.cache, ctx.root)
             if src.kind != "still":
                 continue
             path = ctx.root / src.files[0]
@@ -128,22 +128,22 @@ class AnimaticRenderer:
                 cached.append(shot.id)
             else:
                 todo[path] = lambda shot=shot: cards.draw_card(film, shot)
-        return sources, todo, cached
+        return pictures, todo, cached
 
     def plan(self, film: Film, timing: Timing, ctx: RenderContext) -> Plan:
-        sources, todo, cached = self._cards(film, ctx)
+        pictures, todo, cached = self._cards(film, ctx)
         drawn = {rel(p, ctx.root) for p in todo}
-        title_cards(film, ctx.cache, ctx.root, sources)
-        sources, words = with_overlays(film, timing, sources, ctx, draw=False)
-        return Plan(todo=[s for s, src in sources.items() if src.kind == "still" and src.files[0] in drawn],
-                    cached=cached, sources=sources, words=list(dict.fromkeys(d.shot for d in words.values())))
+        title_cards(film, ctx.cache, ctx.root, pictures)
+        pictures, words = with_overlays(film, timing, pictures, ctx, draw=False)
+        return Plan(todo=[s for s, src in pictures.items() if src.kind == "still" and src.files[0] in drawn],
+                    cached=cached, pictures=pictures, words=list(dict.fromkeys(d.shot for d in words.values())))
 
     def render(self, film: Film, timing: Timing, ctx: RenderContext, only: set[str] | None = None) -> Rendered:
         """Cards for every shot (or those in `only`) and the title and end cards, then their overlays."""
-        sources, todo, cached = self._cards(film, ctx, only)
-        made = sum(1 for src in sources.values() if src.kind == "still") - len(cached)
-        todo.update(title_cards(film, ctx.cache, ctx.root, sources))
+        pictures, todo, cached = self._cards(film, ctx, only)
+        made = sum(1 for src in pictures.values() if src.kind == "still") - len(cached)
+        todo.update(title_cards(film, ctx.cache, ctx.root, pictures))
         ctx.progress.stage("cards", len(todo))
         draw_all(todo, ctx.jobs, ctx.progress.advance)
-        sources, drawn = with_overlays(film, timing, sources, ctx, only)
-        return Rendered(sources=sources, made=made, reused=len(cached), labels_drawn=len(drawn))
+        pictures, drawn = with_overlays(film, timing, pictures, ctx, only)
+        return Rendered(pictures=pictures, made=made, reused=len(cached), labels_drawn=len(drawn))

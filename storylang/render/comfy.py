@@ -41,7 +41,7 @@ from storylang.comfy.run import (Cancelled, Events, Interrupted, Job, Lost, Outc
 from storylang.comfy.schema import MODEL_FOLDERS, ObjectInfo, live_object_info
 from storylang.diagnostics import Diagnostic, StoryError
 from storylang.film import Film, Shot
-from storylang.render import Plan, RenderContext, Rendered, ShotSource, rel
+from storylang.render import Plan, RenderContext, Rendered, ShotPicture, rel
 from storylang.render.animatic import AnimaticRenderer
 from storylang.timing import Timing
 from storylang.toolchain import find_ffmpeg
@@ -378,11 +378,11 @@ class ComfyRenderer:
     # ------------------------------------------------------------------ the end
 
     def _finish(self, film, timing, ctx, live, graphs, missing, results, failures, outcomes, reused, submitted):
-        sources: dict[str, ShotSource] = {}
+        pictures: dict[str, ShotPicture] = {}
         notes, diags = [], []
         for sid, result in results.items():
             src = rel(result.file, ctx.root)
-            sources[sid] = ShotSource("video", (src,), 0) if result.kind == "video" else ShotSource("still", (src,))
+            pictures[sid] = ShotPicture("video", (src,), 0) if result.kind == "video" else ShotPicture("still", (src,))
             if result.note:
                 notes.append(result.note)
         by_id = {s.id: s for s in film.shots}
@@ -395,9 +395,9 @@ class ComfyRenderer:
             notes.append(f"shot {sid}: no server can run its graph; drawn as an animatic card")
         if diags and self.settings.strict:
             raise StoryError(diags)
-        fallback = {s.id for s in film.shots if s.id not in sources}
+        fallback = {s.id for s in film.shots if s.id not in pictures}
         cards = AnimaticRenderer().render(film, timing, ctx, only=fallback)
-        sources.update(cards.sources)
+        pictures.update(cards.pictures)
         for sid in sorted(fallback - set(missing), key=lambda s: list(by_id).index(s)):
             notes.append(f"shot {sid}: drawn as an animatic card (its render failed)")
         self._manifest(film, ctx, live, results)
@@ -406,7 +406,7 @@ class ComfyRenderer:
         notes.insert(0, f"ComfyUI: {made} rendered, {reused} cached, {len(failures)} failed, "
                         f"{len(missing)} skipped on {', '.join(lv.server.name for lv in live)}; "
                         f"{used:.1f} GPU-seconds")
-        return Rendered(sources=sources, made=made, reused=reused, labels_drawn=cards.labels_drawn,
+        return Rendered(pictures=pictures, made=made, reused=reused, labels_drawn=cards.labels_drawn,
                         notes=notes, failures=diags)
 
     def _manifest(self, film: Film, ctx: RenderContext, live: list[Live], results: dict) -> None:

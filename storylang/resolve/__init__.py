@@ -14,7 +14,7 @@ from storylang import film as f
 from storylang import vocabulary as vocab
 from storylang.diagnostics import Diagnostic, did_you_mean, has_errors
 from storylang.syntax import tree as t
-from storylang.loader import Loaded, Loader, Source
+from storylang.loader import Loaded, Loader, ScriptFile
 from storylang.syntax.parse import paused_gc
 
 from storylang.resolve.settings import Settings
@@ -43,9 +43,9 @@ class _Resolver(Settings):
         used: set[str] = set()
         scenes: list[f.Scene] = []
         shots: list[f.Shot] = []
-        shot_sources: list[tuple[Source, t.Shot]] = []
-        transitions: list[tuple[Source, t.Transition, f.Transition, int]] = []  # (.., shots before it)
-        numbers: dict[str, tuple[Source, t.Shot]] = {}
+        shot_sources: list[tuple[ScriptFile, t.Shot]] = []
+        transitions: list[tuple[ScriptFile, t.Transition, f.Transition, int]] = []  # (.., shots before it)
+        numbers: dict[str, tuple[ScriptFile, t.Shot]] = {}
         ids: dict[str, int] = {}
         for src, item in items:
             if isinstance(item, t.Transition):
@@ -107,7 +107,7 @@ class _Resolver(Settings):
     def _characters(self, items, base: _Defaults):
         """The declared characters by name, and where each was declared."""
         characters: dict[str, f.Character] = {}
-        char_src: dict[str, tuple[Source, t.Character]] = {}
+        char_src: dict[str, tuple[ScriptFile, t.Character]] = {}
         for src, item in items:
             if isinstance(item, t.Character):
                 if item.name in characters:
@@ -121,14 +121,14 @@ class _Resolver(Settings):
                     char_src[item.name] = (src, item)
         return characters, char_src
 
-    def _warn_unused(self, char_src: dict, used: set[str], main_src: Source) -> None:
+    def _warn_unused(self, char_src: dict, used: set[str], main_src: ScriptFile) -> None:
         """A character of the main script who never appears is a warning (an included bible's are not)."""
         for name, (src, node) in char_src.items():
             if name not in used and src is main_src:
                 self.warn(src, node.name_span, "unused-character", f"character {name} never appears",
                           f"put them in a shot (shot close on {name}) or remove them")
 
-    def _unique_shot(self, src: Source, part: t.Shot, shot: f.Shot, numbers: dict, ids: dict) -> f.Shot:
+    def _unique_shot(self, src: ScriptFile, part: t.Shot, shot: f.Shot, numbers: dict, ids: dict) -> f.Shot:
         """The shot, checked for a number or name used twice; a repeated id gets a suffix."""
         if part.number:
             if part.number in numbers:
@@ -195,7 +195,7 @@ class _Resolver(Settings):
     def _empty(self, display: str) -> f.Film:
         return f.Film(title=Path(display).stem, script=display)
 
-    def character(self, src: Source, node: t.Character, base: _Defaults) -> f.Character | None:
+    def character(self, src: ScriptFile, node: t.Character, base: _Defaults) -> f.Character | None:
         d = _Defaults(seed_base=derive_seed(base.seed_base, "character", node.name), narrator=base.narrator)
         d.narrator = f.Voice(id=base.narrator.id, rate=base.narrator.rate, pitch=base.narrator.pitch)
         info: dict = {}
@@ -239,7 +239,7 @@ class _Resolver(Settings):
             where=f.Where(file=src.display, line=node.span.line, column=node.span.column),
         )
 
-    def shot(self, src: Source, node: t.Shot, scene_d: _Defaults, scene_index: int, heading: str):
+    def shot(self, src: ScriptFile, node: t.Shot, scene_d: _Defaults, scene_index: int, heading: str):
         d = scene_d.child()
         info: dict = {}
         errors_before = sum(1 for x in self.diagnostics if x.severity == "error")
@@ -308,7 +308,7 @@ class _Resolver(Settings):
         )
         return shot, trailing
 
-    def framing(self, src: Source, node: t.Shot) -> tuple[str, str | None]:
+    def framing(self, src: ScriptFile, node: t.Shot) -> tuple[str, str | None]:
         words = [v.text.lower() for v in node.framing]
         if not words:
             return vocab.DEFAULT_FRAMING, None

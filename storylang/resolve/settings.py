@@ -7,7 +7,7 @@ from pathlib import Path
 
 from storylang import film as f
 from storylang.syntax import tree as t
-from storylang.loader import Source
+from storylang.loader import ScriptFile
 
 from storylang.resolve.values import Values
 from storylang.resolve.rules import REPEATABLE_KEYS, WHERE_KEY_BELONGS, _Defaults, _clean
@@ -18,7 +18,7 @@ class Settings(Values):
 
     # -- settings
 
-    def apply(self, src: Source, line: t.SettingsLine, d: _Defaults, allowed: set[str], place: str,
+    def apply(self, src: ScriptFile, line: t.SettingsLine, d: _Defaults, allowed: set[str], place: str,
               film: dict | None = None, shot: dict | None = None, scene: dict | None = None) -> None:
         for s in line.settings:
             key = s.key
@@ -30,7 +30,7 @@ class Settings(Values):
             if self.once(src, s, d.seen, place):
                 self.apply_one(src, s, d, film, shot, scene)
 
-    def once(self, src: Source, s: t.Setting, seen: dict, place: str) -> bool:
+    def once(self, src: ScriptFile, s: t.Setting, seen: dict, place: str) -> bool:
         """False (and an error) for a setting given a second time on the same film, scene, shot or character."""
         if s.key in REPEATABLE_KEYS:
             return True
@@ -48,14 +48,14 @@ class Settings(Values):
         if setter is not None:
             setter(self, src, s, d, film, shot, scene)
 
-    def _set_card(self, src: Source, s: t.Setting, d: _Defaults, film, shot, scene) -> None:
+    def _set_card(self, src: ScriptFile, s: t.Setting, d: _Defaults, film, shot, scene) -> None:
         self.card(src, s, film)
 
-    def _set_author(self, src: Source, s: t.Setting, d: _Defaults, film, shot, scene) -> None:
+    def _set_author(self, src: ScriptFile, s: t.Setting, d: _Defaults, film, shot, scene) -> None:
         if (x := self.text(src, s, 'author "Ada Lovelace"')) is not None:
             film["author"] = x
 
-    def _set_text(self, src: Source, s: t.Setting, d: _Defaults, film, shot, scene) -> None:
+    def _set_text(self, src: ScriptFile, s: t.Setting, d: _Defaults, film, shot, scene) -> None:
         key = s.key
         r = d.render
         if (x := self.text(src, s, f'{key} "..."')) is not None:
@@ -64,42 +64,42 @@ class Settings(Values):
             else:
                 setattr(d, key, x)
 
-    def _set_model(self, src: Source, s: t.Setting, d: _Defaults, film, shot, scene) -> None:
+    def _set_model(self, src: ScriptFile, s: t.Setting, d: _Defaults, film, shot, scene) -> None:
         key = s.key
         r = d.render
         if (x := self.text(src, s, f'{key} "file.safetensors"')) is not None:
             r[key] = x
 
-    def _set_word(self, src: Source, s: t.Setting, d: _Defaults, film, shot, scene) -> None:
+    def _set_word(self, src: ScriptFile, s: t.Setting, d: _Defaults, film, shot, scene) -> None:
         key = s.key
         r = d.render
         example = {"sampler": "sampler dpmpp_2m", "scheduler": "scheduler karras", "template": "template hires"}[key]
         if (x := self.word(src, s, example)) is not None:
             r[key] = x
 
-    def _set_number(self, src: Source, s: t.Setting, d: _Defaults, film, shot, scene) -> None:
+    def _set_number(self, src: ScriptFile, s: t.Setting, d: _Defaults, film, shot, scene) -> None:
         field_name, lo, hi, integer, example = NUMBER_SETTINGS[s.key]
         if (x := self.one_number(src, s, lo, hi, integer, example)) is not None:
             d.render[field_name] = x
 
-    def _set_seed(self, src: Source, s: t.Setting, d: _Defaults, film, shot, scene) -> None:
+    def _set_seed(self, src: ScriptFile, s: t.Setting, d: _Defaults, film, shot, scene) -> None:
         if (x := self.one_number(src, s, 0, 2**63 - 1, True, "seed 1234")) is not None:
             if shot is not None:
                 d.seed_fixed = x
             else:
                 d.seed_base = x
 
-    def _set_narrator(self, src: Source, s: t.Setting, d: _Defaults, film, shot, scene) -> None:
+    def _set_narrator(self, src: ScriptFile, s: t.Setting, d: _Defaults, film, shot, scene) -> None:
         if (v := self.voice(src, s, 'narrator "en-us" rate 160')) is not None:
             d.narrator = v
 
-    def _set_duration(self, src: Source, s: t.Setting, d: _Defaults, film, shot, scene) -> None:
+    def _set_duration(self, src: ScriptFile, s: t.Setting, d: _Defaults, film, shot, scene) -> None:
         if self.need(src, s, 1, "duration 4s"):
             self.extra(src, s.values[1:], "duration 4s")
             if (x := self.duration(src, s.values[0], "a shot's duration")) is not None:
                 d.duration = x
 
-    def _set_overrun(self, src: Source, s: t.Setting, d: _Defaults, film, shot, scene) -> None:
+    def _set_overrun(self, src: ScriptFile, s: t.Setting, d: _Defaults, film, shot, scene) -> None:
         if (x := self.word(src, s, "overrun extend")) is not None:
             if x not in ("extend", "error"):
                 self.error(src, s.values[0].span, "bad-value", f'overrun is "extend" or "error", not "{x}"',
@@ -107,11 +107,11 @@ class Settings(Values):
             else:
                 d.overrun = x
 
-    def _set_lora(self, src: Source, s: t.Setting, d: _Defaults, film, shot, scene) -> None:
+    def _set_lora(self, src: ScriptFile, s: t.Setting, d: _Defaults, film, shot, scene) -> None:
         if (x := self.lora(src, s)) is not None:
             d.loras.append(x)
 
-    def _set_upscale(self, src: Source, s: t.Setting, d: _Defaults, film, shot, scene) -> None:
+    def _set_upscale(self, src: ScriptFile, s: t.Setting, d: _Defaults, film, shot, scene) -> None:
         r = d.render
         example = 'upscale "4x-UltraSharp.pth" 2x'
         if (x := self.model_file(src, s, example)) is not None:
@@ -122,12 +122,12 @@ class Settings(Values):
                 else:
                     self.error(src, extra.span, "bad-value", f'upscale factor is written 1.5x … 8x, not "{extra.raw}"')
 
-    def _set_motion(self, src: Source, s: t.Setting, d: _Defaults, film, shot, scene) -> None:
+    def _set_motion(self, src: ScriptFile, s: t.Setting, d: _Defaults, film, shot, scene) -> None:
         r = d.render
         if (x := self.text(src, s, 'motion "mm_sd_v15_v2.ckpt"')) is not None:
             r["motion_model"] = x
 
-    def _set_controlnet(self, src: Source, s: t.Setting, d: _Defaults, film, shot, scene) -> None:
+    def _set_controlnet(self, src: ScriptFile, s: t.Setting, d: _Defaults, film, shot, scene) -> None:
         r = d.render
         example = 'controlnet "control_v11p_sd15_canny.pth" canny'
         if (x := self.model_file(src, s, example)) is not None:
@@ -139,7 +139,7 @@ class Settings(Values):
                 else:
                     r["controlnet_kind"] = extra.text
 
-    def _set_camera(self, src: Source, s: t.Setting, d: _Defaults, film, shot, scene) -> None:
+    def _set_camera(self, src: ScriptFile, s: t.Setting, d: _Defaults, film, shot, scene) -> None:
         moves = self.camera(src, s)
         if moves is not None:
             if shot is not None:
@@ -147,21 +147,21 @@ class Settings(Values):
             else:
                 d.camera = tuple(moves)
 
-    def _set_music(self, src: Source, s: t.Setting, d: _Defaults, film, shot, scene) -> None:
+    def _set_music(self, src: ScriptFile, s: t.Setting, d: _Defaults, film, shot, scene) -> None:
         self.music(src, s, scene if scene is not None else film)
 
-    def _set_action(self, src: Source, s: t.Setting, d: _Defaults, film, shot, scene) -> None:
+    def _set_action(self, src: ScriptFile, s: t.Setting, d: _Defaults, film, shot, scene) -> None:
         if (x := self.text(src, s, 'action "the beam sweeps across the waves"')) is not None:
             shot["action"] = (shot.get("action", "") + " " + x).strip()
 
-    def _set_narrate(self, src: Source, s: t.Setting, d: _Defaults, film, shot, scene) -> None:
+    def _set_narrate(self, src: ScriptFile, s: t.Setting, d: _Defaults, film, shot, scene) -> None:
         if (x := self.text(src, s, 'narrate "Every night, Mara climbed the stairs."')) is not None:
             if x:
                 shot.setdefault("lines", []).append(("narration", None, None, x, s.span))
             else:
                 self.error(src, s.values[0].span, "empty-line", "narration is empty")
 
-    def _set_at(self, src: Source, s: t.Setting, d: _Defaults, film, shot, scene) -> None:
+    def _set_at(self, src: ScriptFile, s: t.Setting, d: _Defaults, film, shot, scene) -> None:
         example = 'at 2s "the door opens"'
         if self.need(src, s, 2, example):
             frame = self.duration(src, s.values[0], '"at"', allow_zero=True)
@@ -172,7 +172,7 @@ class Settings(Values):
                 shot.setdefault("schedule", []).append((frame, _clean(v.text), s.span))
             self.extra(src, s.values[2:], example)
 
-    def _set_keyframes(self, src: Source, s: t.Setting, d: _Defaults, film, shot, scene) -> None:
+    def _set_keyframes(self, src: ScriptFile, s: t.Setting, d: _Defaults, film, shot, scene) -> None:
         example = 'keyframes "start.png" to "end.png"'
         vals = [v for v in s.values if not (v.kind == "word" and v.text == "to")]
         if len(vals) != 2:
@@ -183,7 +183,7 @@ class Settings(Values):
             if a and b:
                 shot["keyframes"] = f.Keyframes(start=a, end=b)
 
-    def _set_source(self, src: Source, s: t.Setting, d: _Defaults, film, shot, scene) -> None:
+    def _set_source(self, src: ScriptFile, s: t.Setting, d: _Defaults, film, shot, scene) -> None:
         example = 'source "footage/take3.mp4" from 2s to 5s'
         if self.need(src, s, 1, example):
             path = self.file_value(src, s.values[0], "source clip", "video")

@@ -12,7 +12,7 @@ from storylang import film as f, probe
 from storylang import vocabulary as vocab
 from storylang.diagnostics import Diagnostic, Span, did_you_mean
 from storylang.syntax import tree as t
-from storylang.loader import Source, missing_file
+from storylang.loader import ScriptFile, missing_file
 from storylang.resolve.rules import CARD_SECONDS, round_frames, _clean, _num
 
 
@@ -28,12 +28,12 @@ class Values:
 
     # -- messages
 
-    def error(self, src: Source, span: Span | None, code: str, message: str, hint: str | None = None):
+    def error(self, src: ScriptFile, span: Span | None, code: str, message: str, hint: str | None = None):
         self.diagnostics.append(
             Diagnostic(severity="error", code=code, message=message, file=src.display, span=span, hint=hint)
         )
 
-    def warn(self, src: Source, span: Span | None, code: str, message: str, hint: str | None = None):
+    def warn(self, src: ScriptFile, span: Span | None, code: str, message: str, hint: str | None = None):
         self.diagnostics.append(
             Diagnostic(severity="warning", code=code, message=message, file=src.display, span=span, hint=hint)
         )
@@ -43,7 +43,7 @@ class Values:
     def relative(self, path: Path) -> str:
         return Path(os.path.relpath(path, self.root)).as_posix()
 
-    def file_value(self, src: Source, v: t.Value, what: str, kind: str) -> str | None:
+    def file_value(self, src: ScriptFile, v: t.Value, what: str, kind: str) -> str | None:
         """A quoted path, relative to the script naming it → path relative to the film root.
 
         The file must be of `kind` ("image", "audio" or "video") and readable by the build.
@@ -61,7 +61,7 @@ class Values:
             return None
         return self.relative(target.resolve())
 
-    def card(self, src: Source, s: t.Setting, film: dict) -> None:
+    def card(self, src: ScriptFile, s: t.Setting, film: dict) -> None:
         """`title "..." [3s]` opens the film on a title card; `end "..." [3s]` closes it on an end card."""
         example = f'{s.key} "{"The Lighthouse Keeper" if s.key == "title" else "The End"}" 3s'
         v = self.quoted(src, s, example, f'"{s.key}" needs its text in quotes', options=1)
@@ -75,20 +75,20 @@ class Values:
 
     # -- values
 
-    def need(self, src: Source, s: t.Setting, count: int, example: str) -> bool:
+    def need(self, src: ScriptFile, s: t.Setting, count: int, example: str) -> bool:
         if len(s.values) < count:
             self.error(src, s.span, "missing-value", f'"{s.key}" needs a value', f"for example: {example}")
             return False
         return True
 
-    def extra(self, src: Source, values, example: str) -> None:
+    def extra(self, src: ScriptFile, values, example: str) -> None:
         if values:
             v = values[0]
             span = Span(line=v.span.line, column=v.span.column, end_line=values[-1].span.end_line,
                         end_column=values[-1].span.end_column)
             self.error(src, span, "extra-value", f'unexpected "{v.raw}"', f"for example: {example}")
 
-    def quoted(self, src: Source, s: t.Setting, example: str, message: str, options: int = 0) -> t.Value | None:
+    def quoted(self, src: ScriptFile, s: t.Setting, example: str, message: str, options: int = 0) -> t.Value | None:
         """The setting's first value, which must be quoted text, followed by at most `options` more."""
         if not self.need(src, s, 1, example):
             return None
@@ -99,11 +99,11 @@ class Values:
         self.extra(src, s.values[1 + options:], example)
         return v
 
-    def text(self, src: Source, s: t.Setting, example: str) -> str | None:
+    def text(self, src: ScriptFile, s: t.Setting, example: str) -> str | None:
         v = self.quoted(src, s, example, f'"{s.key}" takes text in quotes')
         return _clean(v.text) if v else None
 
-    def number(self, src: Source, v: t.Value, what: str, lo: float, hi: float, integer: bool = False):
+    def number(self, src: ScriptFile, v: t.Value, what: str, lo: float, hi: float, integer: bool = False):
         if v.kind != "number" or (integer and not re.fullmatch(r"[-+]?\d+", v.text)):
             kind = "a whole number" if integer else "a number"
             self.error(src, v.span, "expected-number", f'{what} needs {kind}, not "{v.raw}"')
@@ -130,7 +130,7 @@ class Values:
         self.extra(src, s.values[1:], example)
         return v.text
 
-    def duration(self, src: Source, v: t.Value, what: str, allow_zero: bool = False) -> int | None:
+    def duration(self, src: ScriptFile, v: t.Value, what: str, allow_zero: bool = False) -> int | None:
         if v.kind == "number":
             self.error(src, v.span, "expected-duration", f'{what} needs a unit: "{v.raw}" what?',
                        f"write {v.raw}s for seconds or {v.raw}f for frames")
@@ -152,7 +152,7 @@ class Values:
             return None
         return frames
 
-    def options(self, src: Source, values, spec: dict[str, str], example: str) -> dict:
+    def options(self, src: ScriptFile, values, spec: dict[str, str], example: str) -> dict:
         """Parse `name value` options: spec maps option name → 'number', 'db' or 'duration'."""
         out: dict = {}
         i = 0
@@ -191,12 +191,12 @@ class Values:
             i += 2
         return out
 
-    def model_file(self, src: Source, s: t.Setting, example: str) -> str | None:
+    def model_file(self, src: ScriptFile, s: t.Setting, example: str) -> str | None:
         """`key "file" [one option]`: the quoted model file name (the option is the caller's)."""
         v = self.quoted(src, s, example, f"{s.key} needs a model file name in quotes", options=1)
         return v.text if v else None
 
-    def voice(self, src: Source, s: t.Setting, example: str) -> f.Voice | None:
+    def voice(self, src: ScriptFile, s: t.Setting, example: str) -> f.Voice | None:
         if not self.need(src, s, 1, example):
             return None
         v = s.values[0]
@@ -206,7 +206,7 @@ class Values:
         opts = self.options(src, s.values[1:], {"rate": "number", "pitch": "number"}, example)
         return f.Voice(id=v.text, rate=opts.get("rate", 175), pitch=opts.get("pitch", 50))
 
-    def lora(self, src: Source, s: t.Setting) -> f.Lora | None:
+    def lora(self, src: ScriptFile, s: t.Setting) -> f.Lora | None:
         example = 'lora "watercolor.safetensors" 0.8 0.6  (file, model strength, clip strength)'
         if not self.need(src, s, 1, example):
             return None
@@ -244,7 +244,7 @@ class Values:
                                          fade_in=opts.get("fade in", 0), fade_out=opts.get("fade out", 0),
                                          duck_db=opts.get("duck", -10.0))
 
-    def camera(self, src: Source, s: t.Setting) -> list[f.CameraMove] | None:
+    def camera(self, src: ScriptFile, s: t.Setting) -> list[f.CameraMove] | None:
         example = "camera push in slow  |  camera pan left fast 30% ease-out  |  camera orbit right 20deg"
         if not self.need(src, s, 1, example):
             return None
@@ -332,7 +332,7 @@ class Values:
             return None
         return x
 
-    def transition(self, src: Source, tr: t.Transition) -> f.Transition | None:
+    def transition(self, src: ScriptFile, tr: t.Transition) -> f.Transition | None:
         example = "> dissolve 0.5s  |  > fade to black 1s  |  > wipe left 0.5s  |  > cut"
         words = [v for v in tr.values if v.kind in ("word", "name")]
         durations = [v for v in tr.values if v.kind not in ("word", "name")]

@@ -1,4 +1,4 @@
-"""Source text → syntax tree, or diagnostics. Never raises on bad input."""
+"""ScriptFile text → syntax tree, or diagnostics. Never raises on bad input."""
 
 from __future__ import annotations
 
