@@ -173,78 +173,82 @@ def _segments(t: Timeline) -> list[list[Clip]]:
     return segments
 
 
+def _video_stream(t: Timeline, clip: Clip, first: int, count: int, root: Path, size: tuple[int, int]):
+    """`count` frames of a video clip from its frame `first`, conformed to the film: its rate, its size
+    (covered, then cropped), exactly `count` frames (the last one held if the clip is short)."""
+    src = ffmpeg_graph.input(str((root / clip.files[0]).resolve()), ss=_seconds((clip.source_in + first) / t.fps))
+    return (src.video.filter("fps", fps=f"{t.fps_num}/{t.fps_den}")
+            .filter("scale", size[0], size[1], force_original_aspect_ratio="increase",
+                    out_color_matrix="bt601", out_range="tv")
+            .filter("crop", size[0], size[1])
+            .filter("format", "yuv420p")
+            .filter("tpad", stop_mode="clone", stop=count)
+            .filter("trim", end_frame=count)
+            .filter("setpts", "PTS-STARTPTS"))
+
+
+def _still_stream(t: Timeline, pieces: list, size: tuple[int, int], fifo: Path, feeders: list,
+                  frames_of: FrameSource):
+    """Raw frames of still pieces, computed by `frames_of` and fed through the named pipe `fifo`."""
+    os.mkfifo(fifo)
+    feeders.append((str(fifo), lambda: frames_of(pieces, size)))
+    return ffmpeg_graph.input(str(fifo), f="rawvideo", pix_fmt="yuv420p", s=f"{size[0]}x{size[1]}",
+                              framerate=f"{t.fps_num}/{t.fps_den}").video
+
+
+def _xfade(tr) -> dict:
+    return XFADE.get((tr.kind, tr.direction), XFADE.get((tr.kind, None), XFADE[("dissolve", None)]))
+
+
+def _finish(out, frames: int, fade_in: int, fade_out: int):
+    """Colour tags, and fades from and to black at the ends."""
+    out = out.filter("setparams", colorspace="smpte170m", color_primaries="smpte170m", color_trc="smpte170m",
+                     range="tv")
+    if fade_in:
+        out = out.filter("fade", type="in", start_frame=0, nb_frames=fade_in)
+    if fade_out:
+        out = out.filter("fade", type="out", start_frame=frames - fade_out, nb_frames=fade_out)
+    return out
+
+
 def picture(t: Timeline, root: Path, scratch: Path, target: Path, enc: Encoding, ff: Ffmpeg, frames_of: FrameSource,
             subtitles: Path | None = None, on_progress: Callable[[int], None] | None = None) -> None:
-    """Encode the film's picture (no sound) into `target`; still clips' frames come from `frames_of`.
-
-    Named pipes live in `scratch`.
-    """
+    """Encode the film's picture (no sound) in one pass into `target`; still clips' frames come from
+    `frames_of`. Named pipes live in `scratch`."""
     if not t.clips:
         raise AssemblyError("the film has no shots")
     size = enc.size(t)
-    fps = t.fps
-    rate = f"{t.fps_num}/{t.fps_den}"
-    feeders = []
+    feeders: list = []
     fifo_dir = Path(tempfile.mkdtemp(prefix="pipes-", dir=scratch))
     try:
-        segments = _segments(t)
-        streams = []
-        seg_start, first = {}, 0
-        for seg in segments:
-            seg_start[id(seg)] = first
-            first += len(seg)
-        for n, seg in enumerate(segments):
+        streams, index = [], 0
+        for n, seg in enumerate(_segments(t)):
             frames = sum(c.frames for c in seg)
             if seg[0].source == "video":
-                c = seg[0]
-                src = ffmpeg_graph.input(str((root / c.files[0]).resolve()), ss=_seconds(c.source_in / fps))
-                s = (src.video.filter("fps", fps=rate)
-                     .filter("scale", size[0], size[1], force_original_aspect_ratio="increase",
-                             out_color_matrix="bt601", out_range="tv")
-                     .filter("crop", size[0], size[1])
-                     .filter("format", "yuv420p")
-                     .filter("tpad", stop_mode="clone", stop=frames)
-                     .filter("trim", end_frame=frames)
-                     .filter("setpts", "PTS-STARTPTS"))
+                s = _video_stream(t, seg[0], 0, frames, root, size)
             else:
-                fifo = str(fifo_dir / f"segment{n}.yuv")
-                os.mkfifo(fifo)
-                s = ffmpeg_graph.input(fifo, f="rawvideo", pix_fmt="yuv420p", s=f"{size[0]}x{size[1]}",
-                                       framerate=rate).video
-
-                feeders.append((fifo, lambda seg=seg: frames_of([(c, 0, c.frames) for c in seg], size)))
-            streams.append((s.filter("setsar", 1).filter("settb", "AVTB"), frames, seg))
+                s = _still_stream(t, [(c, 0, c.frames) for c in seg], size, fifo_dir / f"segment{n}.yuv", feeders,
+                                  frames_of)
+            streams.append((s.filter("setsar", 1).filter("settb", "AVTB"), frames, index))
+            index += len(seg)
         out, length = streams[0][0], streams[0][1]
-        for s, frames, seg in streams[1:]:
-            tr = t.clips[seg_start[id(seg)] - 1].transition
+        for s, frames, first_clip in streams[1:]:
+            tr = t.clips[first_clip - 1].transition
             if tr is not None and tr.kind != "cut" and tr.frames > 0:
-                kind = XFADE.get((tr.kind, tr.direction), XFADE.get((tr.kind, None), XFADE[("dissolve", None)]))
-                out = ffmpeg_graph.filter([out, s], "xfade", **kind, duration=_seconds(tr.frames / fps),
-                                          offset=_seconds((length - tr.frames) / fps))
+                out = ffmpeg_graph.filter([out, s], "xfade", **_xfade(tr), duration=_seconds(tr.frames / t.fps),
+                                          offset=_seconds((length - tr.frames) / t.fps))
                 length += frames - tr.frames
             else:
                 out = ffmpeg_graph.concat(out, s, v=1, a=0)
                 length += frames
         if length != t.frames:
             raise AssemblyError(f"internal: the picture would be {length} frames, the timeline says {t.frames}")
-        out = out.filter("setparams", colorspace="smpte170m", color_primaries="smpte170m", color_trc="smpte170m",
-                         range="tv")
-        if t.fade_in:
-            out = out.filter("fade", type="in", start_frame=0, nb_frames=t.fade_in)
-        if t.fade_out:
-            out = out.filter("fade", type="out", start_frame=t.frames - t.fade_out, nb_frames=t.fade_out)
+        out = _finish(out, t.frames, t.fade_in, t.fade_out)
         if subtitles is not None:
             # a digest-named file in the working directory: no writer's text in the filter graph
             out = out.filter("subtitles", subtitles.name)
-        with atomic.atomic_path(target, suffix=".mp4") as tmp:
-            stream = ffmpeg_graph.output(
-                out, str(tmp), f="mp4", vcodec="libx264", preset=enc.preset, crf=enc.crf, pix_fmt="yuv420p",
-                colorspace="smpte170m", color_primaries="smpte170m", color_trc="smpte170m", color_range="tv",
-                an=None, **{"x264-params": "log-level=error"},
-            ).global_args("-hide_banner", "-nostats", "-loglevel", "error", "-progress", "pipe:1")
-            args = stream.compile(cmd=ff.path, overwrite_output=True)
-            _run(args, cwd=subtitles.parent if subtitles else scratch, what="encoding the picture",
-                 on_progress=on_progress, feeders=feeders)
+        _encode(out, target, enc, ff, subtitles.parent if subtitles else scratch, feeders, on_progress,
+                "encoding the picture")
     finally:
         for p in fifo_dir.iterdir():
             p.unlink()
@@ -347,22 +351,10 @@ def _piece_stream(t: Timeline, piece: Piece, root: Path, size, fifo_dir: Path, f
                   name: str):
     """One piece of a clip as a filter-graph stream of exactly piece.count frames."""
     c = t.clips[piece.clip]
-    rate = f"{t.fps_num}/{t.fps_den}"
     if c.source == "video":
-        src = ffmpeg_graph.input(str((root / c.files[0]).resolve()), ss=_seconds((c.source_in + piece.start) / t.fps))
-        s = (src.video.filter("fps", fps=rate)
-             .filter("scale", size[0], size[1], force_original_aspect_ratio="increase",
-                     out_color_matrix="bt601", out_range="tv")
-             .filter("crop", size[0], size[1])
-             .filter("format", "yuv420p")
-             .filter("tpad", stop_mode="clone", stop=piece.count)
-             .filter("trim", end_frame=piece.count)
-             .filter("setpts", "PTS-STARTPTS"))
+        s = _video_stream(t, c, piece.start, piece.count, root, size)
     else:
-        fifo = str(fifo_dir / f"{name}.yuv")
-        os.mkfifo(fifo)
-        s = ffmpeg_graph.input(fifo, f="rawvideo", pix_fmt="yuv420p", s=f"{size[0]}x{size[1]}", framerate=rate).video
-        feeders.append((fifo, lambda: frames_of([(c, piece.start, piece.count)], size)))
+        s = _still_stream(t, [(c, piece.start, piece.count)], size, fifo_dir / f"{name}.yuv", feeders, frames_of)
     return s.filter("setsar", 1).filter("settb", "AVTB")
 
 
@@ -377,16 +369,9 @@ def encode_segment(t: Timeline, seg: Segment, root: Path, scratch: Path, target:
                    for k, p in enumerate(seg.pieces)]
         out = streams[0]
         if seg.transition is not None:
-            tr = seg.transition
-            kind = XFADE.get((tr.kind, tr.direction), XFADE.get((tr.kind, None), XFADE[("dissolve", None)]))
-            out = ffmpeg_graph.filter(streams, "xfade", **kind, duration=_seconds(seg.frames / t.fps), offset=0)
-        out = out.filter("setparams", colorspace="smpte170m", color_primaries="smpte170m", color_trc="smpte170m",
-                         range="tv")
-        if seg.fade_in:
-            out = out.filter("fade", type="in", start_frame=0, nb_frames=seg.fade_in)
-        if seg.fade_out:
-            out = out.filter("fade", type="out", start_frame=seg.frames - seg.fade_out, nb_frames=seg.fade_out)
-        out = out.filter("trim", end_frame=seg.frames)
+            out = ffmpeg_graph.filter(streams, "xfade", **_xfade(seg.transition),
+                                      duration=_seconds(seg.frames / t.fps), offset=0)
+        out = _finish(out, seg.frames, seg.fade_in, seg.fade_out).filter("trim", end_frame=seg.frames)
         shots = seg.shots(t)
         _encode(out, target, enc, ff, scratch, feeders, on_progress,
                 f"encoding the picture (shot{'s' * (len(shots) > 1)} {' and '.join(shots)})")
