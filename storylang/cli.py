@@ -457,6 +457,35 @@ def template_import(workflow: Path, output, comfy, object_info) -> None:
 
 
 @main.command()
+@click.argument("script", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@click.option("--format", "fmt", type=click.Choice(["otio", "edl", "fcp7", "fcpx"]), required=True,
+              help="OpenTimelineIO, CMX3600 EDL, Final Cut Pro 7 XML (Premiere, Resolve) or FCPXML.")
+@click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False),
+              help="Where to write it (default: build/<film>/<film>.<ext>).")
+def export(script: Path, fmt: str, output) -> None:
+    """The film's edit list as an editor's timeline (builds first; a built film is reused)."""
+    from storylang import export as export_mod
+    from storylang.build import BuildOptions, build as run_build
+    from storylang.diagnostics import StoryError
+    from storylang.resolve import resolve_file
+    from storylang.timeline import Timeline
+
+    try:
+        report = run_build(script, BuildOptions())
+        film, _diags, _sources = resolve_file(script, _display(script))
+        timeline = Timeline.model_validate_json(report.timeline.read_text(encoding="utf-8"))
+        target = output or report.timeline.parent / f"{script.stem}{export_mod.FORMATS[fmt][1]}"
+        export_mod.write(timeline, film, script.resolve().parent, fmt, target)
+    except StoryError as e:
+        if e.diagnostics:
+            _print_diagnostics(e.diagnostics, e.sources)
+        click.echo(f"storyc: export failed: {e if not e.diagnostics else _summary(e.diagnostics)}", err=True)
+        sys.exit(1)
+    click.echo(f"{_shown(target)}: {len(timeline.clips)} clips, {len(timeline.speech)} lines, "
+               f"{len(timeline.chapters)} scenes ({fmt})", err=True)
+
+
+@main.command()
 @click.argument("script", type=click.Path(path_type=Path, dir_okay=False))
 @click.option("--all", "everything", is_flag=True, help="Remove the whole build directory: cache and films.")
 def clean(script: Path, everything: bool) -> None:

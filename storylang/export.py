@@ -1,0 +1,155 @@
+"""The built film's edit list as an editor's timeline, written with OpenTimelineIO and its adapters.
+
+One clip per shot (and for the title and end cards) pointing at that shot's picture in the build
+cache (a card, a render or the source clip), real transitions, a speech track and a music track,
+a marker for every spoken line (its text) and every scene, and per-clip metadata under
+`storylang`: shot id, `.story` file:line, content digest, seed, template and prompt.
+
+OTIO transitions overlap the clips on either side (half into each, from the media's handles), so
+a shot's clip is shortened by the half of each transition it takes part in: the track lasts
+exactly as long as the film.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from storylang.diagnostics import OneLineError
+from storylang.film import Film
+from storylang.timeline import Timeline
+
+FORMATS = {"otio": ("otio_json", ".otio"), "edl": ("cmx_3600", ".edl"), "fcp7": ("fcp_xml", ".xml"),
+           "fcpx": ("fcpx_xml", ".fcpxml")}
+OTIO_TRANSITIONS = {"dissolve": "SMPTE_Dissolve", "fade": "SMPTE_Dissolve", "wipe": "Custom_Transition"}
+
+
+class ExportError(OneLineError):
+    pass
+
+
+def _rate(t: Timeline) -> float:
+    return t.fps_num / t.fps_den
+
+
+def _media(otio, root: Path, rel: str, frames: int, rate: float):
+    path = (root / rel).resolve()
+    return otio.schema.ExternalReference(
+        target_url=path.as_uri(),
+        available_range=otio.opentime.TimeRange(otio.opentime.RationalTime(0, rate),
+                                                otio.opentime.RationalTime(max(frames, 1), rate)))
+
+
+def _halves(t: Timeline) -> list[tuple[int, int]]:
+    """Per clip: the frames its incoming and outgoing transitions take from it (half each side)."""
+    out = []
+    for i, clip in enumerate(t.clips):
+        before = t.clips[i - 1].transition if i > 0 else None
+        after = clip.transition if i + 1 < len(t.clips) else None
+        head = before.frames - before.frames // 2 if before and before.kind != "cut" and before.frames else 0
+        tail = after.frames // 2 if after and after.kind != "cut" and after.frames else 0
+        out.append((head, tail))
+    return out
+
+
+def _shot_metadata(film: Film, shot_id: str) -> dict:
+    from storylang.comfy.prompts import assemble_prompt
+
+    shot = next((s for s in film.shots if s.id == shot_id), None)
+    if shot is None:
+        return {"shot": shot_id}
+    prompt = assemble_prompt(film, shot, with_camera_words=False)
+    return {"shot": shot.id, "where": f"{shot.where.file}:{shot.where.line}", "seed": shot.render.seed,
+            "template": shot.render.template, "prompt": prompt.positive, "negative": prompt.negative}
+
+
+def to_otio(t: Timeline, film: Film, root: Path):
+    """The timeline as an opentimelineio Timeline."""
+    import opentimelineio as otio
+
+    rate = _rate(t)
+    rt = lambda n: otio.opentime.RationalTime(n, rate)  # noqa: E731 - frames at the film's rate
+    timeline = otio.schema.Timeline(name=t.title, global_start_time=rt(0))
+    timeline.metadata["storylang"] = {"script_digest": t.script_digest, "author": t.author,
+                                      "format": f"{t.width}x{t.height}"}
+    video = otio.schema.Track(name="picture", kind=otio.schema.TrackKind.Video)
+    halves = _halves(t)
+    for i, clip in enumerate(t.clips):
+        head, tail = halves[i]
+        if head:
+            tr = t.clips[i - 1].transition
+            video.append(otio.schema.Transition(
+                name=f"{tr.kind} {tr.direction or ''}".strip(),
+                transition_type=OTIO_TRANSITIONS.get(tr.kind, "SMPTE_Dissolve"),
+                in_offset=rt(tr.frames // 2), out_offset=rt(tr.frames - tr.frames // 2)))
+        name = {"#title": "title card", "#end": "end card"}.get(clip.shot, f"shot {clip.shot}")
+        c = otio.schema.Clip(name=name, media_reference=_media(otio, root, clip.files[0],
+                                                                 clip.source_in + clip.frames, rate),
+                             source_range=otio.opentime.TimeRange(rt(clip.source_in + head),
+                                                                  rt(clip.frames - head - tail)))
+        meta = _shot_metadata(film, clip.shot) if not clip.shot.startswith("#") else {"card": clip.shot}
+        c.metadata["storylang"] = {**meta, "source": clip.source, "files": list(clip.files)}
+        c.metadata["cmx_3600"] = {"reel": _reel(clip.shot)}
+        for s in t.speech:
+            if s.shot == clip.shot:
+                c.markers.append(otio.schema.Marker(
+                    name=s.text, color=otio.schema.MarkerColor.GREEN,
+                    marked_range=otio.opentime.TimeRange(rt(clip.source_in + head + max(s.start - clip.start - head, 0)),
+                                                         rt(s.frames)),
+                    metadata={"storylang": {"speaker": s.speaker or "narrator"}}))
+        video.append(c)
+    timeline.tracks.append(video)
+    timeline.tracks.append(_audio_track(otio, "speech", [(s.start, s.frames, s.file, s.text) for s in t.speech],
+                                        root, rate, t.frames))
+    timeline.tracks.append(_audio_track(otio, "music", [(m.start, m.end - m.start, m.file, Path(m.file).name)
+                                                        for m in t.music], root, rate, t.frames))
+    for ch in t.chapters:
+        timeline.tracks.markers.append(otio.schema.Marker(
+            name=ch.title, color=otio.schema.MarkerColor.BLUE,
+            marked_range=otio.opentime.TimeRange(rt(ch.start), rt(ch.end - ch.start))))
+    return timeline
+
+
+def _reel(shot: str) -> str:
+    """A CMX3600 reel name: at most 8 characters, unique per shot (numbers and letters only)."""
+    if shot.startswith("#"):
+        return {"#title": "TITLE", "#end": "END"}[shot]
+    clean = "".join(ch for ch in shot.upper() if ch.isalnum())
+    return ("SH" + clean)[:8]
+
+
+def _audio_track(otio, name: str, items, root: Path, rate: float, total: int):
+    track = otio.schema.Track(name=name, kind=otio.schema.TrackKind.Audio)
+    at = 0
+    for start, frames, file, label in sorted(items):
+        if start > at:
+            track.append(otio.schema.Gap(source_range=otio.opentime.TimeRange(
+                otio.opentime.RationalTime(0, rate), otio.opentime.RationalTime(start - at, rate))))
+        frames = min(frames, total - start)
+        if frames <= 0:
+            continue
+        track.append(otio.schema.Clip(name=label[:60], media_reference=_media(otio, root, file, frames, rate),
+                                      source_range=otio.opentime.TimeRange(otio.opentime.RationalTime(0, rate),
+                                                                           otio.opentime.RationalTime(frames, rate))))
+        at = start + frames
+    return track
+
+
+def write(t: Timeline, film: Film, root: Path, fmt: str, target: Path) -> None:
+    """Write the timeline in one of FORMATS to `target` (atomically)."""
+    import opentimelineio as otio
+
+    from storylang import atomic
+
+    adapter, suffix = FORMATS[fmt]
+    timeline = to_otio(t, film, root)
+    if fmt == "edl":  # CMX3600 has one video track and no audio of ours worth keeping
+        timeline.tracks[:] = [timeline.tracks[0]]
+    try:
+        text = otio.adapters.write_to_string(timeline, adapter_name=adapter)
+    except Exception as e:  # noqa: BLE001 - an adapter's own exception types vary
+        raise ExportError(f"cannot write {fmt}: {e}") from e
+    if fmt == "edl":
+        # Premiere misreads the adapter's "* FROM CLIP: <path>" comments; clip names and reels stay
+        text = "".join(line for line in text.splitlines(keepends=True)
+                       if not line.startswith(("* FROM CLIP: ", "* TO CLIP: ")))
+    atomic.write_text(target, text)

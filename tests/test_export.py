@@ -1,0 +1,66 @@
+"""`storyc export`: the built edit list as OTIO, EDL, FCP7 XML and FCPXML, read back by OpenTimelineIO."""
+
+import opentimelineio as otio
+import pytest
+from click.testing import CliRunner
+
+from storylang.cli import main
+
+FILM = '''title "Export" 0s
+format 256x144 @ 24fps
+
+character MARA
+  voice "en-us+f3"
+
+EXT. QUAY - DAWN
+  shot 1 wide 2s
+    narrate "The boats rock."
+  > dissolve 0.5s
+  shot 2 close on MARA 2s
+    MARA: Not tonight.
+
+INT. HUT - DAY
+  shot 3 medium 1s
+'''
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    d = tmp_path_factory.mktemp("export")
+    (d / "film.story").write_text(FILM)
+    out = {}
+    for fmt, ext in (("otio", "otio"), ("edl", "edl"), ("fcp7", "xml"), ("fcpx", "fcpxml")):
+        result = CliRunner().invoke(main, ["export", str(d / "film.story"), "--format", fmt])
+        assert result.exit_code == 0, result.output
+        out[fmt] = d / "build" / "film" / f"film.{ext}"
+    return out
+
+
+@pytest.mark.parametrize("fmt", ["otio", "edl", "fcp7", "fcpx"])
+def test_every_format_reads_back_with_the_clips_in_order_and_the_films_length(exported, fmt):
+    tl = otio.adapters.read_from_file(str(exported[fmt]))
+    video = tl.video_tracks()[0]
+    assert [c.name for c in video if isinstance(c, otio.schema.Clip)] == ["shot 1", "shot 2", "shot 3"]
+    assert video.duration().value == 2 * 24 + 2 * 24 + 24 - 12  # the film's frames: the dissolve overlaps
+    if fmt != "fcpx":  # the FCPXML adapter reads transitions back as plain cuts
+        assert [t.duration().value for t in video if isinstance(t, otio.schema.Transition)] == [12]
+
+
+def test_otio_keeps_lines_scenes_speech_and_the_shots_provenance(exported):
+    tl = otio.adapters.read_from_file(str(exported["otio"]))
+    clips = [c for c in tl.video_tracks()[0] if isinstance(c, otio.schema.Clip)]
+    assert [m.name for c in clips for m in c.markers] == ["The boats rock.", "Not tonight."]
+    assert [m.name for m in tl.tracks.markers] == ["EXT. QUAY - DAWN", "INT. HUT - DAY"]
+    meta = clips[1].metadata["storylang"]
+    assert meta["shot"] == "2" and meta["where"].endswith("film.story:11") and isinstance(meta["seed"], int)
+    assert clips[0].media_reference.target_url.startswith("file://")
+    speech = [c for c in tl.audio_tracks()[0] if isinstance(c, otio.schema.Clip)]
+    assert len(speech) == 2
+
+
+def test_the_edl_has_short_unique_reels_and_no_path_comments(exported):
+    text = exported["edl"].read_text()
+    events = [line.split() for line in text.splitlines() if line[:3].isdigit()]
+    reels = {e[1] for e in events}
+    assert reels == {"SH1", "SH2", "SH3"} and all(len(r) <= 8 for r in reels)
+    assert "* FROM CLIP: " not in text and "* FROM CLIP NAME:  shot 1" in text
