@@ -462,7 +462,9 @@ def template_import(workflow: Path, output, comfy, object_info) -> None:
               help="OpenTimelineIO, CMX3600 EDL, Final Cut Pro 7 XML (Premiere, Resolve) or FCPXML.")
 @click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False),
               help="Where to write it (default: build/<film>/<film>.<ext>).")
-def export(script: Path, fmt: str, output) -> None:
+@click.option("--media", type=click.Path(path_type=Path, file_okay=False),
+              help="Copy (or hard-link) every file it uses into this folder, with shot-numbered names.")
+def export(script: Path, fmt: str, output, media) -> None:
     """The film's edit list as an editor's timeline (builds first; a built film is reused)."""
     from storylang import export as export_mod
     from storylang.build import BuildOptions, build as run_build
@@ -475,14 +477,15 @@ def export(script: Path, fmt: str, output) -> None:
         film, _diags, _sources = resolve_file(script, _display(script))
         timeline = Timeline.model_validate_json(report.timeline.read_text(encoding="utf-8"))
         target = output or report.timeline.parent / f"{script.stem}{export_mod.FORMATS[fmt][1]}"
-        export_mod.write(timeline, film, script.resolve().parent, fmt, target)
+        gathered = export_mod.write(timeline, film, script.resolve().parent, fmt, target, media)
     except StoryError as e:
         if e.diagnostics:
             _print_diagnostics(e.diagnostics, e.sources)
         click.echo(f"storyc: export failed: {e if not e.diagnostics else _summary(e.diagnostics)}", err=True)
         sys.exit(1)
     click.echo(f"{_shown(target)}: {len(timeline.clips)} clips, {len(timeline.speech)} lines, "
-               f"{len(timeline.chapters)} scenes ({fmt})", err=True)
+               f"{len(timeline.chapters)} scenes ({fmt})"
+               + (f"; {gathered} media files in {_shown(media)}" if media else ""), err=True)
 
 
 @main.command()

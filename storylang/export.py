@@ -134,14 +134,56 @@ def _audio_track(otio, name: str, items, root: Path, rate: float, total: int):
     return track
 
 
-def write(t: Timeline, film: Film, root: Path, fmt: str, target: Path) -> None:
-    """Write the timeline in one of FORMATS to `target` (atomically)."""
+def _slug(text: str) -> str:
+    return "".join(ch if ch.isalnum() else "_" for ch in text.lower()).strip("_")[:40] or "clip"
+
+
+def gather_media(timeline, media: Path, target: Path, relative: bool) -> int:
+    """Copy (or hard-link) every file the timeline points at into `media`, under stable names in the
+    order of first use (`001_shot_1.png`, ...), and point the timeline there: relative to the
+    timeline file when `relative` (the folder pair can be moved), else as file:// URLs of the
+    copies. Returns how many files."""
+    import os
+    import shutil
+    import urllib.parse
+    import urllib.request
+
+    from storylang import atomic
+
+    media.mkdir(parents=True, exist_ok=True)
+    placed: dict[str, Path] = {}
+    for clip in timeline.find_clips():
+        ref = clip.media_reference
+        url = getattr(ref, "target_url", None)
+        if not url or not url.startswith("file:"):
+            continue
+        source = Path(urllib.request.url2pathname(urllib.parse.urlsplit(url).path))
+        if url not in placed:
+            dest = media / f"{len(placed) + 1:03d}_{_slug(clip.name)}{source.suffix.lower()}"
+            if not dest.exists():
+                try:
+                    os.link(source, dest)
+                except OSError:
+                    with atomic.atomic_path(dest, suffix=dest.suffix) as tmp:
+                        shutil.copyfile(source, tmp)
+            placed[url] = dest
+        dest = placed[url]
+        ref.target_url = (Path(os.path.relpath(dest, target.resolve().parent)).as_posix() if relative
+                          else dest.resolve().as_uri())
+    return len(placed)
+
+
+def write(t: Timeline, film: Film, root: Path, fmt: str, target: Path, media: Path | None = None) -> int:
+    """Write the timeline in one of FORMATS to `target` (atomically); with `media`, gather the files it
+    uses there first (see gather_media). Returns the number of media files gathered."""
     import opentimelineio as otio
 
     from storylang import atomic
 
     adapter, suffix = FORMATS[fmt]
     timeline = to_otio(t, film, root)
+    # OTIO and EDL keep relative paths; Premiere, Resolve and Final Cut want absolute file URLs
+    gathered = gather_media(timeline, media, target, relative=fmt in ("otio", "edl")) if media else 0
     if fmt == "edl":  # CMX3600 has one video track and no audio of ours worth keeping
         timeline.tracks[:] = [timeline.tracks[0]]
     try:
@@ -153,3 +195,4 @@ def write(t: Timeline, film: Film, root: Path, fmt: str, target: Path) -> None:
         text = "".join(line for line in text.splitlines(keepends=True)
                        if not line.startswith(("* FROM CLIP: ", "* TO CLIP: ")))
     atomic.write_text(target, text)
+    return gathered

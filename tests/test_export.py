@@ -64,3 +64,21 @@ def test_the_edl_has_short_unique_reels_and_no_path_comments(exported):
     reels = {e[1] for e in events}
     assert reels == {"SH1", "SH2", "SH3"} and all(len(r) <= 8 for r in reels)
     assert "* FROM CLIP: " not in text and "* FROM CLIP NAME:  shot 1" in text
+
+
+def test_media_gathers_every_file_into_one_folder_that_survives_a_move(exported, tmp_path):
+    import os
+    import shutil
+
+    script = exported["otio"].parents[2] / "film.story"
+    out = tmp_path / "handoff" / "film.otio"
+    result = CliRunner().invoke(main, ["export", str(script), "--format", "otio", "-o", str(out),
+                                       "--media", str(tmp_path / "handoff" / "media")])
+    assert result.exit_code == 0, result.output
+    names = sorted(p.name for p in (tmp_path / "handoff" / "media").iterdir())
+    assert names[:3] == ["001_shot_1.png", "002_shot_2.png", "003_shot_3.png"]
+    moved = tmp_path / "elsewhere"
+    shutil.move(str(tmp_path / "handoff"), moved)
+    tl = otio.adapters.read_from_file(str(moved / "film.otio"))
+    urls = [c.media_reference.target_url for c in tl.find_clips()]
+    assert urls and all(not u.startswith(("/", "file:")) and os.path.isfile(moved / u) for u in urls)
