@@ -51,14 +51,23 @@ def _halves(t: Timeline) -> list[tuple[int, int]]:
     return out
 
 
-def _shot_metadata(film: Film, shot_id: str) -> dict:
+def _script_name(name: str, root: Path) -> str:
+    """A script's name relative to the film's folder (how the project names files), whatever the cwd."""
+    try:
+        return Path(name).resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return name
+
+
+def _shot_metadata(film: Film, shot_id: str, root: Path) -> dict:
     from storylang.comfy.prompts import assemble_prompt
 
     shot = next((s for s in film.shots if s.id == shot_id), None)
     if shot is None:
         return {"shot": shot_id}
     prompt = assemble_prompt(film, shot, with_camera_words=False)
-    return {"shot": shot.id, "where": f"{shot.where.file}:{shot.where.line}", "seed": shot.render.seed,
+    where = f"{_script_name(shot.where.file, root)}:{shot.where.line}"
+    return {"shot": shot.id, "where": where, "seed": shot.render.seed,
             "template": shot.render.template, "prompt": prompt.positive, "negative": prompt.negative}
 
 
@@ -86,7 +95,7 @@ def to_otio(t: Timeline, film: Film, root: Path):
                                                                  clip.source_in + clip.frames, rate),
                              source_range=otio.opentime.TimeRange(rt(clip.source_in + head),
                                                                   rt(clip.frames - head - tail)))
-        meta = _shot_metadata(film, clip.shot) if not clip.shot.startswith("#") else {"card": clip.shot}
+        meta = _shot_metadata(film, clip.shot, root) if not clip.shot.startswith("#") else {"card": clip.shot}
         c.metadata["storylang"] = {**meta, "source": clip.source, "files": list(clip.files)}
         c.metadata["cmx_3600"] = {"reel": _reel(clip.shot)}
         for s in t.speech:

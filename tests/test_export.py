@@ -82,3 +82,35 @@ def test_media_gathers_every_file_into_one_folder_that_survives_a_move(exported,
     tl = otio.adapters.read_from_file(str(moved / "film.otio"))
     urls = [c.media_reference.target_url for c in tl.find_clips()]
     assert urls and all(not u.startswith(("/", "file:")) and os.path.isfile(moved / u) for u in urls)
+
+
+GOLDEN = __import__("pathlib").Path(__file__).parent / "golden_export"
+
+
+@pytest.fixture(scope="module")
+def lighthouse(tmp_path_factory):
+    import shutil
+
+    from conftest import EXAMPLES
+
+    d = tmp_path_factory.mktemp("lighthouse")
+    shutil.copytree(EXAMPLES, d / "ex", ignore=shutil.ignore_patterns("build"))
+    return d / "ex" / "lighthouse.story"
+
+
+@pytest.mark.parametrize("fmt, ext", [("otio", "otio"), ("edl", "edl"), ("fcp7", "xml"), ("fcpx", "fcpxml")])
+def test_the_demo_exports_as_its_golden_file(lighthouse, fmt, ext):
+    """Set STORYLANG_UPDATE_GOLDEN=1 to rewrite the golden files after a deliberate change."""
+    import os
+
+    out = lighthouse.parent / "handoff" / f"lighthouse.{ext}"
+    result = CliRunner().invoke(main, ["export", str(lighthouse), "--format", fmt, "-o", str(out),
+                                       "--media", str(lighthouse.parent / "handoff" / "media")])
+    assert result.exit_code == 0, result.output
+    # the copies' absolute URLs (FCP formats) depend on where the test runs: name that place FILM
+    text = out.read_text().replace((lighthouse.parent / "handoff").resolve().as_uri(), "file:///FILM")
+    text = text.replace(str((lighthouse.parent / "handoff").resolve()), "/FILM")
+    golden = GOLDEN / f"lighthouse.{ext}"
+    if os.environ.get("STORYLANG_UPDATE_GOLDEN"):
+        golden.write_text(text)
+    assert text == golden.read_text()
