@@ -85,7 +85,6 @@ class Job:
     inputs: dict[str, list]  # server name → the GraphInputs its graph reads
     models: tuple[str, ...]  # checkpoint and LoRA files: what the server must have loaded
     prefer: str | None = None  # the server a killed build submitted it to
-    attempts: int = 0
 
     def prompt_id(self, server: str) -> str:
         return prompt_id_for(self.keys[server])
@@ -100,7 +99,6 @@ class Outcome:
     error: str | None = None
     hint: str | None = None
     seconds: float = 0.0
-    cached_nodes: int = 0
 
 
 class Events:
@@ -113,7 +111,6 @@ class Events:
         self.lock = threading.Lock()
         self.on_status = on_status
         self.stopping = threading.Event()
-        self.connected = threading.Event()
         self.ws = None
         self.thread = threading.Thread(target=self._read, daemon=True, name=f"ws {client.name}")
         self.thread.start()
@@ -145,11 +142,7 @@ class Events:
                 delay = min(delay * 2, 5.0)
                 continue
             delay = 0.1
-            self.connected.set()
-            try:
-                self._pump()
-            finally:
-                self.connected.clear()
+            self._pump()
 
     def _pump(self) -> None:
         import websocket
@@ -213,7 +206,6 @@ class Pool:
         self.outcomes: dict[str, Outcome] = {}
         self.busy = 0
         self.cancelled = threading.Event()
-        self.assignments: list[tuple[str, str]] = []  # (server, shot) in order given
 
     def _runnable(self, server: Server, job: Job) -> bool:
         return server.name in job.graphs
@@ -245,7 +237,6 @@ class Pool:
                     self.pending.remove(job)
                     server.loaded = job.models
                     self.busy += 1
-                    self.assignments.append((server.name, job.shot_id))
                     return job
                 if not self.busy and not any(self._runnable(server, j) for j in self.pending):
                     return None
@@ -275,7 +266,6 @@ class Pool:
         """A retryable failure: back off and give the job back; a server failing again and again is set aside."""
         with self.lock:
             server.failures += 1
-            job.attempts += 1
             job.prefer = None
             if server.failures >= self.max_failures and not server.down:
                 server.down = str(e)

@@ -90,6 +90,7 @@ class ComfyRenderer:
         self.settings = settings
         self.lock = threading.Lock()
         self.steps: dict = {}  # (row, node) → (time, value) of the first step seen, for ETAs
+        self.trouble: list[str] = []  # servers pre-flight could not use, and why
 
     # ------------------------------------------------------------------ pre-flight
 
@@ -403,6 +404,7 @@ class ComfyRenderer:
         self._manifest(film, ctx, live, results)
         made = len([1 for sid in results if sid in outcomes])
         used = sum(o.seconds for o in outcomes.values() if o.entry)  # execution time on the servers
+        notes[:0] = [f"ComfyUI server set aside: {why}" for why in self.trouble]
         notes.insert(0, f"ComfyUI: {made} rendered, {reused} cached, {len(failures)} failed, "
                         f"{len(missing)} skipped on {', '.join(lv.server.name for lv in live)}; "
                         f"{used:.1f} GPU-seconds")

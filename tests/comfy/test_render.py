@@ -419,3 +419,10 @@ def test_a_save_during_a_comfy_build_withdraws_our_stale_prompts(write_story):
         assert s.deleted and set(s.deleted) <= stale  # the queued ones withdrawn
     finally:
         s.stop()
+
+
+def test_a_dead_server_in_the_pool_is_named_and_the_rest_render(server, write_story):
+    settings = ComfySettings(servers=[server.url, "http://127.0.0.1:9"], poll=0.2, backoff=0.05, timeout=5)
+    report = build(write_story(SMALL), BuildOptions(renderer="comfy", comfy=settings, jobs=2))
+    assert report.rendered == 3 and not report.failures
+    assert any(n.startswith("ComfyUI server set aside: http://127.0.0.1:9 cannot be reached") for n in report.notes)
