@@ -76,6 +76,8 @@ class BuildOptions:
     cancel: threading.Event | None = None  # set by watch mode when a newer edit supersedes this build
     cache_size: int | None = 10 << 30  # bytes the cache may hold; None: no limit
     comfy: object = None  # render.comfy.ComfySettings when renderer is "comfy"
+    expand: bool = False  # --expand: an LLM writes the prompts of shots whose script does not say (expand/)
+    locked: bool = False  # --locked: no LLM requests; a shot wanting one not in the lock fails the build
 
 
 @dataclass
@@ -142,6 +144,9 @@ def _build(script: Path, options: BuildOptions, progress: Progress, scratch: Pat
     ctx = RenderContext(root=root, cache=cache, jobs=max(options.jobs, 1), with_lines=not options.burn_subtitles,
                         progress=progress, build_dir=None if options.dry_run else film_dir, cancel=options.cancel)
 
+    expansion = _expand(film, script, options, progress, sources)
+    ctx.prompts = expansion.prompts
+    warnings = warnings + expansion.problems
     speech = _plan_speech(film, cache, sources)
     to_speak = speech.missing() if speech else []
     nlines = sum(len(shot.lines) for shot in film.shots)
@@ -152,6 +157,9 @@ def _build(script: Path, options: BuildOptions, progress: Progress, scratch: Pat
                               len(to_speak), nlines, warnings)
         report.sources = sources
         report.reasons = _explain(film, timing, plan, speech, to_speak, seconds, root, cache, ff, options, film_dir)
+        report.reasons += [f"shot {shot.id} prompt: not in {script.name}.lock as it is now: would be asked of "
+                           f"the LLM" for shot in expansion.would_ask]
+        report.notes = expansion.notes + report.notes
         return report
 
     _speak(speech, to_speak, options.jobs, progress, sources)
@@ -175,8 +183,8 @@ def _build(script: Path, options: BuildOptions, progress: Progress, scratch: Pat
     srt, vtt = _write_edit(timeline, film_dir, script.stem)
     states = _assemble(timeline, root, cache, scratch, output, options, ff, progress, renderer.name)
     explain.Record.of(film, timing, root).save(film_dir / "explain.json")
-    if rendered.failures:
-        stamp.remove(script)  # the next build retries the failed shots
+    if rendered.failures or expansion.notes or expansion.problems:
+        stamp.remove(script)  # the next build retries the failed shots (and the prompts not expanded)
     else:
         stamp.write(script, stamp_options(options), __version__, stamp.inputs(film, script), output)
     progress.close()
@@ -184,9 +192,25 @@ def _build(script: Path, options: BuildOptions, progress: Progress, scratch: Pat
                        frames=timeline.frames, fps=timeline.fps, shots=len(film.shots), rendered=rendered.made,
                        reused=rendered.reused, lines_spoken=len(to_speak), lines_reused=nlines - len(to_speak),
                        picture=states["picture"], sound=states["sound"], film=states["film"],
-                       notes=rendered.notes + notes + ([states["trimmed"]] if "trimmed" in states else []),
+                       notes=expansion.notes + rendered.notes + notes
+                       + ([states["trimmed"]] if "trimmed" in states else []),
                        labels_drawn=rendered.labels_drawn, warnings=warnings,
                        sources=sources, failures=rendered.failures, renderer=renderer.name)
+
+
+def _expand(film: Film, script: Path, options: BuildOptions, progress: Progress, sources):
+    """The expansion stage: the lock's prompts, and (when asked for) the LLM's for shots not in it."""
+    from storylang import expand
+
+    if not (options.expand or options.locked or expand.lock_mod.lock_path(script).exists()
+            or any(s.expand is not None and s.expand.on for s in film.shots)):
+        return expand.Expansion()  # nothing asks for it: no templates rendered, no lock read
+    try:
+        return expand.expand_film(film, script, expand.Options(expand=options.expand, locked=options.locked,
+                                                               requests=not options.dry_run, jobs=options.jobs),
+                                  progress)
+    except expand.ExpandFailed as e:
+        raise BuildFailed(e.diagnostics, sources) from e
 
 
 def _resolved(script: Path, options: BuildOptions) -> tuple[Film, dict[str, str], list[Diagnostic]]:

@@ -159,15 +159,18 @@ def fmt(files: tuple[Path, ...], check_only: bool, number: bool, diff: bool) -> 
 @click.option("--system-ffmpeg", is_flag=True, help="Prefer the ffmpeg on PATH to the bundled one.")
 @click.option("--dry-run", is_flag=True, help="Say what would be rendered, spoken and encoded; do nothing.")
 @click.option("--force", is_flag=True, help="Replace an -o file that storyc did not write.")
+@click.option("--expand", "expand", is_flag=True,
+              help="An LLM writes the prompts of shots whose script does not say expand on/off (pinned in FILE.lock).")
+@click.option("--locked", is_flag=True, help="Make no LLM request: a shot wanting one the lock lacks fails (CI).")
 def build(script: Path, output, renderer, comfy, skip_missing, strict, jobs, burn_subtitles, preview, release,
-          cache_size, system_ffmpeg, dry_run, force) -> None:
+          cache_size, system_ffmpeg, dry_run, force, expand, locked) -> None:
     """Build the film: pictures (animatic or ComfyUI), voices, edit list and the finished MP4."""
     import os
     import time
 
     t0 = time.perf_counter()
     if _nothing_changed(script, output, renderer, comfy, burn_subtitles, preview, release, system_ffmpeg,
-                        dry_run or force, t0):
+                        dry_run or force or expand or locked, t0):
         return
 
     from rich.console import Console
@@ -186,7 +189,8 @@ def build(script: Path, output, renderer, comfy, skip_missing, strict, jobs, bur
         sys.exit(2)
     options = BuildOptions(output=output, renderer=renderer, jobs=jobs or max(os.cpu_count() or 1, 1),
                            burn_subtitles=burn_subtitles, preview=preview, system_ffmpeg=system_ffmpeg,
-                           dry_run=dry_run, force=force, comfy=settings, release=release, cache_size=limit)
+                           dry_run=dry_run, force=force, comfy=settings, release=release, cache_size=limit,
+                           expand=expand, locked=locked)
     progress = RichProgress(console) if console.is_terminal and not dry_run else Progress()
     try:
         report = run_build(script, options, progress)
@@ -392,7 +396,11 @@ def graph(script: Path, shots, output, explain, comfy, object_info) -> None:
     except OSError as e:
         click.echo(f"storyc: {e}", err=True)
         sys.exit(1)
-    compiled = compile_film(film, script.resolve().parent, info, set(shots) or None, checked.timing)
+    expansion = _lock_prompts(film, script)
+    compiled = compile_film(film, script.resolve().parent, info, set(shots) or None, checked.timing,
+                            expansion.prompts)
+    for note in expansion.notes:
+        click.echo(f"note: {note}", err=True)
     for sg in compiled:
         diags.extend(sg.diagnostics)
     _print_diagnostics(diags, sources)
@@ -411,6 +419,112 @@ def graph(script: Path, shots, output, explain, comfy, object_info) -> None:
             click.echo("")
     atomic.write_text(out_dir / "index.json", json.dumps(index, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
     click.echo(f"{len(compiled)} graphs written to {_shown(out_dir)} (validated against {info.origin})", err=True)
+
+
+def _lock_prompts(film, script: Path):
+    """The prompts the lockfile pins for this film (no request is made)."""
+    from storylang.expand import Options, expand_film
+    from storylang.diagnostics import StoryError
+
+    try:
+        return expand_film(film, script, Options(requests=False))
+    except StoryError as e:
+        click.echo(f"storyc: {e}", err=True)
+        sys.exit(1)
+
+
+@main.command()
+@click.argument("script", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@click.option("--shot", "shots", multiple=True, metavar="ID", help="Only this shot (repeatable).")
+@click.option("--refresh", is_flag=True, help="Ask again even where the lock has an answer.")
+@click.option("-j", "--jobs", type=click.IntRange(1, 64), default=4, show_default=True, help="Requests at once.")
+def expand(script: Path, shots, refresh: bool, jobs: int) -> None:
+    """Ask the LLM for every shot's prompts and pin them in FILE.story.lock; print what changed."""
+    from rich.console import Console
+
+    from storylang import expand as expand_mod
+    from storylang.diagnostics import StoryError
+    from storylang.progress import Progress, RichProgress
+    from storylang.resolve import resolve_file
+
+    film, diags, sources = resolve_file(script, _display(script))
+    if film is None or any(d.severity == "error" for d in diags):
+        _print_diagnostics(diags, sources)
+        click.echo(f"storyc: {_summary(diags)}", err=True)
+        sys.exit(1)
+    known = {s.id for s in film.shots}
+    unknown = [s for s in shots if s not in known]
+    if unknown:
+        click.echo(f"storyc: no shot {unknown[0]} in {script} (shots: {', '.join(s.id for s in film.shots)})", err=True)
+        sys.exit(1)
+    console = Console(stderr=True)
+    progress = RichProgress(console) if console.is_terminal else Progress()
+    opts = expand_mod.Options(expand=True, required=True, only=set(shots) or None, refresh=refresh, jobs=jobs)
+    try:
+        result = expand_mod.expand_film(film, script, opts, progress)
+    except StoryError as e:
+        progress.close()
+        click.echo(f"storyc: {e}", err=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        progress.close()
+        click.echo(f"storyc: interrupted; {script.name}.lock holds every answer received", err=True)
+        sys.exit(130)
+    progress.close()
+    order = {s.id: i for i, s in enumerate(film.shots)}
+    for shot, before, after in sorted(result.changed, key=lambda c: order[c[0].id]):
+        click.echo(expand_mod.diff(shot, before, after), nl=False)
+    _print_diagnostics(result.problems, sources)
+    lock = expand_mod.lock_mod.lock_path(script)
+    click.echo(f"{_shown(lock)}: {result.asked} asked, {result.reused} from the lock, {len(result.changed)} changed"
+               + (f", {len(result.dropped)} dropped (shots no longer in the film)" if result.dropped else ""), err=True)
+    if result.problems:
+        click.echo(f"storyc: {_count(len(result.problems), 'shot')} not expanded", err=True)
+        sys.exit(1)
+
+
+@main.command()
+@click.argument("prose", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), required=True,
+              help="The script to write (.story).")
+@click.option("--shots", type=click.IntRange(1, 500), default=None, help="About how many shots.")
+@click.option("--style", default=None, help='The look of the pictures, e.g. "watercolor, muted palette".')
+@click.option("--force", is_flag=True, help="Replace an existing script.")
+def draft(prose: Path, output: Path, shots, style, force: bool) -> None:
+    """Draft a .story script from prose (a story, a chapter, a synopsis) with an LLM; yours to edit."""
+    from rich.console import Console
+
+    from storylang import atomic
+    from storylang.check import check_film
+    from storylang.diagnostics import StoryError
+    from storylang.draft import draft as run_draft
+    from storylang.expand import endpoint
+    from storylang.progress import Progress, RichProgress
+
+    if output.exists() and not force:
+        click.echo(f"storyc: {output} exists; choose another -o, or --force to replace it", err=True)
+        sys.exit(1)
+    console = Console(stderr=True)
+    progress = RichProgress(console) if console.is_terminal else Progress()
+    try:
+        ep = endpoint(None, output.resolve())
+        result = run_draft(prose, output, ep, shots, style,
+                           check=lambda p: check_film(p, p.name, graphs=False).diagnostics, progress=progress)
+        atomic.write_text(output, result.text)
+    except StoryError as e:
+        progress.close()
+        click.echo(f"storyc: draft failed: {e}", err=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        progress.close()
+        click.echo("storyc: interrupted; nothing was written", err=True)
+        sys.exit(130)
+    progress.close()
+    o = result.outline
+    n = sum(len(s.shots) for s in o.scenes)
+    click.echo(f"{_shown(output)}: {_count(len(o.scenes), 'scene')}, {_count(n, 'shot')}, "
+               f"{_count(len(o.characters), 'character')} (outline asked {result.rounds} time"
+               f"{'s' if result.rounds != 1 else ''}); edit it, then storyc build {_shown(output)}", err=True)
 
 
 @main.group()

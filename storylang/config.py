@@ -6,6 +6,14 @@
     stall = 300       # seconds without progress before a running shot is given up
     schedule = "models"  # shots that share models back to back on one server ("film": script order)
 
+    [llm]
+    model = "llama3.1:8b"                   # the model that expands prompts (docs/expand.md)
+    base_url = "http://localhost:11434/v1"  # any OpenAI-compatible server
+    key_env = "OPENAI_API_KEY"              # the environment variable holding the key
+    timeout = 120                           # seconds per request
+    retries = 4                             # for 429, 5xx and timeouts
+    book = "promptbook.toml"                # example shot → prompt pairs
+
 The servers come from, first found: `--comfy URL` (repeatable), the `STORYC_COMFY`
 environment variable (URLs separated by commas or spaces), the file. Credentials never go
 in the file: see docs/comfy.md (`STORYC_COMFY_TOKEN`).
@@ -25,6 +33,8 @@ except ModuleNotFoundError:  # Python 3.10
 
 NAME = "storyc.toml"
 COMFY_KEYS = {"servers": list, "inflight": int, "stall": (int, float), "poll": (int, float), "schedule": str}
+LLM_KEYS = {"model": str, "base_url": str, "key_env": str, "timeout": (int, float), "retries": int, "book": str}
+SECTIONS = {"comfy": COMFY_KEYS, "llm": LLM_KEYS}
 SCHEDULES = ("models", "film")
 
 
@@ -47,16 +57,34 @@ def load(script: Path) -> dict:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise ConfigError(f"{path}: {e}; fix the file (TOML) or remove it") from e
+    for section, keys in SECTIONS.items():
+        _check_section(path, section, data.get(section, {}), keys)
     comfy = data.get("comfy", {})
-    for key, value in comfy.items():
-        kind = COMFY_KEYS.get(key)
-        if kind is None:
-            raise ConfigError(f"{path}: [comfy] has no setting {key!r} (settings: {', '.join(COMFY_KEYS)})")
-        if not isinstance(value, kind) or isinstance(value, bool):
-            raise ConfigError(f"{path}: [comfy] {key} = {value!r} is not a {getattr(kind, '__name__', 'number')}")
     if comfy.get("schedule", "models") not in SCHEDULES:
         raise ConfigError(f"{path}: [comfy] schedule = {comfy['schedule']!r}; choose one of: {', '.join(SCHEDULES)}")
     return data
+
+
+def _check_section(path: Path, section: str, values, keys: dict) -> None:
+    if not isinstance(values, dict):
+        raise ConfigError(f"{path}: [{section}] must be a table of settings")
+    for key, value in values.items():
+        kind = keys.get(key)
+        if kind is None:
+            raise ConfigError(f"{path}: [{section}] has no setting {key!r} (settings: {', '.join(keys)})")
+        if not isinstance(value, kind) or isinstance(value, bool):
+            raise ConfigError(f"{path}: [{section}] {key} = {value!r} is not a {getattr(kind, '__name__', 'number')}")
+
+
+def llm_settings(script: Path) -> tuple[dict, Path | None]:
+    """The [llm] settings and the folder of the file that holds them (paths in it are relative to it)."""
+    path = find(script)
+    if path is None:
+        return {}, None
+    settings = dict(load(script).get("llm", {}))
+    if "base_url" in settings and not settings["base_url"].startswith(("http://", "https://")):
+        raise ConfigError(f"{path}: [llm] base_url = {settings['base_url']!r} is not a URL; write http://host:port/v1")
+    return settings, path.parent
 
 
 def comfy_servers(script: Path, flags: tuple[str, ...]) -> tuple[list[str], dict]:

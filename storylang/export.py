@@ -59,20 +59,21 @@ def _script_name(name: str, root: Path) -> str:
         return name
 
 
-def _shot_metadata(film: Film, shot_id: str, root: Path) -> dict:
-    from storylang.comfy.prompts import assemble_prompt
+def _shot_metadata(film: Film, shot_id: str, root: Path, prompts: dict) -> dict:
+    from storylang.comfy.prompts import assemble_prompt, expanded_prompt
 
     shot = next((s for s in film.shots if s.id == shot_id), None)
     if shot is None:
         return {"shot": shot_id}
-    prompt = assemble_prompt(film, shot, with_camera_words=False)
+    expanded = prompts.get(shot.id)
+    prompt = expanded_prompt(expanded) if expanded else assemble_prompt(film, shot, with_camera_words=False)
     where = f"{_script_name(shot.where.file, root)}:{shot.where.line}"
     return {"shot": shot.id, "where": where, "seed": shot.render.seed,
             "template": shot.render.template, "prompt": prompt.positive, "negative": prompt.negative}
 
 
-def to_otio(t: Timeline, film: Film, root: Path):
-    """The timeline as an opentimelineio Timeline."""
+def to_otio(t: Timeline, film: Film, root: Path, prompts: dict | None = None):
+    """The timeline as an opentimelineio Timeline; `prompts`: the lock's expanded prompts by shot."""
     import opentimelineio as otio
 
     rate = _rate(t)
@@ -95,7 +96,7 @@ def to_otio(t: Timeline, film: Film, root: Path):
                                                                  clip.source_in + clip.frames, rate),
                              source_range=otio.opentime.TimeRange(rt(clip.source_in + head),
                                                                   rt(clip.frames - head - tail)))
-        meta = _shot_metadata(film, clip.shot, root) if not clip.shot.startswith("#") else {"card": clip.shot}
+        meta = _shot_metadata(film, clip.shot, root, prompts or {}) if not clip.shot.startswith("#") else {"card": clip.shot}
         c.metadata["storylang"] = {**meta, "source": clip.source, "files": list(clip.files)}
         c.metadata["cmx_3600"] = {"reel": _reel(clip.shot)}
         for s in t.speech:
@@ -182,7 +183,8 @@ def gather_media(timeline, media: Path, target: Path, relative: bool) -> int:
     return len(placed)
 
 
-def write(t: Timeline, film: Film, root: Path, fmt: str, target: Path, media: Path | None = None) -> int:
+def write(t: Timeline, film: Film, root: Path, fmt: str, target: Path, media: Path | None = None,
+          prompts: dict | None = None) -> int:
     """Write the timeline in one of FORMATS to `target` (atomically); with `media`, gather the files it
     uses there first (see gather_media). Returns the number of media files gathered."""
     import opentimelineio as otio
@@ -190,7 +192,7 @@ def write(t: Timeline, film: Film, root: Path, fmt: str, target: Path, media: Pa
     from storylang import atomic
 
     adapter, suffix = FORMATS[fmt]
-    timeline = to_otio(t, film, root)
+    timeline = to_otio(t, film, root, prompts)
     # OTIO and EDL keep relative paths; Premiere, Resolve and Final Cut want absolute file URLs
     gathered = gather_media(timeline, media, target, relative=fmt in ("otio", "edl")) if media else 0
     if fmt == "edl":  # CMX3600 has one video track and no audio of ours worth keeping

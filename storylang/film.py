@@ -123,6 +123,20 @@ class SourceClip(Model):
     end: int | None = None
 
 
+class Expand(Model):
+    """`expand on|off` or `expand "instruction"`: whether an LLM writes this shot's prompt (see expand/)."""
+
+    on: bool = True
+    instruction: str = ""
+
+
+class Llm(Model):
+    """`llm "model" [server "url"]` in the film header: which LLM expands the prompts."""
+
+    model: str
+    server: str | None = None
+
+
 class RenderSettings(Model):
     model: str | None = None
     vae: str | None = None
@@ -164,6 +178,7 @@ class Shot(Model):
     keyframes: Keyframes | None = None
     source: SourceClip | None = None
     overrun: Literal["extend", "error"] = "extend"
+    expand: Expand | None = None  # None: the script does not say (the build's --expand decides)
     render: RenderSettings
     where: Where
 
@@ -179,6 +194,7 @@ class Film(Model):
     fps_num: int = 24
     fps_den: int = 1
     narrator: Voice = Voice(id="en-us")
+    llm: Llm | None = None
     fade_in: int = 0
     fade_out: int = 0
     characters: tuple[Character, ...] = ()

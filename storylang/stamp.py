@@ -58,6 +58,9 @@ def inputs(film, script: Path) -> set[Path]:
     config = project_config(script)
     if config:
         files.add(config.resolve())
+    lock = script.with_name(script.name + ".lock")  # the expansion stage's lockfile (expand/lock.py)
+    if lock.exists():
+        files.add(lock.resolve())
     return files
 
 

@@ -18,7 +18,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import Markup
 
 from storylang.cache import digest, file_digest
-from storylang.comfy.prompts import Prompt, assemble_prompt
+from storylang.comfy.prompts import Prompt, assemble_prompt, expanded_prompt
 from storylang.comfy.schema import GraphProblem, ObjectInfo, validate
 from storylang.diagnostics import Diagnostic, did_you_mean
 from storylang.film import Film, Shot
@@ -178,12 +178,12 @@ def _travel(positive: str, schedule: list[dict]) -> str:
     return ",\n".join(travel)
 
 
-def shot_context(film: Film, shot: Shot, root: Path, info: ObjectInfo,
-                 frames: int | None = None) -> tuple[dict, list[GraphInput], list[str], Prompt]:
+def shot_context(film: Film, shot: Shot, root: Path, info: ObjectInfo, frames: int | None = None,
+                 expanded=None) -> tuple[dict, list[GraphInput], list[str], Prompt]:
     """Everything a template may use for one shot, plus the inputs it reads and warnings.
 
     `frames` is the shot's final length from the timing decision (lengthened for its speech);
-    without it, the script's length.
+    without it, the script's length. `expanded`: the shot's LLM-written prompt (expand/), if any.
     """
     frames = frames or shot.frames
     warnings: list[str] = []
@@ -193,7 +193,8 @@ def shot_context(film: Film, shot: Shot, root: Path, info: ObjectInfo,
     nodes = frozenset(info.nodes)
     animatediff = "ADE_LoadAnimateDiffModel" in nodes
     wan_motion = r.template == "motion" and not animatediff
-    prompt = assemble_prompt(film, shot, with_camera_words=wan_motion)
+    prompt = (expanded_prompt(expanded, with_camera_words=wan_motion) if expanded is not None
+              else assemble_prompt(film, shot, with_camera_words=wan_motion))
     references = _references(film, shot, root, info, inputs, warnings)
     keyframes = None
     if shot.keyframes:
@@ -249,10 +250,10 @@ def shot_context(film: Film, shot: Shot, root: Path, info: ObjectInfo,
 
 
 def compile_shot(film: Film, shot: Shot, root: Path, env: SandboxedEnvironment, info: ObjectInfo,
-                 frames: int | None = None) -> ShotGraph:
+                 frames: int | None = None, expanded=None) -> ShotGraph:
     name = shot.render.template
     found = find_template(env, name)
-    ctx, inputs, warnings, prompt = shot_context(film, shot, root, info, frames)
+    ctx, inputs, warnings, prompt = shot_context(film, shot, root, info, frames, expanded)
     result = ShotGraph(shot=shot, template=name, graph=None, prompt=prompt, inputs=inputs, template_file=found or "")
     label = f"shot {shot.id} (template {name})"
     if found is None:
@@ -305,10 +306,13 @@ def _problem(shot: Shot, label: str, p: GraphProblem) -> Diagnostic:
 
 
 def compile_film(film: Film, root: Path, info: ObjectInfo, only: set[str] | None = None,
-                 timing: Timing | None = None) -> list[ShotGraph]:
-    """Every shot's graph (or those in `only`), each as long as `timing` says the shot lasts."""
+                 timing: Timing | None = None, prompts: dict | None = None) -> list[ShotGraph]:
+    """Every shot's graph (or those in `only`), each as long as `timing` says the shot lasts;
+    `prompts`: the expansion stage's prompts by shot id (the rest assemble the script's words)."""
     env = template_env(root / "templates")
-    return [compile_shot(film, shot, root, env, info, timing.shots[shot.id].frames if timing else None)
+    prompts = prompts or {}
+    return [compile_shot(film, shot, root, env, info, timing.shots[shot.id].frames if timing else None,
+                         prompts.get(shot.id))
             for shot in film.shots if only is None or shot.id in only]
 
 

@@ -31,6 +31,18 @@ def camera_words(shot: Shot) -> str:
     return ", ".join(vocab.CAMERA_PROMPT_WORDS.get((m.move, m.direction), m.move) for m in shot.camera)
 
 
+def expanded_prompt(expanded, with_camera_words: bool = False) -> Prompt:
+    """The prompt an LLM wrote for the shot (expand/), as pinned in the lockfile."""
+    how = f"from {expanded.lock}" if expanded.origin == "lock" else f"asked now, pinned in {expanded.lock}"
+    source = f"expansion ({how}; {expanded.model or 'model unknown'}; key {expanded.key[:12]})"
+    positive = [PromptPart(source, expanded.positive)]
+    if with_camera_words and expanded.camera:
+        positive.append(PromptPart("camera (expansion)", expanded.camera))
+    negative = (PromptPart(source, expanded.negative),) if expanded.negative else ()
+    return Prompt(positive=", ".join(p.text for p in positive), negative=expanded.negative,
+                  positive_parts=tuple(positive), negative_parts=negative)
+
+
 def assemble_prompt(film: Film, shot: Shot, with_camera_words: bool = False) -> Prompt:
     parts: list[PromptPart] = []
 

@@ -53,6 +53,7 @@ class RenderContext:
     progress: Progress = field(default_factory=Progress)
     build_dir: Path | None = None  # where a renderer keeps its journal and manifest (None: a dry run)
     cancel: object = None  # a threading.Event set when a newer edit supersedes the build (watch mode)
+    prompts: dict = field(default_factory=dict)  # the expansion stage's prompts by shot id (expand/)
 
 
 @dataclass

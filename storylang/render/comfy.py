@@ -124,7 +124,7 @@ class ComfyRenderer:
         per_server = {}
         for lv in live:
             if lv.info_digest not in by_info:
-                by_info[lv.info_digest] = {g.shot.id: g for g in compile_film(film, ctx.root, lv.info, timing=timing)}
+                by_info[lv.info_digest] = {g.shot.id: g for g in compile_film(film, ctx.root, lv.info, timing=timing, prompts=ctx.prompts)}
             per_server[lv.server.name] = by_info[lv.info_digest]
         graphs: dict[str, dict[str, ShotGraph]] = {}
         problems: dict[str, list[Diagnostic]] = {}

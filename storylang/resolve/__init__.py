@@ -99,7 +99,7 @@ class _Resolver(Settings):
             author=film.get("author", ""),
             title_frames=film.get("title_frames", 0), end=film.get("end", ""), end_frames=film.get("end_frames", 0),
             width=width, height=height, fps_num=self.fps.numerator, fps_den=self.fps.denominator,
-            narrator=base.narrator, fade_in=film_fade_in, fade_out=film_fade_out,
+            narrator=base.narrator, llm=film.get("llm"), fade_in=film_fade_in, fade_out=film_fade_out,
             characters=tuple(characters.values()), scenes=tuple(scenes), shots=tuple(shots),
             script=self.files[0] if self.files else display, files=tuple(self.files),
         )
@@ -303,7 +303,7 @@ class _Resolver(Settings):
             id=identity, number=node.number, name=name or None, scene=scene_index, framing=framing, angle=angle, cast=tuple(cast),
             frames=frames, action=info.get("action", ""), setting=d.setting, lighting=d.lighting, mood=d.mood,
             camera=tuple(info.get("camera", d.camera)), lines=tuple(lines), schedule=tuple(schedule),
-            keyframes=info.get("keyframes"), source=info.get("source"), overrun=d.overrun, render=render,
+            keyframes=info.get("keyframes"), source=info.get("source"), overrun=d.overrun, expand=d.expand, render=render,
             where=f.Where(file=src.display, line=node.span.line, column=node.span.column),
         )
         return shot, trailing

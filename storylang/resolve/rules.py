@@ -60,6 +60,7 @@ class _Defaults:
     lighting: str = ""
     mood: str = ""
     camera: tuple = ()
+    expand: object = None  # film.Expand once a film, scene or shot says `expand`
     seen: dict = field(default_factory=dict)  # key → where it was set on this film, scene or shot
 
     def child(self) -> "_Defaults":

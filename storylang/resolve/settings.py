@@ -93,6 +93,44 @@ class Settings(Values):
         if (v := self.voice(src, s, 'narrator "en-us" rate 160')) is not None:
             d.narrator = v
 
+    def _set_expand(self, src: ScriptFile, s: t.Setting, d: _Defaults, film, shot, scene) -> None:
+        """`expand on`, `expand off`, `expand "instruction"` or `expand on "instruction"`."""
+        example = 'expand on, expand off or expand "more dramatic lighting"'
+        if not self.need(src, s, 1, example):
+            return
+        values = list(s.values)
+        on, instruction = True, ""
+        if values[0].kind in ("word", "name") and values[0].text.lower() in ("on", "off"):
+            on = values.pop(0).text.lower() == "on"
+        if values and values[0].kind == "string" and on:
+            instruction = _clean(values.pop(0).text)
+        elif values and values[0].kind != "string":
+            self.error(src, values[0].span, "bad-value", f'expand is "on", "off" or an instruction in quotes, '
+                       f'not "{values[0].raw}"', f"for example: {example}")
+            return
+        self.extra(src, values, example)
+        d.expand = f.Expand(on=on, instruction=instruction)
+
+    def _set_llm(self, src: ScriptFile, s: t.Setting, d: _Defaults, film, shot, scene) -> None:
+        """`llm "model"` or `llm "model" server "http://localhost:11434/v1"`."""
+        example = 'llm "llama3.1:8b" server "http://localhost:11434/v1"'
+        v = self.quoted(src, s, example, '"llm" needs the model\'s name in quotes', options=2)
+        if v is None:
+            return
+        server = None
+        rest = s.values[1:]
+        if rest:
+            if rest[0].text.lower() != "server" or len(rest) < 2 or rest[1].kind != "string":
+                self.error(src, rest[0].span, "bad-value", f'unexpected "{rest[0].raw}" after the model',
+                           f"for example: {example}")
+                return
+            server = rest[1].text.strip()
+            if not server.startswith(("http://", "https://")):
+                self.error(src, rest[1].span, "bad-value", f'"{server}" is not a server URL',
+                           "write it as http://host:port/v1 (the server's OpenAI-compatible base URL)")
+                return
+        film["llm"] = f.Llm(model=v.text.strip(), server=server)
+
     def _set_duration(self, src: ScriptFile, s: t.Setting, d: _Defaults, film, shot, scene) -> None:
         if self.need(src, s, 1, "duration 4s"):
             self.extra(src, s.values[1:], "duration 4s")
@@ -226,6 +264,8 @@ SETTERS = {
     "seed": Settings._set_seed,
     "narrator": Settings._set_narrator,
     "duration": Settings._set_duration,
+    "expand": Settings._set_expand,
+    "llm": Settings._set_llm,
     "overrun": Settings._set_overrun,
     "lora": Settings._set_lora,
     "upscale": Settings._set_upscale,

@@ -80,6 +80,7 @@ class FakeComfy:
         self.port = port
         self.dir = Path(tempfile.mkdtemp(prefix="fakecomfy-"))
         self.submitted: list[str] = []  # prompt ids of every POST /prompt that was queued
+        self.graphs: dict[str, dict] = {}  # prompt id → the graph submitted
         self.uploads: list[str] = []  # names written by /upload/image
         self.executed: list[str] = []  # prompt ids that ran to the end
         self.loads: list[str] = []  # checkpoint loads (a new checkpoint after a different one)
@@ -287,6 +288,7 @@ class FakeComfy:
         outputs = sorted(nid for nid, n in graph.items() if info[n["class_type"]].get("output_node"))
         heapq.heappush(self.queue, (number, pid, graph, extra, outputs))
         self.submitted.append(pid)
+        self.graphs[pid] = graph
         await self._status()
         self._wake.set()
         return web.json_response({"prompt_id": pid, "number": number, "node_errors": {}})
