@@ -333,3 +333,26 @@ def test_the_lockfile_reads_back_exactly_whatever_the_text(positive, negative):
     (entry,) = tomllib.loads(text)["shot"]
     assert entry["positive"] == positive and entry.get("negative", "") == negative
     assert all(len(line) <= 100 or " " not in line.strip() for line in text.splitlines()[4:])
+
+
+def test_the_script_header_names_the_model_and_server_over_storyc_toml(film_dir, llm, tmp_path):
+    other = FakeOpenAI(model="llama3.1:8b").start()
+    try:
+        edit(film_dir, 'style "ink wash"\n', f'style "ink wash"\nllm "llama3.1:8b" server "{other.url}"\n')
+        assert run("expand", film_dir / "film.story").exit_code == 0
+        assert not llm.requests and {b["model"] for b in other.requests} == {"llama3.1:8b"}
+        assert lock_of(film_dir)["1"]["base_url"] == other.url
+    finally:
+        other.stop()
+    edit(film_dir, f'server "{other.url}"', 'server "localhost:11434"')
+    result = run("check", film_dir / "film.story")
+    assert result.exit_code == 1 and '"localhost:11434" is not a server URL' in result.output
+
+
+def test_a_dry_run_says_which_prompts_would_be_asked_for_and_asks_nothing(film_dir, llm):
+    run("expand", "--shot", "1", film_dir / "film.story")
+    result = run("build", "--dry-run", "--expand", film_dir / "film.story")
+    assert result.exit_code == 0, result.output
+    assert len(llm.requests) == 1
+    assert "shot 2 prompt: not in film.story.lock as it is now: would be asked of the LLM" in result.output
+    assert "shot 1 prompt" not in result.output
