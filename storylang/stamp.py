@@ -58,10 +58,24 @@ def inputs(film, script: Path) -> set[Path]:
     config = project_config(script)
     if config:
         files.add(config.resolve())
+        book = _prompt_book(config)
+        if book is not None:
+            files.add(book)
     lock = script.with_name(script.name + ".lock")  # the expansion stage's lockfile (expand/lock.py)
     if lock.exists():
         files.add(lock.resolve())
     return files
+
+
+def _prompt_book(config: Path) -> Path | None:
+    """The prompt book storyc.toml's [llm] names (expand/book.py), if it does."""
+    from storylang.config import tomllib
+
+    try:
+        book = tomllib.loads(config.read_text(encoding="utf-8")).get("llm", {}).get("book")
+    except (OSError, ValueError):
+        return None
+    return (config.parent / book).resolve() if isinstance(book, str) else None
 
 
 def project_config(script: Path) -> Path | None:

@@ -285,6 +285,11 @@ def test_a_prompt_book_gives_the_closest_examples_as_earlier_turns(film_dir, llm
     # the rest (a tie), sent in the book's order
     assert shown == ["a lighthouse in a storm", "gulls over the harbour water", "boats at anchor in the harbour"]
     assert answers == ["p0", "p1", "p4"]
+    # the book is an input of the build (the no-op stamp, watch mode)
+    from storylang import stamp
+
+    film, _, _ = resolve_file(film_dir / "film.story", "film.story")
+    assert (film_dir / "promptbook.toml").resolve() in stamp.inputs(film, film_dir / "film.story")
     assert closest([{"shot": "a"}], "anything") == [{"shot": "a"}]
 
 
