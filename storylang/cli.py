@@ -572,8 +572,9 @@ def template_import(workflow: Path, output, comfy, object_info) -> None:
 
 @main.command()
 @click.argument("script", type=click.Path(path_type=Path, dir_okay=False, exists=True))
-@click.option("--format", "fmt", type=click.Choice(["otio", "edl", "fcp7", "fcpx"]), required=True,
-              help="OpenTimelineIO, CMX3600 EDL, Final Cut Pro 7 XML (Premiere, Resolve) or FCPXML.")
+@click.option("--format", "fmt", type=click.Choice(["otio", "edl", "fcp7", "fcpx", "fountain"]), required=True,
+              help="OpenTimelineIO, CMX3600 EDL, Final Cut Pro 7 XML (Premiere, Resolve), FCPXML, or the "
+                   "screenplay as Fountain.")
 @click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False),
               help="Where to write it (default: build/<film>/<film>.<ext>).")
 @click.option("--media", type=click.Path(path_type=Path, file_okay=False),
@@ -586,6 +587,9 @@ def export(script: Path, fmt: str, output, media) -> None:
     from storylang.resolve import resolve_file
     from storylang.timeline import Timeline
 
+    if fmt == "fountain":
+        _export_fountain(script, output)
+        return
     try:
         report = run_build(script, BuildOptions())
         film, _diags, _sources = resolve_file(script, _display(script))
@@ -600,6 +604,74 @@ def export(script: Path, fmt: str, output, media) -> None:
     click.echo(f"{_shown(target)}: {len(timeline.clips)} clips, {len(timeline.speech)} lines, "
                f"{len(timeline.chapters)} scenes ({fmt})"
                + (f"; {gathered} media files in {_shown(media)}" if media else ""), err=True)
+
+
+def _export_fountain(script: Path, output) -> None:
+    """The screenplay of a script as Fountain (no build needed)."""
+    from storylang import atomic
+    from storylang.builddir import build_root
+    from storylang.diagnostics import StoryError
+    from storylang.fountain import to_fountain
+    from storylang.syntax.parse import parse_file
+
+    tree, diags, text = parse_file(script, _display(script))
+    if tree is None or any(d.severity == "error" for d in diags):
+        _print_diagnostics(diags, {_display(script): text} if text else {})
+        click.echo(f"storyc: export failed: {_summary(diags)}", err=True)
+        sys.exit(1)
+    target = output or build_root(script) / script.stem / f"{script.stem}.fountain"
+    try:
+        atomic.write_text(target, to_fountain(tree))
+    except StoryError as e:
+        click.echo(f"storyc: export failed: {e}", err=True)
+        sys.exit(1)
+    scenes = sum(1 for item in tree.items if type(item).__name__ == "Scene")
+    click.echo(f"{_shown(target)}: the screenplay, {_count(scenes, 'scene')} (fountain)", err=True)
+
+
+@main.command("import")
+@click.argument("screenplay", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), required=True,
+              help="The script to write (.story).")
+@click.option("--force", is_flag=True, help="Replace an existing script.")
+def import_(screenplay: Path, output: Path, force: bool) -> None:
+    """A Fountain screenplay as a .story script (what the screenplay does not say is guessed, with notes)."""
+    import os
+
+    from storylang import atomic
+    from storylang.diagnostics import StoryError
+    from storylang.fountain import import_text
+    from storylang.resolve import resolve_file
+
+    if output.exists() and not force:
+        click.echo(f"storyc: {output} exists; choose another -o, or --force to replace it", err=True)
+        sys.exit(1)
+    try:
+        text = screenplay.read_text(encoding="utf-8-sig")
+        story = import_text(text, screenplay.name, output.name)
+    except UnicodeDecodeError as e:
+        click.echo(f"storyc: {screenplay}: not UTF-8 text (byte {e.start}); save it as UTF-8", err=True)
+        sys.exit(1)
+    except StoryError as e:
+        click.echo(f"storyc: import failed: {e}", err=True)
+        sys.exit(1)
+    probe = output.with_name(f".{output.stem}.import-{os.getpid()}.story")
+    try:
+        atomic.write_text(probe, story)
+        film, diags, sources = resolve_file(probe, _display(output))
+    finally:
+        probe.unlink(missing_ok=True)
+    errors = [d for d in diags if d.severity == "error"]
+    if film is None or errors:
+        _print_diagnostics(errors, {_display(output): story})
+        click.echo(f"storyc: import failed: the script made from {screenplay.name} does not check "
+                   f"({_summary(errors)}); nothing was written", err=True)
+        sys.exit(1)
+    atomic.write_text(output, story)
+    guesses = story.count('note "guess:')
+    click.echo(f"{_shown(output)}: {_count(len(film.scenes), 'scene')}, {_count(len(film.shots), 'shot')}, "
+               f"{_count(len(film.characters), 'character')}"
+               + (f"; {guesses} {'guess' if guesses == 1 else 'guesses'} left as notes" if guesses else "") + "; storyc check it", err=True)
 
 
 @main.command()

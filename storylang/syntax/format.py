@@ -164,6 +164,17 @@ def shot_numbers(script: t.Script) -> dict[int, str]:
     return out
 
 
+def statement_text(node, depth: int = 0) -> list[str]:
+    """One statement's canonical lines (a settings line, dialogue, transition, or a shot's header
+    alone: its body is not printed), indented `depth` levels; comments and blank lines left out."""
+    p = _Printer(t.Script(file="", items=()), "", None)
+    if isinstance(node, t.Shot):
+        p.shot(depth, node.model_copy(update={"body": ()}))
+    else:
+        p.body(depth, [node])
+    return p.lines
+
+
 def format_script(script: t.Script, source: str, number_shots: bool = False) -> str:
     """The canonical text of a parsed script."""
     p = _Printer(script, source, shot_numbers(script) if number_shots else None)
