@@ -78,6 +78,7 @@ class BuildOptions:
     comfy: object = None  # render.comfy.ComfySettings when renderer is "comfy"
     expand: bool = False  # --expand: an LLM writes the prompts of shots whose script does not say (expand/)
     locked: bool = False  # --locked: no LLM requests; a shot wanting one not in the lock fails the build
+    edit_only: bool = False  # stop after the edit list: pictures, speech and timeline.json, no film (storyc board)
 
 
 @dataclass
@@ -181,6 +182,13 @@ def _build(script: Path, options: BuildOptions, progress: Progress, scratch: Pat
     _go_on(options)
     timeline, notes = build_timeline(film, rendered.pictures, spoken, script_digest(film, root), timing)
     srt, vtt = _write_edit(timeline, film_dir, script.stem)
+    if options.edit_only:
+        progress.close()
+        return BuildReport(output=output, timeline=film_dir / "timeline.json", subtitles=(srt, vtt),
+                           frames=timeline.frames, fps=timeline.fps, shots=len(film.shots), rendered=rendered.made,
+                           reused=rendered.reused, lines_spoken=len(to_speak), lines_reused=nlines - len(to_speak),
+                           picture="not made", sound="not made", film="not made", notes=expansion.notes + notes,
+                           warnings=warnings, sources=sources, failures=rendered.failures, renderer=renderer.name)
     states = _assemble(timeline, root, cache, scratch, output, options, ff, progress, renderer.name)
     explain.Record.of(film, timing, root).save(film_dir / "explain.json")
     if rendered.failures or expansion.notes or expansion.problems:

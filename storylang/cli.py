@@ -606,6 +606,45 @@ def export(script: Path, fmt: str, output, media) -> None:
                + (f"; {gathered} media files in {_shown(media)}" if media else ""), err=True)
 
 
+@main.command()
+@click.argument("script", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False),
+              help="board.pdf or board.html (default: build/<film>/<film>-board.pdf).")
+def board(script: Path, output) -> None:
+    """The storyboard to print: a panel per shot with its picture, words and camera (builds first)."""
+    from storylang import board as board_mod
+    from storylang.build import BuildOptions, build as run_build
+    from storylang.builddir import build_root
+    from storylang.diagnostics import StoryError
+    from storylang.resolve import resolve_file
+    from storylang.timeline import Timeline
+    from storylang.toolchain import find_ffmpeg
+
+    target = output or build_root(script) / script.stem / f"{script.stem}-board.pdf"
+    if target.suffix.lower() not in (".pdf", ".html", ".htm"):
+        click.echo(f"storyc: {target.name}: a board is written as .pdf or .html", err=True)
+        sys.exit(2)
+    try:
+        report = run_build(script, BuildOptions(edit_only=True))  # the pictures and the edit list, no film
+        film, _diags, _sources = resolve_file(script, _display(script))
+        timeline = Timeline.model_validate_json(report.timeline.read_text(encoding="utf-8"))
+        parts = board_mod.sections(film, timeline, script.resolve().parent, report.timeline.parent / "board",
+                                   find_ffmpeg().path)
+        if target.suffix.lower() == ".pdf":
+            pages = board_mod.write_pdf(parts, film, target, timeline.script_digest)
+        else:
+            board_mod.write_html(parts, film, target, timeline.script_digest)
+            pages = None
+    except StoryError as e:
+        if e.diagnostics:
+            _print_diagnostics(e.diagnostics, e.sources)
+        click.echo(f"storyc: board failed: {e if not e.diagnostics else _summary(e.diagnostics)}", err=True)
+        sys.exit(1)
+    panels = sum(len(p.panels) for p in parts)
+    click.echo(f"{_shown(target)}: {_count(panels, 'panel')}, {_count(len(parts), 'scene')}"
+               + (f", {_count(pages, 'page')}" if pages else ""), err=True)
+
+
 def _export_fountain(script: Path, output) -> None:
     """The screenplay of a script as Fountain (no build needed)."""
     from storylang import atomic
