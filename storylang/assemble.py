@@ -504,12 +504,15 @@ def _meta_escape(text: str) -> str:
     return "".join(out)
 
 
-def metadata(t: Timeline, provenance: str) -> str:
-    """An ffmetadata file: title, author, provenance and one chapter per scene (times in frames)."""
+def metadata(t: Timeline, provenance: str, manifest: str = "") -> str:
+    """An ffmetadata file: title, author, provenance (a line, and the manifest as `synopsis`: see
+    provenance.py) and one chapter per scene (times in frames)."""
     lines = [";FFMETADATA1", f"title={_meta_escape(t.title)}"]
     if t.author:
         lines.append(f"artist={_meta_escape(t.author)}")
     lines.append(f"comment={_meta_escape(provenance)}")
+    if manifest:
+        lines.append(f"synopsis={_meta_escape(manifest)}")
     for c in t.chapters:
         lines += ["[CHAPTER]", f"TIMEBASE={t.fps_den}/{t.fps_num}", f"START={c.start}", f"END={c.end}",
                   f"title={_meta_escape(c.title)}"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
+import json
 import subprocess
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -212,7 +213,7 @@ def _text_rows(c, rows, x: float, y: float, width: float, height: float, split) 
 # ---------------------------------------------------------------- HTML
 
 
-def write_html(parts: list[Section], film: Film, target: Path, digest: str) -> None:
+def write_html(parts: list[Section], film: Film, target: Path, digest: str, origin: dict | None = None) -> None:
     """The board as one HTML page with its pictures inlined (it can be mailed or printed as it is)."""
     import jinja2
 
@@ -225,5 +226,6 @@ def write_html(parts: list[Section], film: Film, target: Path, digest: str) -> N
 
     html = env.get_template("board/board.html.j2").render(
         film=film, sections=parts, picture=data_uri, version=__version__, digest=digest,
-        aspect=f"{film.width} / {film.height}")
+        aspect=f"{film.width} / {film.height}",
+        provenance=json.dumps(origin or {}, sort_keys=True, ensure_ascii=False).replace("</", "<\\/"))
     atomic.write_text(target, html)

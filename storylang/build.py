@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
-from storylang import __version__, assemble, atomic, builddir, explain, stamp
+from storylang import __version__, assemble, atomic, builddir, explain, provenance, stamp
 from storylang import output as output_mod
 from storylang import speech as speech_mod
 from storylang.comfy.run import Cancelled
@@ -103,6 +103,7 @@ class BuildReport:
     failures: list[Diagnostic] = field(default_factory=list)  # shots whose render failed (cut in as cards)
     renderer: str = "animatic"
     reasons: list[str] = field(default_factory=list)  # a dry run: what would be redone and why
+    provenance: dict = field(default_factory=dict)  # where the film came from (provenance.py)
 
     @property
     def seconds(self) -> float:
@@ -182,14 +183,16 @@ def _build(script: Path, options: BuildOptions, progress: Progress, scratch: Pat
     _go_on(options)
     timeline, notes = build_timeline(film, rendered.pictures, spoken, script_digest(film, root), timing)
     srt, vtt = _write_edit(timeline, film_dir, script.stem)
+    origin = provenance.manifest(film, script, renderer.name, timeline, film_dir, expansion.prompts)
     if options.edit_only:
         progress.close()
         return BuildReport(output=output, timeline=film_dir / "timeline.json", subtitles=(srt, vtt),
                            frames=timeline.frames, fps=timeline.fps, shots=len(film.shots), rendered=rendered.made,
                            reused=rendered.reused, lines_spoken=len(to_speak), lines_reused=nlines - len(to_speak),
                            picture="not made", sound="not made", film="not made", notes=expansion.notes + notes,
-                           warnings=warnings, sources=sources, failures=rendered.failures, renderer=renderer.name)
-    states = _assemble(timeline, root, cache, scratch, output, options, ff, progress, renderer.name)
+                           warnings=warnings, sources=sources, failures=rendered.failures, renderer=renderer.name,
+                           provenance=origin)
+    states = _assemble(timeline, root, cache, scratch, output, options, ff, progress, renderer.name, origin)
     explain.Record.of(film, timing, root).save(film_dir / "explain.json")
     if rendered.failures or expansion.notes or expansion.problems:
         stamp.remove(script)  # the next build retries the failed shots (and the prompts not expanded)
@@ -203,7 +206,7 @@ def _build(script: Path, options: BuildOptions, progress: Progress, scratch: Pat
                        notes=expansion.notes + rendered.notes + notes
                        + ([states["trimmed"]] if "trimmed" in states else []),
                        labels_drawn=rendered.labels_drawn, warnings=warnings,
-                       sources=sources, failures=rendered.failures, renderer=renderer.name)
+                       sources=sources, failures=rendered.failures, renderer=renderer.name, provenance=origin)
 
 
 def _expand(film: Film, script: Path, options: BuildOptions, progress: Progress, sources):
@@ -363,7 +366,7 @@ def _make_picture(pic: Picture, timeline, root: Path, scratch: Path, enc, ff, op
 
 
 def _assemble(timeline, root: Path, cache: Cache, scratch: Path, output: Path, options: BuildOptions, ff,
-              progress: Progress, renderer: str) -> dict[str, str]:
+              progress: Progress, renderer: str, origin: dict) -> dict[str, str]:
     """Picture, sound and mux, each skipped when its inputs are unchanged; then the film at `output`.
 
     Returns what happened to each: picture encoded/reused, sound mixed/reused, film written/reused.
@@ -392,7 +395,7 @@ def _assemble(timeline, root: Path, cache: Cache, scratch: Path, output: Path, o
             sound_job.result()
             states["sound"] = "mixed"
     meta = assemble.metadata(timeline, f"storyc {__version__}; renderer {renderer}; "
-                                       f"script sha256:{timeline.script_digest}")
+                                       f"script sha256:{timeline.script_digest}", provenance.text(origin))
     film_file = cache.path("films", digest({"stage": assemble.MUX_VERSION, "picture": pic.key,
                                              "sound": sound_key, "meta": meta}), ".mp4")
     if not film_file.is_file():

@@ -418,7 +418,22 @@ def graph(script: Path, shots, output, explain, comfy, object_info) -> None:
             click.echo(explain_graph(sg, film))
             click.echo("")
     atomic.write_text(out_dir / "index.json", json.dumps(index, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+    _graph_provenance(film, script, compiled, expansion.prompts, out_dir / "index.json")
     click.echo(f"{len(compiled)} graphs written to {_shown(out_dir)} (validated against {info.origin})", err=True)
+
+
+def _graph_provenance(film, script: Path, compiled, prompts: dict, index: Path) -> None:
+    """index.json.provenance.json: the files read and each written graph's digest."""
+    import json
+
+    from storylang.cache import digest
+    from storylang.comfy.graphs import graph_json
+    from storylang.provenance import manifest, write_beside
+
+    origin = manifest(film, script, "comfy", None, None, prompts)
+    graphs = {sg.shot.id: digest(json.loads(graph_json(sg.graph))) for sg in compiled}
+    origin["shots"] = {k: {**v, "graph": graphs[k], "picture": []} for k, v in origin["shots"].items() if k in graphs}
+    write_beside(index, origin)
 
 
 def _lock_prompts(film, script: Path):
@@ -595,7 +610,8 @@ def export(script: Path, fmt: str, output, media) -> None:
         film, _diags, _sources = resolve_file(script, _display(script))
         timeline = Timeline.model_validate_json(report.timeline.read_text(encoding="utf-8"))
         target = output or report.timeline.parent / f"{script.stem}{export_mod.FORMATS[fmt][1]}"
-        gathered = export_mod.write(timeline, film, script.resolve().parent, fmt, target, media)
+        gathered = export_mod.write(timeline, film, script.resolve().parent, fmt, target, media,
+                                    prompts=_lock_prompts(film, script).prompts, origin=report.provenance)
     except StoryError as e:
         if e.diagnostics:
             _print_diagnostics(e.diagnostics, e.sources)
@@ -607,12 +623,32 @@ def export(script: Path, fmt: str, output, media) -> None:
 
 
 @main.command()
+@click.argument("output", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@click.option("--json", "as_json", is_flag=True, help="The manifest as JSON.")
+def provenance(output: Path, as_json: bool) -> None:
+    """Where a film (or a timeline, board or graph index) came from: storyc, git, files, shots."""
+    import json
+
+    from storylang import provenance as prov
+    from storylang.diagnostics import StoryError
+    from storylang.toolchain import find_ffmpeg
+
+    try:
+        found = prov.read(output, find_ffmpeg().path)
+    except (StoryError, ValueError) as e:
+        click.echo(f"storyc: {e}", err=True)
+        sys.exit(1)
+    click.echo(json.dumps(found, indent=2, sort_keys=True, ensure_ascii=False) if as_json else prov.describe(found))
+
+
+@main.command()
 @click.argument("script", type=click.Path(path_type=Path, dir_okay=False, exists=True))
 @click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False),
               help="board.pdf or board.html (default: build/<film>/<film>-board.pdf).")
 def board(script: Path, output) -> None:
     """The storyboard to print: a panel per shot with its picture, words and camera (builds first)."""
     from storylang import board as board_mod
+    from storylang.provenance import write_beside
     from storylang.build import BuildOptions, build as run_build
     from storylang.builddir import build_root
     from storylang.diagnostics import StoryError
@@ -632,8 +668,9 @@ def board(script: Path, output) -> None:
                                    find_ffmpeg().path)
         if target.suffix.lower() == ".pdf":
             pages = board_mod.write_pdf(parts, film, target, timeline.script_digest)
+            write_beside(target, report.provenance)
         else:
-            board_mod.write_html(parts, film, target, timeline.script_digest)
+            board_mod.write_html(parts, film, target, timeline.script_digest, report.provenance)
             pages = None
     except StoryError as e:
         if e.diagnostics:

@@ -184,15 +184,18 @@ def gather_media(timeline, media: Path, target: Path, relative: bool) -> int:
 
 
 def write(t: Timeline, film: Film, root: Path, fmt: str, target: Path, media: Path | None = None,
-          prompts: dict | None = None) -> int:
+          prompts: dict | None = None, origin: dict | None = None) -> int:
     """Write the timeline in one of FORMATS to `target` (atomically); with `media`, gather the files it
-    uses there first (see gather_media). Returns the number of media files gathered."""
+    uses there first (see gather_media). `origin`: the build's provenance, in an OTIO timeline's
+    metadata, beside the other formats. Returns the number of media files gathered."""
     import opentimelineio as otio
 
     from storylang import atomic
 
     adapter, suffix = FORMATS[fmt]
     timeline = to_otio(t, film, root, prompts)
+    if origin and fmt == "otio":
+        timeline.metadata["storylang"]["provenance"] = origin
     # OTIO and EDL keep relative paths; Premiere, Resolve and Final Cut want absolute file URLs
     gathered = gather_media(timeline, media, target, relative=fmt in ("otio", "edl")) if media else 0
     if fmt == "edl":  # CMX3600 has one video track and no audio of ours worth keeping
@@ -206,4 +209,8 @@ def write(t: Timeline, film: Film, root: Path, fmt: str, target: Path, media: Pa
         text = "".join(line for line in text.splitlines(keepends=True)
                        if not line.startswith(("* FROM CLIP: ", "* TO CLIP: ")))
     atomic.write_text(target, text)
+    if origin and fmt != "otio":
+        from storylang.provenance import write_beside
+
+        write_beside(target, origin)
     return gathered

@@ -1,5 +1,7 @@
 """`storyc export`: the built edit list as OTIO, EDL, FCP7 XML and FCPXML, read back by OpenTimelineIO."""
 
+import re
+
 import opentimelineio as otio
 import pytest
 from click.testing import CliRunner
@@ -110,6 +112,8 @@ def test_the_demo_exports_as_its_golden_file(lighthouse, fmt, ext):
     # the copies' absolute URLs (FCP formats) depend on where the test runs: name that place FILM
     text = out.read_text().replace((lighthouse.parent / "handoff").resolve().as_uri(), "file:///FILM")
     text = text.replace(str((lighthouse.parent / "handoff").resolve()), "/FILM")
+    # the pictures' digests depend on the fonts and Pillow drawing the cards: not part of the format
+    text = re.sub(r'("picture": \[)[^\]]*(\])', r"\1\2", text)
     golden = GOLDEN / f"lighthouse.{ext}"
     if os.environ.get("STORYLANG_UPDATE_GOLDEN"):
         golden.write_text(text)

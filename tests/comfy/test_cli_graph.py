@@ -73,4 +73,4 @@ def test_graphs_are_byte_identical_across_processes_with_different_hash_seeds(tm
         subprocess.run([sys.executable, "-m", "storylang.cli", "graph", str(tmp_path / "films" / "everything.story"),
                         "-o", str(out)], check=True, capture_output=True, env={**os.environ, "PYTHONHASHSEED": seed})
         outputs.append({p.name: p.read_bytes() for p in sorted(out.iterdir())})
-    assert len(outputs[0]) == 10 and outputs[0] == outputs[1]
+    assert len(outputs[0]) == 11 and outputs[0] == outputs[1]  # 9 graphs, index.json and its provenance
