@@ -12,6 +12,8 @@ exactly as long as the film.
 
 from __future__ import annotations
 
+from contextlib import contextmanager, nullcontext
+from fractions import Fraction
 from pathlib import Path
 
 from storylang.diagnostics import OneLineError
@@ -183,6 +185,27 @@ def gather_media(timeline, media: Path, target: Path, relative: bool) -> int:
     return len(placed)
 
 
+@contextmanager
+def _fcpx_knows_rate(t: Timeline):
+    """The FCPXML adapter finds a rate's frameDuration in a table keyed by 23.98 and 29.97, and reads
+    rates back truncated to whole numbers (23 for 24000/1001), so the exact NTSC rates find none: the
+    format gets an empty frameDuration and the adapter fails on it. While it writes our timeline, the
+    table knows the film's exact rate under both keys."""
+    import opentimelineio as otio
+
+    # the module OTIO's plugin system loaded (by file), not a second import of it
+    table = otio.adapters.from_name("fcpx_xml").module().FRAMERATE_FRAMEDURATION
+    frame = Fraction(t.fps_den, t.fps_num)
+    added = [k for k in (float(t.fps), int(t.fps)) if k not in table]
+    for k in added:
+        table[k] = f"{frame.numerator}/{frame.denominator}s"
+    try:
+        yield
+    finally:
+        for k in added:
+            table.pop(k, None)
+
+
 def write(t: Timeline, film: Film, root: Path, fmt: str, target: Path, media: Path | None = None,
           prompts: dict | None = None, origin: dict | None = None) -> int:
     """Write the timeline in one of FORMATS to `target` (atomically); with `media`, gather the files it
@@ -201,7 +224,8 @@ def write(t: Timeline, film: Film, root: Path, fmt: str, target: Path, media: Pa
     if fmt == "edl":  # CMX3600 has one video track and no audio of ours worth keeping
         timeline.tracks[:] = [timeline.tracks[0]]
     try:
-        text = otio.adapters.write_to_string(timeline, adapter_name=adapter)
+        with _fcpx_knows_rate(t) if fmt == "fcpx" else nullcontext():
+            text = otio.adapters.write_to_string(timeline, adapter_name=adapter)
     except Exception as e:  # noqa: BLE001 - an adapter's own exception types vary
         raise ExportError(f"cannot write {fmt}: {e}") from e
     if fmt == "edl":

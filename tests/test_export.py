@@ -118,3 +118,29 @@ def test_the_demo_exports_as_its_golden_file(lighthouse, fmt, ext):
     if os.environ.get("STORYLANG_UPDATE_GOLDEN"):
         golden.write_text(text)
     assert text == golden.read_text()
+
+
+@pytest.mark.parametrize("rate, num, den", [("23.976fps", 24000, 1001), ("29.97fps", 30000, 1001)])
+def test_ntsc_rates_are_written_as_the_exact_rational_in_every_format(tmp_path, rate, num, den):
+    (tmp_path / "film.story").write_text(FILM.replace("@ 24fps", f"@ {rate}"))
+    files = {}
+    for fmt, ext in (("otio", "otio"), ("edl", "edl"), ("fcp7", "xml"), ("fcpx", "fcpxml")):
+        files[fmt] = tmp_path / f"film.{ext}"
+        result = CliRunner().invoke(main, ["export", str(tmp_path / "film.story"), "--format", fmt,
+                                           "-o", str(files[fmt])])
+        assert result.exit_code == 0, result.output
+    timebase = round(num / den)
+    xml = files["fcp7"].read_text()
+    assert xml.count("<ntsc>TRUE</ntsc>") > 0 and "<ntsc>FALSE</ntsc>" not in xml
+    assert set(re.findall(r"<timebase>(\d+)</timebase>", xml)) == {str(timebase)}
+    assert set(re.findall(r'frameDuration="([^"]*)"', files["fcpx"].read_text())) == {f"{den}/{num}s"}
+    for fmt in ("otio", "fcp7", "fcpx", "edl"):
+        tl = otio.adapters.read_from_file(str(files[fmt]), rate=num / den) if fmt == "edl" else \
+            otio.adapters.read_from_file(str(files[fmt]))
+        clips = [c for c in tl.video_tracks()[0] if isinstance(c, otio.schema.Clip)]
+        assert [c.name for c in clips] == ["shot 1", "shot 2", "shot 3"], fmt
+        if fmt == "fcpx":
+            continue  # its reader truncates a rate to whole frames a second (23): the file has 1001/24000s
+        assert all(abs(c.duration().rate - num / den) < 1e-6 for c in clips), fmt
+        assert tl.video_tracks()[0].duration().rescaled_to(num / den).value == pytest.approx(
+            round(2 * num / den) * 2 + round(num / den) - round(0.5 * num / den)), fmt
