@@ -162,15 +162,23 @@ def fmt(files: tuple[Path, ...], check_only: bool, number: bool, diff: bool) -> 
 @click.option("--expand", "expand", is_flag=True,
               help="An LLM writes the prompts of shots whose script does not say expand on/off (pinned in FILE.lock).")
 @click.option("--locked", is_flag=True, help="Make no LLM request: a shot wanting one the lock lacks fails (CI).")
+@click.option("--export", "exports", default="", metavar="FORMATS",
+              help="Also write these timelines beside the film, e.g. otio,edl (otio, edl, fcp7, fcpx).")
 def build(script: Path, output, renderer, comfy, skip_missing, strict, jobs, burn_subtitles, preview, release,
-          cache_size, system_ffmpeg, dry_run, force, expand, locked) -> None:
+          cache_size, system_ffmpeg, dry_run, force, expand, locked, exports) -> None:
     """Build the film: pictures (animatic or ComfyUI), voices, edit list and the finished MP4."""
     import os
     import time
 
     t0 = time.perf_counter()
+    formats = [f.strip() for f in exports.split(",") if f.strip()]
+    unknown = [f for f in formats if f not in ("otio", "edl", "fcp7", "fcpx")]
+    if unknown:
+        click.echo(f"storyc: --export {unknown[0]!r}: the timelines are otio, edl, fcp7 and fcpx "
+                   "(storyc export --format fountain writes the screenplay)", err=True)
+        sys.exit(2)
     if _nothing_changed(script, output, renderer, comfy, burn_subtitles, preview, release, system_ffmpeg,
-                        dry_run or force or expand or locked, t0):
+                        dry_run or force or expand or locked or bool(formats), t0):
         return
 
     from rich.console import Console
@@ -222,6 +230,13 @@ def build(script: Path, output, renderer, comfy, skip_missing, strict, jobs, bur
         click.echo(f"note: {note}", err=True)
     if report.failures:
         _print_diagnostics(report.failures, report.sources)
+    if not dry_run:
+        try:
+            for fmt in formats:
+                _timeline_export(script, report, fmt)
+        except StoryError as e:
+            click.echo(f"storyc: export failed: {e}", err=True)
+            sys.exit(1)
     _print_summary(report, script, dry_run, time.perf_counter() - t0)
 
 
@@ -596,27 +611,33 @@ def template_import(workflow: Path, output, comfy, object_info) -> None:
               help="Copy (or hard-link) every file it uses into this folder, with shot-numbered names.")
 def export(script: Path, fmt: str, output, media) -> None:
     """The film's edit list as an editor's timeline (builds first; a built film is reused)."""
-    from storylang import export as export_mod
     from storylang.build import BuildOptions, build as run_build
     from storylang.diagnostics import StoryError
-    from storylang.resolve import resolve_file
-    from storylang.timeline import Timeline
 
     if fmt == "fountain":
         _export_fountain(script, output)
         return
     try:
         report = run_build(script, BuildOptions())
-        film, _diags, _sources = resolve_file(script, _display(script))
-        timeline = Timeline.model_validate_json(report.timeline.read_text(encoding="utf-8"))
-        target = output or report.timeline.parent / f"{script.stem}{export_mod.FORMATS[fmt][1]}"
-        gathered = export_mod.write(timeline, film, script.resolve().parent, fmt, target, media,
-                                    prompts=_lock_prompts(film, script).prompts, origin=report.provenance)
+        _timeline_export(script, report, fmt, output, media)
     except StoryError as e:
         if e.diagnostics:
             _print_diagnostics(e.diagnostics, e.sources)
         click.echo(f"storyc: export failed: {e if not e.diagnostics else _summary(e.diagnostics)}", err=True)
         sys.exit(1)
+
+
+def _timeline_export(script: Path, report, fmt: str, output=None, media=None) -> None:
+    """Write one timeline format of a built film (build/<film>/<film>.<ext> unless told where)."""
+    from storylang import export as export_mod
+    from storylang.resolve import resolve_file
+    from storylang.timeline import Timeline
+
+    film, _diags, _sources = resolve_file(script, _display(script))
+    timeline = Timeline.model_validate_json(report.timeline.read_text(encoding="utf-8"))
+    target = output or report.timeline.parent / f"{script.stem}{export_mod.FORMATS[fmt][1]}"
+    gathered = export_mod.write(timeline, film, script.resolve().parent, fmt, target, media,
+                                prompts=_lock_prompts(film, script).prompts, origin=report.provenance)
     click.echo(f"{_shown(target)}: {len(timeline.clips)} clips, {len(timeline.speech)} lines, "
                f"{len(timeline.chapters)} scenes ({fmt})"
                + (f"; {gathered} media files in {_shown(media)}" if media else ""), err=True)

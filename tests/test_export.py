@@ -144,3 +144,15 @@ def test_ntsc_rates_are_written_as_the_exact_rational_in_every_format(tmp_path, 
         assert all(abs(c.duration().rate - num / den) < 1e-6 for c in clips), fmt
         assert tl.video_tracks()[0].duration().rescaled_to(num / den).value == pytest.approx(
             round(2 * num / den) * 2 + round(num / den) - round(0.5 * num / den)), fmt
+
+
+def test_build_writes_the_asked_timelines_beside_the_film(tmp_path):
+    (tmp_path / "film.story").write_text(FILM)
+    result = CliRunner().invoke(main, ["build", str(tmp_path / "film.story"), "--export", "otio,fcp7"])
+    assert result.exit_code == 0, result.output
+    for name in ("film.mp4", "film.otio", "film.xml", "film.xml.provenance.json"):
+        assert (tmp_path / "build" / "film" / name).is_file(), name
+    tl = otio.adapters.read_from_file(str(tmp_path / "build" / "film" / "film.otio"))
+    assert [c.name for c in tl.find_clips() if c.name.startswith("shot")][:3] == ["shot 1", "shot 2", "shot 3"]
+    bad = CliRunner().invoke(main, ["build", str(tmp_path / "film.story"), "--export", "otio,mp3"])
+    assert bad.exit_code == 2 and "--export 'mp3'" in bad.output
