@@ -106,8 +106,12 @@ def _open_fifo_for_writing(path: str, proc: subprocess.Popen) -> int | None:
 
 
 def _run(args: list[str], cwd: Path, what: str, on_progress: Callable[[int], None] | None = None,
-         feeders: list[tuple[str, Callable[[], Iterator[tuple[bytes, ...]]]]] = ()) -> None:
-    """Run ffmpeg; feed named pipes from threads; report `frame=` progress; raise on failure."""
+         feeders: list[tuple[str, Callable[[], Iterator[tuple[bytes, ...]]]]] = (),
+         stop: Callable[[], None] | None = None) -> None:
+    """Run ffmpeg; feed named pipes from threads; report `frame=` progress; raise on failure.
+
+    `stop` is called on every progress line (about twice a second with `-progress pipe:1`); what it
+    raises (a newer edit superseded the build) kills ffmpeg, and the partial output is removed."""
     with tempfile.TemporaryFile() as log:
         proc = subprocess.Popen(args, cwd=cwd, stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL)
         errors: list[BaseException] = []
@@ -133,6 +137,8 @@ def _run(args: list[str], cwd: Path, what: str, on_progress: Callable[[int], Non
             assert proc.stdout is not None
             for raw in proc.stdout:
                 line = raw.decode("utf-8", "replace").strip()
+                if stop is not None:
+                    stop()
                 if on_progress and line.startswith("frame="):
                     try:
                         on_progress(int(line[6:]))
@@ -359,7 +365,8 @@ def _piece_stream(t: Timeline, piece: Piece, root: Path, size, fifo_dir: Path, f
 
 
 def encode_segment(t: Timeline, seg: Segment, root: Path, scratch: Path, target: Path, enc: Encoding, ff: Ffmpeg,
-                   frames_of: FrameSource, on_progress: Callable[[int], None] | None = None) -> None:
+                   frames_of: FrameSource, on_progress: Callable[[int], None] | None = None,
+                   stop: Callable[[], None] | None = None) -> None:
     """One segment of the picture, encoded on its own into `target`."""
     size = enc.size(t)
     feeders: list = []
@@ -374,14 +381,15 @@ def encode_segment(t: Timeline, seg: Segment, root: Path, scratch: Path, target:
         out = _finish(out, seg.frames, seg.fade_in, seg.fade_out).filter("trim", end_frame=seg.frames)
         shots = seg.shots(t)
         _encode(out, target, enc, ff, scratch, feeders, on_progress,
-                f"encoding the picture (shot{'s' * (len(shots) > 1)} {' and '.join(shots)})")
+                f"encoding the picture (shot{'s' * (len(shots) > 1)} {' and '.join(shots)})", stop)
     finally:
         for p in fifo_dir.iterdir():
             p.unlink()
         fifo_dir.rmdir()
 
 
-def _encode(out, target: Path, enc: Encoding, ff: Ffmpeg, cwd: Path, feeders: list, on_progress, what: str) -> None:
+def _encode(out, target: Path, enc: Encoding, ff: Ffmpeg, cwd: Path, feeders: list, on_progress, what: str,
+            stop: Callable[[], None] | None = None) -> None:
     with atomic.atomic_path(target, suffix=".mp4") as tmp:
         stream = ffmpeg_graph.output(
             out, str(tmp), f="mp4", vcodec="libx264", preset=enc.preset, crf=enc.crf, pix_fmt="yuv420p",
@@ -389,7 +397,7 @@ def _encode(out, target: Path, enc: Encoding, ff: Ffmpeg, cwd: Path, feeders: li
             an=None, **{"x264-params": "log-level=error"},
         ).global_args("-hide_banner", "-nostats", "-loglevel", "error", "-progress", "pipe:1")
         _run(stream.compile(cmd=ff.path, overwrite_output=True), cwd=cwd, what=what, on_progress=on_progress,
-             feeders=feeders)
+             feeders=feeders, stop=stop)
 
 
 def concat(files: list[Path], target: Path, ff: Ffmpeg, scratch: Path) -> None:
@@ -418,8 +426,9 @@ def duck_expression(t: Timeline, duck_db: float, ramp: float = 0.15) -> str | No
     return f"1-{round(1 - gain, 6)}*min(1,{'+'.join(terms)})"
 
 
-def sound(t: Timeline, root: Path, target: Path, enc: Encoding, ff: Ffmpeg) -> None:
-    """Mix speech and music into the film's sound track (AAC, 48 kHz stereo) at `target`."""
+def sound(t: Timeline, root: Path, target: Path, enc: Encoding, ff: Ffmpeg,
+          stop: Callable[[], None] | None = None) -> None:
+    """Mix speech and music into the film's sound track (AAC, 48 kHz stereo) at `target`; `stop` as for _run."""
     total_samples = round(t.seconds(t.frames) * SAMPLE_RATE)
     voices = []
     for s in t.speech:
@@ -474,8 +483,9 @@ def sound(t: Timeline, root: Path, target: Path, enc: Encoding, ff: Ffmpeg) -> N
                          duration=_seconds(t.seconds(t.fade_out)))
     with atomic.atomic_path(target, suffix=".m4a") as tmp:
         stream = ffmpeg_graph.output(mix, str(tmp), f="mp4", acodec="aac", audio_bitrate=enc.audio_bitrate,
-                                     ar=SAMPLE_RATE, vn=None).global_args("-hide_banner", "-nostats", "-loglevel", "error")
-        _run(stream.compile(cmd=ff.path, overwrite_output=True), cwd=root, what="mixing the sound")
+                                     ar=SAMPLE_RATE, vn=None).global_args("-hide_banner", "-nostats", "-loglevel", "error",
+                                                                          "-progress", "pipe:1")
+        _run(stream.compile(cmd=ff.path, overwrite_output=True), cwd=root, what="mixing the sound", stop=stop)
 
 
 def _measure_loudness(stream, ff: Ffmpeg, cwd: Path) -> tuple[float, float] | None:

@@ -354,8 +354,9 @@ def _make_picture(pic: Picture, timeline, root: Path, scratch: Path, enc, ff, op
                 last["n"] = n
                 progress.update(done["frames"])
 
-        _go_on(options)  # a superseded build stops between segments (finished ones stay cached)
-        assemble.encode_segment(timeline, seg, root, scratch, file, enc, ff, frames_of, on_progress=moved)
+        _go_on(options)  # a superseded build stops: finished segments stay cached, the running one is killed
+        assemble.encode_segment(timeline, seg, root, scratch, file, enc, ff, frames_of, on_progress=moved,
+                                stop=lambda: _go_on(options))
 
     # two encoders at a time keep both cores busy while Python computes the next frames
     with ThreadPoolExecutor(max_workers=2 if options.jobs > 1 else 1) as pool:
@@ -384,7 +385,8 @@ def _assemble(timeline, root: Path, cache: Cache, scratch: Path, output: Path, o
     states = {"picture": "reused", "sound": "reused", "film": "reused"}
     # The sound is mixed while the picture encodes: they share nothing.
     with ThreadPoolExecutor(max_workers=1) as pool:
-        sound_job = pool.submit(assemble.sound, timeline, root, sound_file, enc, ff) if not sound_file.is_file() else None
+        sound_job = (pool.submit(assemble.sound, timeline, root, sound_file, enc, ff, lambda: _go_on(options))
+                     if not sound_file.is_file() else None)
         try:
             states["picture"] = _make_picture(pic, timeline, root, scratch, enc, ff, options, subs_file, progress)
         except BaseException:

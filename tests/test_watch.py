@@ -88,3 +88,40 @@ def test_a_save_that_changes_nothing_does_nothing_and_errors_keep_the_last_film(
     script.write_text(FILM.replace("a rope tightens", "a knot"))
     r = _next(lines)
     assert r.error is None and r.changed == ["shot 2 action"]
+
+
+def test_a_superseded_build_kills_the_encode_it_is_running(tmp_path):
+    """The segment being encoded when a newer edit arrives is stopped within a second, not finished;
+    nothing half-written is left and no ffmpeg keeps running."""
+    from storylang.build import Superseded, build
+    from storylang.progress import Progress
+
+    script = tmp_path / "long.story"
+    script.write_text('title "Long" 0s\nformat 1280x720 @ 24fps\n\nEXT. A - DAY\n  shot 1 wide 90s\n'
+                      '    camera push in slow\n    narrate "A long, slow push."\n')
+    cancel = threading.Event()
+    started = {}
+
+    class Watch(Progress):
+        def stage(self, name, total):
+            if name == "picture":
+                started["at"] = time.monotonic()
+                threading.Timer(0.8, cancel.set).start()
+
+    with pytest.raises(Superseded):
+        build(script, BuildOptions(jobs=2, cancel=cancel), Watch())
+    stopped = time.monotonic() - started["at"] - 0.8
+    assert stopped < 2.0, stopped  # encoding 90 s of 720p takes far longer than that
+    leftovers = [p for p in (tmp_path / "build").rglob("*") if p.name.endswith(".part")]
+    assert not leftovers
+    assert not list((tmp_path / "build" / "cache").glob("segments/*/*.mp4"))
+    running = [p for p in os.listdir("/proc") if p.isdigit() and _cmdline(p).find(str(tmp_path)) >= 0]
+    assert not running
+
+
+def _cmdline(pid: str) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            return fh.read().decode(errors="replace")
+    except OSError:
+        return ""
