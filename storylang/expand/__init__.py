@@ -125,6 +125,8 @@ def expand_film(film: Film, script: Path, opts: Options, progress: Progress | No
             result.reused += 1
         elif chosen and (wants(shot, opts.expand) or opts.only is not None or opts.required):
             to_ask.append((shot, request))
+            if shot.id in lock.entries:
+                new.entries[shot.id] = lock.entries[shot.id]  # until a new answer replaces it
         elif shot.id in lock.entries:
             new.entries[shot.id] = lock.entries[shot.id]  # kept for when the shot asks again
             if opts.locked:
@@ -140,11 +142,11 @@ def expand_film(film: Film, script: Path, opts: Options, progress: Progress | No
         _ask_all(film, script, ep, to_ask, lock, new, result, opts, progress, path)
     result.dropped = sorted(set(lock.entries) - {s.id for s in film.shots})
     if opts.required or result.asked:
-        _write(path, lock, new, film, script, result)
+        _write(path, new, film, script)
     return result
 
 
-def _write(path: Path, old: lock_mod.Lock, new: lock_mod.Lock, film: Film, script: Path, result: Expansion) -> None:
+def _write(path: Path, new: lock_mod.Lock, film: Film, script: Path) -> None:
     """Write the lock in film order; entries of shots that are gone are dropped."""
     ordered = lock_mod.Lock({s.id: new.entries[s.id] for s in film.shots if s.id in new.entries})
     if not ordered.entries and not path.exists():
@@ -238,7 +240,7 @@ def _ask_all(film, script, ep: Endpoint, to_ask, old: lock_mod.Lock, new: lock_m
             result.changed.append((shot, old.entries.get(shot.id), entry))
             new.entries[shot.id] = entry
             result.prompts[shot.id] = _expanded(entry, "asked", path)
-        _write(path, old, new, film, script, result)
+        _write(path, new, film, script)
     if stopped is not None:
         _no_requests(stopped, [shot for shot, _ in to_ask if shot.id not in result.prompts], result, opts)
 

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ValidationError
 from storylang.diagnostics import OneLineError
 
 OPENAI_URL = "https://api.openai.com/v1"
+CONNECT_TIMEOUT = 10.0  # seconds
 
 
 class LlmError(OneLineError):
@@ -63,6 +64,7 @@ class Answer:
 
 def connect(ep: Endpoint):
     """An `openai.OpenAI` client for the endpoint; LlmError when there is no key where one is needed."""
+    import httpx
     import openai  # ~0.6 s: only when a request is really made
 
     key = os.environ.get(ep.key_env)
@@ -70,7 +72,9 @@ def connect(ep: Endpoint):
         if urlsplit(ep.url).hostname in ("api.openai.com",):
             raise LlmError(f"no API key for {ep.shown}: set {ep.key_env} in the environment", endpoint=True)
         key = "none"  # local servers (Ollama, llama.cpp, vLLM, LM Studio) want no key but the client wants one
-    return openai.OpenAI(base_url=ep.url, api_key=key, timeout=ep.timeout, max_retries=ep.retries)
+    # a host that does not answer at all is given up on in seconds, not after the answer timeout
+    timeout = httpx.Timeout(ep.timeout, connect=min(ep.timeout, CONNECT_TIMEOUT))
+    return openai.OpenAI(base_url=ep.url, api_key=key, timeout=timeout, max_retries=ep.retries)
 
 
 def ask(client, ep: Endpoint, body: dict, schema: type[BaseModel], what: str) -> Answer:
