@@ -64,7 +64,6 @@ class Answer:
 
 def connect(ep: Endpoint):
     """An `openai.OpenAI` client for the endpoint; LlmError when there is no key where one is needed."""
-    import httpx
     import openai  # ~0.6 s: only when a request is really made
 
     key = os.environ.get(ep.key_env)
@@ -73,7 +72,7 @@ def connect(ep: Endpoint):
             raise LlmError(f"no API key for {ep.shown}: set {ep.key_env} in the environment", endpoint=True)
         key = "none"  # local servers (Ollama, llama.cpp, vLLM, LM Studio) want no key but the client wants one
     # a host that does not answer at all is given up on in seconds, not after the answer timeout
-    timeout = httpx.Timeout(ep.timeout, connect=min(ep.timeout, CONNECT_TIMEOUT))
+    timeout = openai.Timeout(ep.timeout, connect=min(ep.timeout, CONNECT_TIMEOUT))
     return openai.OpenAI(base_url=ep.url, api_key=key, timeout=timeout, max_retries=ep.retries)
 
 
