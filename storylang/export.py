@@ -12,6 +12,7 @@ exactly as long as the film.
 
 from __future__ import annotations
 
+import re
 from contextlib import contextmanager, nullcontext
 from fractions import Fraction
 from pathlib import Path
@@ -185,6 +186,22 @@ def gather_media(timeline, media: Path, target: Path, relative: bool) -> int:
     return len(placed)
 
 
+def _fcp7_format(text: str, t: Timeline) -> str:
+    """The sequence's <format> (frame size, rate, square pixels, progressive): the adapter writes an
+    empty one, and Resolve and Premiere then take the size from the project instead of the film."""
+    m = re.search(r"^( *)<format/>$", text, re.M)
+    if m is None:
+        return text
+    pad, step = m.group(1), "    "
+    rate = [f"<timebase>{round(t.fps_num / t.fps_den)}</timebase>", f"<ntsc>{'TRUE' if t.fps_den == 1001 else 'FALSE'}</ntsc>"]
+    inner = [f"<width>{t.width}</width>", f"<height>{t.height}</height>", "<anamorphic>FALSE</anamorphic>",
+             "<pixelaspectratio>square</pixelaspectratio>", "<fielddominance>none</fielddominance>", "<rate>",
+             *[step + r for r in rate], "</rate>"]
+    lines = [f"{pad}<format>", f"{pad}{step}<samplecharacteristics>", *[f"{pad}{step * 2}{x}" for x in inner],
+             f"{pad}{step}</samplecharacteristics>", f"{pad}</format>"]
+    return text[:m.start()] + "\n".join(lines) + text[m.end():]
+
+
 @contextmanager
 def _fcpx_knows_rate(t: Timeline):
     """The FCPXML adapter finds a rate's frameDuration in a table keyed by 23.98 and 29.97, and reads
@@ -228,6 +245,8 @@ def write(t: Timeline, film: Film, root: Path, fmt: str, target: Path, media: Pa
             text = otio.adapters.write_to_string(timeline, adapter_name=adapter)
     except Exception as e:  # noqa: BLE001 - an adapter's own exception types vary
         raise ExportError(f"cannot write {fmt}: {e}") from e
+    if fmt == "fcp7":
+        text = _fcp7_format(text, t)
     if fmt == "edl":
         # Premiere misreads the adapter's "* FROM CLIP: <path>" comments; clip names and reels stay
         text = "".join(line for line in text.splitlines(keepends=True)

@@ -156,3 +156,26 @@ def test_build_writes_the_asked_timelines_beside_the_film(tmp_path):
     assert [c.name for c in tl.find_clips() if c.name.startswith("shot")][:3] == ["shot 1", "shot 2", "shot 3"]
     bad = CliRunner().invoke(main, ["build", str(tmp_path / "film.story"), "--export", "otio,mp3"])
     assert bad.exit_code == 2 and "--export 'mp3'" in bad.output
+
+
+def test_fcp7_xml_has_the_films_format_and_file_urls_resolve_reads_with_non_ascii_names(tmp_path):
+    folder = tmp_path / "été à Sète"
+    folder.mkdir()
+    (folder / "film été.story").write_text(FILM.replace('title "Export" 0s', 'title "Été à Sète" 0s'))
+    out = folder / "montage.xml"
+    result = CliRunner().invoke(main, ["export", str(folder / "film été.story"), "--format", "fcp7", "-o", str(out),
+                                       "--media", str(folder / "médias")])
+    assert result.exit_code == 0, result.output
+    xml = out.read_text(encoding="utf-8")
+    fmt = re.search(r"<format>.*?</format>", xml, re.S).group(0)
+    for tag in ("<width>256</width>", "<height>144</height>", "<timebase>24</timebase>", "<ntsc>FALSE</ntsc>",
+                "<pixelaspectratio>square</pixelaspectratio>"):
+        assert tag in fmt, tag
+    urls = re.findall(r"<pathurl>([^<]*)</pathurl>", xml)
+    assert urls and all(u.startswith("file:///") and "%C3%A9" in u and " " not in u for u in urls)
+    tl = otio.adapters.read_from_file(str(out))
+    assert tl.name == "Été à Sète"
+    from urllib.parse import unquote, urlparse
+
+    assert all(__import__("os").path.isfile(unquote(urlparse(c.media_reference.target_url).path))
+               for c in tl.find_clips())
