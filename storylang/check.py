@@ -36,6 +36,7 @@ def check_film(path: Path, display: str | None = None, object_info: str = "full"
         return result
     if speak:
         result.timing = _timing(film, path, jobs or os.cpu_count() or 1, diags)
+    diags.extend(_lock_warnings(film, path))
     if graphs and any(s.render.model for s in film.shots):
         from storylang.comfy.graphs import compile_film
         from storylang.comfy.schema import load_object_info
@@ -46,6 +47,15 @@ def check_film(path: Path, display: str | None = None, object_info: str = "full"
     if any(d.severity == "error" for d in diags):
         result.film = None
     return result
+
+
+def _lock_warnings(film: Film, path: Path) -> list[Diagnostic]:
+    from storylang.expand import lock_warnings
+
+    try:
+        return lock_warnings(film, path)
+    except StoryError as e:  # an unreadable lockfile or prompt book: one line, at the script
+        return [Diagnostic(severity="error", code="lock", file=str(path), message=str(e))]
 
 
 def _timing(film: Film, path: Path, jobs: int, diags: list[Diagnostic]) -> Timing | None:

@@ -49,6 +49,7 @@ class Expansion:
     changed: list[tuple[Shot, lock_mod.Entry | None, lock_mod.Entry]] = field(default_factory=list)
     would_ask: list[Shot] = field(default_factory=list)  # a dry run: shots that would be asked for
     dropped: list[str] = field(default_factory=list)  # lock entries of shots the film no longer has
+    stale: list[Shot] = field(default_factory=list)  # shots whose lock entry no longer matches
 
 
 class ExpandFailed(StoryError):
@@ -132,6 +133,7 @@ def expand_film(film: Film, script: Path, opts: Options, progress: Progress | No
             if opts.locked:
                 to_ask.append((shot, request))  # stale: the lock no longer pins this shot's prompt
             else:
+                result.stale.append(shot)
                 result.notes.append(f"shot {shot.id}: its lock entry is stale (the shot changed); "
                                     f"it uses the script's words until `storyc expand {script.name}`")
     if opts.locked and to_ask:
@@ -290,3 +292,21 @@ def diff(shot: Shot, before: lock_mod.Entry | None, after: lock_mod.Entry) -> st
     at = after.where or f"{shot.where.file}:{shot.where.line}"
     return "".join(difflib.unified_diff(old, new, f"shot {shot.id} ({at}) in the lock",
                                         f"shot {shot.id} ({at}) as answered now"))
+
+
+def lock_warnings(film: Film, script: Path, expand_flag: bool = False) -> list[Diagnostic]:
+    """What `storyc check` says of the lock, making no request: stale entries, and shots that ask
+    for expansion with no entry (the build will ask, or fail with --locked)."""
+    if not lock_mod.lock_path(script).exists() and not any(s.expand is not None and s.expand.on for s in film.shots):
+        return []
+    result = expand_film(film, script, Options(expand=expand_flag, requests=False))
+    lock = lock_mod.lock_path(script).name
+    out = [Diagnostic(severity="warning", code="lock-stale", file=s.where.file, span=s.where.span(4),
+                      message=f"shot {s.id}: its entry in {lock} no longer matches the shot (it changed)",
+                      hint=f"run storyc expand {script.name}; until then it uses the script's words")
+           for s in result.stale]
+    out += [Diagnostic(severity="warning", code="lock-missing", file=s.where.file, span=s.where.span(4),
+                       message=f"shot {s.id} asks for an expanded prompt that {lock} does not have yet",
+                       hint=f"storyc expand {script.name} asks for it (a build with --locked fails here)")
+            for s in result.would_ask]
+    return out

@@ -361,3 +361,16 @@ def test_a_dry_run_says_which_prompts_would_be_asked_for_and_asks_nothing(film_d
     assert len(llm.requests) == 1
     assert "shot 2 prompt: not in film.story.lock as it is now: would be asked of the LLM" in result.output
     assert "shot 1 prompt" not in result.output
+
+
+def test_check_says_which_lock_entries_are_stale_or_missing_and_asks_nothing(film_dir, llm):
+    run("expand", film_dir / "film.story")
+    edit(film_dir, "gulls lift off", "gulls circle")
+    edit(film_dir, '    action "Ida coils a rope"', '    action "Ida coils a rope"\n    expand "at night"')
+    n = len(llm.requests)
+    result = run("check", film_dir / "film.story")
+    assert result.exit_code == 0, result.output
+    assert len(llm.requests) == n
+    assert "film.story:17:3: warning: shot 3: its entry in film.story.lock no longer matches the shot" in result.output
+    assert "film.story:14:3: warning: shot 2 asks for an expanded prompt that film.story.lock does not have yet" \
+        in result.output
