@@ -120,11 +120,12 @@ def _escape(text: str) -> str:
 
 def toml_string(text: str) -> str:
     """A TOML basic string; long text as a multi-line string wrapped at single spaces."""
-    if len(text) <= WIDTH - 20:
-        return f'"{_escape(text)}"'
+    escaped = _escape(text)
+    if len(escaped) <= WIDTH - 20:
+        return f'"{escaped}"'
     lines, line = [], ""
     # break only between a space and a non-space: TOML trims the whitespace that starts the next line
-    for word in re.split(r"(?<= )(?=\S)", _escape(text)):
+    for word in re.split(r"(?<= )(?=\S)", escaped):
         if line and len(line) + len(word) > WIDTH:
             lines.append(line)
             line = ""
