@@ -97,6 +97,14 @@ def _transition_words(node: t.Transition) -> str:
 class _Writer:
     out: list[str] = field(default_factory=list)
     kept: list[str] = field(default_factory=list)  # storylang lines waiting for their boneyard block
+    comments: list = field(default_factory=list)  # the script's // comments, in order, not yet written
+
+    def comments_before(self, line: int) -> None:
+        """The writer's comments above a statement, as Fountain notes (shown in apps, not printed)."""
+        while self.comments and self.comments[0].span.line < line:
+            text = self.comments.pop(0).text.removeprefix("//").strip()
+            if text and "]]" not in text and "*/" not in text:
+                self.show([f"[[{text}]]"])
 
     def keep(self, lines: list[str]) -> None:
         if any("*/" in line for line in lines):
@@ -121,13 +129,14 @@ class _Writer:
 
 def to_fountain(script: t.Script) -> str:
     """The screenplay of a parsed script (its own statements; an included file stays an include)."""
-    w = _Writer()
+    w = _Writer(comments=sorted(script.comments, key=lambda c: c.span.line))
     title = _header_value(script, "title")
     author = _header_value(script, "author")
     if title:
         w.out += [f"Title: {_escaped(title)}"] + (["Credit: Written by", f"Author: {_escaped(author)}"] if author else [])
         w.out.append("")
     for item in script.items:
+        w.comments_before(item.span.line)
         if isinstance(item, t.Scene):
             w.show([item.heading])
             _body(w, item.body, 1)
@@ -135,6 +144,7 @@ def to_fountain(script: t.Script) -> str:
             w.keep([f"character {item.name}"] + [line for s in item.body for line in statement_text(s, 1)])
         else:
             _item(w, item, 0)
+    w.comments_before(10 ** 9)
     w.flush()
     return "\n".join(w.out).strip("\n") + "\n"
 
@@ -150,6 +160,7 @@ def _header_value(script: t.Script, key: str) -> str:
 
 def _body(w: _Writer, items, depth: int) -> None:
     for item in items:
+        w.comments_before(item.span.line)
         if isinstance(item, t.Shot):
             w.keep(statement_text(item, depth))
             _body(w, item.body, depth + 1)
@@ -309,6 +320,8 @@ class _Reader:
                     self.depth = 2  # screenplay elements after it are the shot's
                 if line.strip().startswith(">"):
                     self.skip_transition = True  # the screenplay's transition after it only shows this one
+                    if len(line) - len(line.lstrip()) <= 2:
+                        self.depth = 1 if self.in_scene else 0  # a transition between shots ends the shot
         else:
             self.lines += [f"// {line}".rstrip() for line in body.strip().split("\n")]
 
@@ -339,6 +352,7 @@ class _Reader:
         text, notes = _read_text(e), notes_in(e.text)
         if self.ours:
             if text:
+                self.open_shot(text)
                 self.lines.append("  " * self.depth + f"action {quote(text)}")
             self.lines += ["  " * self.depth + f"// {n}" for n in notes]
             return
@@ -358,6 +372,8 @@ class _Reader:
         self.skip_transition = False
         name = self.name(e.name)
         extensions = [x.upper() for x in e.extensions]
+        if self.ours:
+            self.open_shot("")
         if self.ours and name == NARRATOR and "V.O." in extensions:
             self.speaker = None
             self.paren = "narrate"
@@ -437,6 +453,19 @@ class _Reader:
         pass  # page breaks
 
     # -- guessing
+
+    def open_shot(self, action: str) -> None:
+        """A screenplay storylang exported, then edited in a Fountain app: action or dialogue where
+        no shot of ours is open (a scene written there) starts a shot, with a note of the guess."""
+        if self.depth == 2:
+            return
+        if not self.in_scene:
+            self.lines += ["", "INT. UNKNOWN PLACE", f"  note {quote('guess: written before any scene heading')}"]
+            self.in_scene = True
+        seconds = _reading_seconds(action)
+        self.lines += ["", f"  shot medium {seconds:g}s",
+                       f"    note {quote(f'guess: written in the screenplay; framing medium, {seconds:g}s from its reading time')}"]
+        self.depth = 2
 
     def name(self, cue: str) -> str:
         from storylang.draft import name_of

@@ -211,7 +211,8 @@ def test_the_screenplay_shows_what_a_screenplay_shows_and_hides_the_rest(tmp_pat
     text = to_fountain(tree)
     from fountain_parser import parse
 
-    shown = [e for e in parse(text).elements if type(e).__name__ != "Boneyard"]
+    shown = [e for e in parse(text).elements if type(e).__name__ != "Boneyard"
+             and not (type(e).__name__ == "Action" and e.text.startswith("[["))]  # the script's comments
     kinds = [type(e).__name__ for e in shown]
     assert kinds[:3] == ["Transition", "SceneHeading", "Action"]
     assert parse(text).title_page["Title"] == ["The Lighthouse Keeper"]
@@ -304,3 +305,23 @@ def test_import_of_export_is_the_same_film(text):
         again, errors = resolved(back, folder / "back")
         assert not errors, (back, errors)
         assert meaning(again) == meaning(film)
+
+
+def test_comments_travel_as_notes_and_an_edited_screenplay_still_imports(tmp_path):
+    text = (EXAMPLES / "lighthouse.story").read_text()
+    tree, _ = parse_text(text, "lighthouse.story")
+    fountain = to_fountain(tree)
+    assert "[[A three-shot demo: `storyc build examples/lighthouse.story`]]" in fountain
+    back = import_text(fountain, "l.fountain", "l.story")
+    assert "// A three-shot demo: `storyc build examples/lighthouse.story`" in back
+    # a writer adds a scene in a Fountain app, between the two of the export
+    edited = fountain.replace("INT. LAMP ROOM - NIGHT", "EXT. STAIRS - NIGHT\n\nMara climbs, step by step.\n\n"
+                              "MARA\nOne more night.\n\nINT. LAMP ROOM - NIGHT")
+    story = import_text(edited, "l.fountain", "l.story")
+    film, errors = resolved(story, tmp_path / "edited", "l.story")
+    assert not errors, errors
+    assert [s.heading for s in film.scenes] == ["EXT. LIGHTHOUSE CLIFF - NIGHT", "EXT. STAIRS - NIGHT",
+                                                "INT. LAMP ROOM - NIGHT"]
+    added = film.shots[2]
+    assert added.action == "Mara climbs, step by step." and added.lines[0].text == "One more night."
+    assert 'note "guess: written in the screenplay' in story
