@@ -401,11 +401,7 @@ def graph(script: Path, shots, output, explain, comfy, object_info) -> None:
         _print_diagnostics(diags, sources)
         click.echo(f"storyc: {_summary(diags)}", err=True)
         sys.exit(1)
-    known = {s.id for s in film.shots}
-    unknown = [s for s in shots if s not in known]
-    if unknown:
-        click.echo(f"storyc: no shot {unknown[0]} in {script} (shots: {', '.join(sorted(known))})", err=True)
-        sys.exit(1)
+    _known_shots(film, shots, script)
     try:
         info = load_object_info(comfy or object_info)
     except OSError as e:
@@ -435,6 +431,15 @@ def graph(script: Path, shots, output, explain, comfy, object_info) -> None:
     atomic.write_text(out_dir / "index.json", json.dumps(index, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
     _graph_provenance(film, script, compiled, expansion.prompts, out_dir / "index.json")
     click.echo(f"{len(compiled)} graphs written to {_shown(out_dir)} (validated against {info.origin})", err=True)
+
+
+def _known_shots(film, shots, script: Path) -> None:
+    """Exit with one line when a --shot names no shot of the film."""
+    known = {s.id for s in film.shots}
+    unknown = [s for s in shots if s not in known]
+    if unknown:
+        click.echo(f"storyc: no shot {unknown[0]} in {script} (shots: {', '.join(s.id for s in film.shots)})", err=True)
+        sys.exit(1)
 
 
 def _graph_provenance(film, script: Path, compiled, prompts: dict, index: Path) -> None:
@@ -482,11 +487,7 @@ def expand(script: Path, shots, refresh: bool, jobs: int) -> None:
         _print_diagnostics(diags, sources)
         click.echo(f"storyc: {_summary(diags)}", err=True)
         sys.exit(1)
-    known = {s.id for s in film.shots}
-    unknown = [s for s in shots if s not in known]
-    if unknown:
-        click.echo(f"storyc: no shot {unknown[0]} in {script} (shots: {', '.join(s.id for s in film.shots)})", err=True)
-        sys.exit(1)
+    _known_shots(film, shots, script)
     console = Console(stderr=True)
     progress = RichProgress(console) if console.is_terminal else Progress()
     opts = expand_mod.Options(expand=True, required=True, only=set(shots) or None, refresh=refresh, jobs=jobs)

@@ -111,6 +111,22 @@ class _SchemaRefused(Exception):
 _REFUSED_WORDS = ("response_format", "json_schema", "schema", "structured")
 
 
+# What the writer reads for each failure of the openai package (first match wins: a timeout is
+# also a connection error), and whether no further request can succeed.
+_FAILURES = (
+    ("AuthenticationError", "{url} refused the key (401): check {key_env}", True),
+    ("PermissionDeniedError", "{url} denied access (403): {said}", True),
+    ("NotFoundError", '{url} has no model "{model}" (404): {said}; set llm "model" in the script or '
+                      "[llm] model in storyc.toml", True),
+    ("RateLimitError", "{what}: {url} is still rate-limiting after {retries} retries; try later or lower --jobs", True),
+    ("APITimeoutError", "{what}: {url} gave no answer within {timeout:g} s ({retries} retries); "
+                        "raise [llm] timeout in storyc.toml", False),
+    ("APIConnectionError", 'no LLM server answers at {url}: start it, or set llm ... server "URL" in the script '
+                           "or [llm] base_url in storyc.toml", True),
+    ("APIStatusError", "{what}: {url} failed ({status}): {said}", False),
+)
+
+
 def _create(client, ep: Endpoint, body: dict, what: str):
     import openai
 
@@ -120,24 +136,13 @@ def _create(client, ep: Endpoint, body: dict, what: str):
         if "response_format" in body and any(w in str(e).lower() for w in _REFUSED_WORDS):
             raise _SchemaRefused() from e
         raise LlmError(f"{what}: {ep.shown} refused the request (400): {_said(e)}") from e
-    except openai.AuthenticationError as e:
-        raise LlmError(f"{ep.shown} refused the key (401): check {ep.key_env}", endpoint=True) from e
-    except openai.PermissionDeniedError as e:
-        raise LlmError(f"{ep.shown} denied access (403): {_said(e)}", endpoint=True) from e
-    except openai.NotFoundError as e:
-        raise LlmError(f'{ep.shown} has no model "{ep.model}" (404): {_said(e)}; '
-                       "set llm \"model\" in the script or [llm] model in storyc.toml", endpoint=True) from e
-    except openai.RateLimitError as e:
-        raise LlmError(f"{what}: {ep.shown} is still rate-limiting after {ep.retries} retries; "
-                       "try later or lower --jobs", endpoint=True) from e
-    except openai.APITimeoutError as e:
-        raise LlmError(f"{what}: {ep.shown} gave no answer within {ep.timeout:g} s ({ep.retries} retries); "
-                       "raise [llm] timeout in storyc.toml", endpoint=False) from e
-    except openai.APIConnectionError as e:
-        raise LlmError(f"no LLM server answers at {ep.shown}: start it, or set llm ... server \"URL\" in the "
-                       "script or [llm] base_url in storyc.toml", endpoint=True) from e
-    except openai.APIStatusError as e:
-        raise LlmError(f"{what}: {ep.shown} failed ({e.status_code}): {_said(e)}") from e
+    except openai.OpenAIError as e:
+        for name, message, endpoint in _FAILURES:
+            if isinstance(e, getattr(openai, name)):
+                raise LlmError(message.format(
+                    url=ep.shown, key_env=ep.key_env, model=ep.model, retries=ep.retries, timeout=ep.timeout,
+                    what=what, said=_said(e), status=getattr(e, "status_code", "?")), endpoint=endpoint) from e
+        raise LlmError(f"{what}: {ep.shown}: {e}") from e
 
 
 def _said(e) -> str:
