@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from storylang import atomic
 from storylang import vocabulary as vocab
 from storylang.diagnostics import Diagnostic, OneLineError
-from storylang.expand.llm import Endpoint, LlmError, ask, connect
+from storylang.expand.llm import Endpoint, ask, connect
 from storylang.expand.request import message_env, strict_schema
 from storylang.syntax.format import format_script, quote
 from storylang.syntax.parse import parse_text
@@ -263,5 +263,3 @@ def _checked(text: str, output: Path, check) -> tuple[list[Diagnostic], str]:
     finally:
         probe.unlink(missing_ok=True)
 
-
-__all__ = ["draft", "Drafted", "DraftError", "Outline", "write_story", "LlmError"]

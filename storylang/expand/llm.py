@@ -85,23 +85,21 @@ def ask(client, ep: Endpoint, body: dict, schema: type[BaseModel], what: str) ->
         fmt = "text"
         body = {k: v for k, v in body.items() if k != "response_format"}
         response = _create(client, ep, body, what)
-    text, problem = _content(response)
-    if problem is None:
-        value, problem = parse_answer(text, schema)
+    messages = list(body["messages"])
+    for attempt in (1, 2):
+        text, problem = _content(response)
         if problem is None:
-            return Answer(value, response.model or ep.model, response.system_fingerprint or "", fmt, text)
-    # once more, with what was wrong
-    retry = dict(body, messages=list(body["messages"]) + [
-        {"role": "assistant", "content": text or ""},
-        {"role": "user", "content": f"That answer cannot be used: {problem}. "
-                                    "Answer again with only the JSON object the schema describes."}])
-    response = _create(client, ep, retry, what)
-    text, again = _content(response)
-    if again is None:
-        value, again = parse_answer(text, schema)
-        if again is None:
-            return Answer(value, response.model or ep.model, response.system_fingerprint or "", fmt, text)
-    raise LlmError(f"{what}: the model's answer was unusable twice ({again})")
+            value, problem = parse_answer(text, schema)
+            if problem is None:
+                return Answer(value, response.model or ep.model, response.system_fingerprint or "", fmt, text)
+        if attempt == 2:
+            raise LlmError(f"{what}: the model's answer was unusable twice ({problem})")
+        # once more, with what was wrong
+        retry = dict(body, messages=messages + [
+            {"role": "assistant", "content": text or ""},
+            {"role": "user", "content": f"That answer cannot be used: {problem}. "
+                                        "Answer again with only the JSON object the schema describes."}])
+        response = _create(client, ep, retry, what)
 
 
 class _SchemaRefused(Exception):
