@@ -203,8 +203,9 @@ def _setting(w: _Writer, s: t.Setting, depth: int) -> None:
 _EMPHASIS = re.compile(r"(?<!\\)(\*\*\*|\*\*|\*|_)(?=\S)(.+?)(?<=\S)(?<!\\)\1")
 _NOTE = re.compile(r"\[\[(.*?)\]\]", re.S)
 _HEADING_START = re.compile(r"^(INT\.?/EXT|EXT\.?/INT|INT|EXT|EST|I/E)[. ]\s*", re.I)
+FADE_IN, FADE_OUT = "> fade from black 1s", "> fade to black 1s"
 _TRANSITIONS = [(re.compile(p), s) for p, s in [
-    (r"^FADE IN", "> fade from black 1s"), (r"^FADE (OUT|TO BLACK)", "> fade to black 1s"),
+    (r"^FADE IN", FADE_IN), (r"^FADE (OUT|TO BLACK)", FADE_OUT),
     (r"DISSOLVE", "> dissolve 0.5s"), (r"WIPE", "> wipe 0.5s"), (r"^FADE", "> fade 1s"), (r"CUT", None)]]
 _VOICE_OVER = {"V.O.", "O.S.", "O.C.", "VO", "OS", "OC"}
 
@@ -283,7 +284,9 @@ class _Reader:
     in_scene: bool = False
     shots_in_scene: int = 0
     skip_transition: bool = False
-    pending: str | None = None  # a transition waiting for the next shot (guessing mode)
+    pending: tuple[str, str] | None = None  # a transition waiting for the next shot, and its words (guessing)
+    scene_at: int = 0  # index in `lines` of the current scene heading
+    first_scene_at: int = 0  # index in `lines` of the first scene heading
     speaker: str | None = None
     paren: str | None = None
     end_card: str | None = None
@@ -338,7 +341,10 @@ class _Reader:
         else:
             guess = f"the heading {heading!r} names no INT. or EXT.: INT. was guessed"
             heading = f"INT. {heading.upper()}"
-        self.lines += ["", heading]
+        self.lines.append("")
+        self.scene_at = len(self.lines)  # where a transition from the scene before goes
+        self.first_scene_at = self.first_scene_at if self.in_scene or self.first_scene_at else self.scene_at
+        self.lines.append(heading)
         self.in_scene, self.shots_in_scene, self.depth = True, 0, 1
         if not self.ours:
             if e.scene_number:
@@ -438,8 +444,13 @@ class _Reader:
         found = next((s for p, s in _TRANSITIONS if p.search(words)), "unknown")
         if found == "unknown":
             self.lines.append("  " * min(self.depth, 1) + f"// {e.text.strip()}: not a transition storylang knows (a cut)")
+        elif found == FADE_IN:
+            if self.shots:  # a fade from black only opens a film
+                self.lines.append("  " * min(self.depth, 1) + f"// {e.text.strip()} (mid-film: a cut)")
+            else:
+                self.lines.insert(self.first_scene_at if self.in_scene else len(self.lines), found)
         elif found:
-            self.pending = found
+            self.pending = (found, e.text.strip())
 
     def on_SectionHeading(self, e, elements, i) -> None:
         self.end_shot()
@@ -492,9 +503,7 @@ class _Reader:
             self.lines += ["", "INT. UNKNOWN PLACE"]
             self.lines.append("  " + f"note {quote('guess: the screenplay starts without a scene heading')}")
             self.in_scene, self.shots_in_scene = True, 0
-        if self.pending:
-            self.lines.append(("  " if self.shots_in_scene else "") + self.pending)
-            self.pending = None
+        self.place_pending()
         if framing is None:
             framing = ("wide", "the first shot of its scene") if self.shots_in_scene == 0 else ("medium", "a default")
         cast = [n for n in dict.fromkeys(self.characters.values()) if re.search(rf"\b{re.escape(n)}\b", action, re.I)]
@@ -503,6 +512,22 @@ class _Reader:
                              cast=cast, body=[f"    note {quote(n)}" for n in notes])
         self.depth = 2
         self.shots_in_scene += 1
+
+    def place_pending(self) -> None:
+        """A transition read between two shots goes between them: in the scene's body when both are in
+        one scene, else at the end of the scene before; a fade to black between shots is a fade."""
+        if not self.pending:
+            return
+        statement, words = self.pending
+        self.pending = None
+        if statement == FADE_OUT:
+            statement = "> fade 1s"
+        if self.shots == 0:
+            self.lines.append(f"// {words} (before the first shot: nothing to come from)")
+        elif self.shots_in_scene:
+            self.lines.append("  " + statement)
+        else:
+            self.lines.insert(self.scene_at, "  " + statement)
 
     def end_shot(self) -> None:
         if self.shot is not None:
@@ -521,8 +546,10 @@ class _Reader:
             self.lines[self.body_at:self.body_at] = block
         if self.end_card:
             self.lines.insert(self.body_at, f"end {quote(self.end_card)}")
-        if self.pending:
-            self.lines += ["", self.pending]
+        if self.pending and self.pending[0] == FADE_OUT:
+            self.lines += ["", FADE_OUT]  # the film's own fade out, after its last shot
+        elif self.pending:
+            self.lines.append(f"// {self.pending[1]} (after the last shot: nothing to go to)")
 
 
 def _reading_seconds(text: str) -> float:

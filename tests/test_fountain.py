@@ -325,3 +325,14 @@ def test_comments_travel_as_notes_and_an_edited_screenplay_still_imports(tmp_pat
     added = film.shots[2]
     assert added.action == "Mara climbs, step by step." and added.lines[0].text == "One more night."
     assert 'note "guess: written in the screenplay' in story
+
+
+def test_transitions_land_between_the_shots_they_join(tmp_path):
+    screenplay = ("FADE IN:\n\nEXT. A - DAY\n\nBoats.\n\nDISSOLVE TO:\n\nINT. B - NIGHT\n\nA lamp.\n\nFADE IN:\n\n"
+                  "More.\n\nFADE TO BLACK.\n\nEven more.\n\nWIPE TO:\n\nLast.\n\nFADE OUT.\n")
+    story = import_text(screenplay, "t.fountain", "t.story")
+    film, errors = resolved(story, tmp_path, "t.story")
+    assert not errors, (story, errors)
+    assert film.fade_in > 0 and film.fade_out > 0
+    assert [s.transition.kind if s.transition else None for s in film.shots] == ["dissolve", None, "fade", "wipe", None]
+    assert "// FADE IN: (mid-film: a cut)" in story
