@@ -546,6 +546,9 @@ class _Reader:
             self.lines[self.body_at:self.body_at] = block
         if self.end_card:
             self.lines.insert(self.body_at, f"end {quote(self.end_card)}")
+        if not self.shots:  # no shot to fade: the fades are words only
+            self.lines = [f"// {line}" if line == FADE_IN else line for line in self.lines]
+            self.pending = None
         if self.pending and self.pending[0] == FADE_OUT:
             self.lines += ["", FADE_OUT]  # the film's own fade out, after its last shot
         elif self.pending:

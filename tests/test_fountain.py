@@ -336,3 +336,19 @@ def test_transitions_land_between_the_shots_they_join(tmp_path):
     assert film.fade_in > 0 and film.fade_out > 0
     assert [s.transition.kind if s.transition else None for s in film.shots] == ["dissolve", None, "fade", "wipe", None]
     assert "// FADE IN: (mid-film: a cut)" in story
+
+
+PIECES = ["INT. HOUSE - DAY", "EXT. A", ".FORCED", "EST. X - NIGHT #3#", "Some action here.", "!LOUD ACTION",
+          "BOB\nHello.", "BOB (V.O.)\n(softly)\nHi there.\n(beat)\nAgain.", "@McBob\nYo.", "ALICE ^\nSame.",
+          "CUT TO:", "DISSOLVE TO:", "> FADE TO BLACK.", "FADE IN:", "> THE END <", "[[a note]]", "/* bone\nyard */",
+          "# Act", "= synopsis", "===", "~la la", "Title: T\nAuthor: A", "ÉLODIE\nBonjour.", "黒澤\nこんにちは",
+          "SMASH CUT TO:", "> Burn to white.", "Action with [[inline note]] in it."]
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.sampled_from(PIECES), min_size=1, max_size=12))
+def test_any_screenplay_of_the_specs_pieces_imports_into_a_script_that_resolves(pieces):
+    story = import_text("\n\n".join(pieces) + "\n", "f.fountain", "f.story")
+    with tempfile.TemporaryDirectory() as d:
+        film, errors = resolved(story, Path(d), "f.story")
+        assert film is not None and not errors, (story, errors)
