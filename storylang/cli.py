@@ -520,8 +520,10 @@ def expand(script: Path, shots, refresh: bool, jobs: int) -> None:
               help="The script to write (.story).")
 @click.option("--shots", type=click.IntRange(1, 500), default=None, help="About how many shots.")
 @click.option("--style", default=None, help='The look of the pictures, e.g. "watercolor, muted palette".')
+@click.option("--music", "music_dir", type=click.Path(path_type=Path, file_okay=False),
+              help="A folder of music files the scenes may be cued to.")
 @click.option("--force", is_flag=True, help="Replace an existing script.")
-def draft(prose: Path, output: Path, shots, style, force: bool) -> None:
+def draft(prose: Path, output: Path, shots, style, music_dir, force: bool) -> None:
     """Draft a .story script from prose (a story, a chapter, a synopsis) with an LLM; yours to edit."""
     from rich.console import Console
 
@@ -540,7 +542,8 @@ def draft(prose: Path, output: Path, shots, style, force: bool) -> None:
     try:
         ep = endpoint(None, output.resolve())
         result = run_draft(prose, output, ep, shots, style,
-                           check=lambda p: check_film(p, p.name, graphs=False).diagnostics, progress=progress)
+                           check=lambda p: check_film(p, p.name, graphs=False).diagnostics, progress=progress,
+                           music_dir=music_dir)
         atomic.write_text(output, result.text)
     except StoryError as e:
         progress.close()

@@ -62,6 +62,7 @@ class DraftScene(_Strict):
     lighting: str
     mood: str
     music: str = Field(description="the music the scene wants, in words; empty for none")
+    music_file: str = Field(description="one of the music files offered that fits the scene; empty for none")
     shots: list[DraftShot]
 
 
@@ -119,8 +120,21 @@ def one_line(text: str) -> str:
     return " ".join(str(text).split())
 
 
-def write_story(o: Outline, style: str | None, source_name: str, model: str) -> str:
-    """The `.story` source of an outline."""
+MUSIC_SUFFIXES = (".ogg", ".mp3", ".wav", ".flac", ".m4a", ".opus")
+
+
+def music_files(folder: Path | None, output: Path) -> list[str]:
+    """The music a draft may cue: audio files in `folder`, named relative to the script's folder."""
+    if folder is None:
+        return []
+    if not folder.is_dir():
+        raise DraftError(f"{folder}: no such folder of music")
+    found = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in MUSIC_SUFFIXES)
+    return [Path(os.path.relpath(p.resolve(), output.resolve().parent)).as_posix() for p in found]
+
+
+def write_story(o: Outline, style: str | None, source_name: str, model: str, music: list[str] = ()) -> str:
+    """The `.story` source of an outline; a scene's music is a cue when it names one of `music`, else a note."""
     names = {c.name: name_of(c.name) or f"CHARACTER {i}" for i, c in enumerate(o.characters, 1)}
     lang = one_line(o.language) or "en-us"
     out = [f"// Drafted by storyc draft from {source_name} ({one_line(model)}): yours to edit.",
@@ -142,7 +156,9 @@ def write_story(o: Outline, style: str | None, source_name: str, model: str) -> 
         for key in ("setting", "lighting", "mood"):
             if getattr(scene, key).strip():
                 out.append(f"  {key} {quote(one_line(getattr(scene, key)))}")
-        if scene.music.strip():
+        if scene.music_file in music:
+            out.append(f"  music {quote(scene.music_file)} volume -14dB fade in 2s fade out 2s")
+        elif scene.music.strip():
             out.append(f"  note {quote('music: ' + one_line(scene.music))}")
         for shot in scene.shots:
             number += 1
@@ -175,10 +191,10 @@ def _shot_lines(shot: DraftShot, number: int, names: dict[str, str]) -> list[str
     return lines
 
 
-def request_body(env, ep: Endpoint, prose: str, shots: int | None, style: str | None) -> dict:
+def request_body(env, ep: Endpoint, prose: str, shots: int | None, style: str | None, music: list[str] = ()) -> dict:
     system = env.get_template("llm/draft.system.j2").render(
         schema=json.dumps(strict_schema(Outline.model_json_schema())), framings=sorted(vocab.FRAMINGS),
-        moves=vocab.CAMERA_MOVE_NAMES, speeds=sorted(set(vocab.SPEEDS.values())))
+        moves=vocab.CAMERA_MOVE_NAMES, speeds=sorted(set(vocab.SPEEDS.values())), music=list(music))
     user = env.get_template("llm/draft.user.j2").render(prose=prose, shots=shots, style=style)
     return {"model": ep.model, "messages": [{"role": "system", "content": system}, {"role": "user", "content": user}],
             **PARAMETERS, "response_format": {"type": "json_schema", "json_schema": {
@@ -198,15 +214,16 @@ def problems_text(diags: list[Diagnostic], text: str) -> str:
 
 
 def draft(prose_file: Path, output: Path, ep: Endpoint, shots: int | None = None, style: str | None = None,
-          check=None, progress=None) -> Drafted:
+          check=None, progress=None, music_dir: Path | None = None) -> Drafted:
     """Ask for an outline, write the script, check it, ask again with its problems (ROUNDS times at most).
 
     `check(path) -> list[Diagnostic]` is the front end (storyc check's); the script is checked
     beside `output`, so paths and the build cache are where the writer's build will look."""
     prose = _read_prose(prose_file)
+    music = music_files(music_dir, output)
     env = message_env(output.resolve().parent / "templates")
     client = connect(ep)
-    body = request_body(env, ep, prose, shots, style)
+    body = request_body(env, ep, prose, shots, style, music)
     rounds = 0
     while True:
         rounds += 1
@@ -220,7 +237,7 @@ def draft(prose_file: Path, output: Path, ep: Endpoint, shots: int | None = None
             problems = "- the outline has no shots"
             diags = []
         else:
-            text = write_story(outline, style, prose_file.name, answer.model)
+            text = write_story(outline, style, prose_file.name, answer.model, music)
             diags, text = _checked(text, output, check)
             problems = problems_text(diags, text)
             if not problems:

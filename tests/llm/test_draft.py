@@ -19,9 +19,9 @@ def shot(framing="wide", cast=(), camera="static", seconds=3, action="", narrati
             "transition": transition}
 
 
-def scene(interior, place, time, shots, setting="", lighting="", mood="", music=""):
+def scene(interior, place, time, shots, setting="", lighting="", mood="", music="", music_file=""):
     return {"interior": interior, "place": place, "time": time, "setting": setting, "lighting": lighting,
-            "mood": mood, "music": music, "shots": shots}
+            "mood": mood, "music": music, "music_file": music_file, "shots": shots}
 
 
 def character(name, look, voice="female", age="adult"):
@@ -159,3 +159,24 @@ def test_model_text_never_becomes_syntax():
     assert tree is not None
     assert sum(1 for line in text.splitlines() if line.strip().startswith("shot ")) == 1
     assert name_of("José") == "JOSE" and name_of("Øyvind the 2nd") == "YVIND THE"
+
+
+def test_music_offered_in_a_folder_becomes_real_cues(tmp_path, llm):
+    import copy
+
+    from conftest import tiny_wav
+
+    (tmp_path / "music").mkdir()
+    (tmp_path / "music" / "music box.wav").write_bytes(tiny_wav(4))
+    answer = copy.deepcopy(SHORT)
+    answer["scenes"][0]["music_file"] = "music/music box.wav"
+    result, out = draft_of(tmp_path, llm, "Nell found a key.", answer, extra=["--music", tmp_path / "music"])
+    assert result.exit_code == 0, result.output
+    assert 'music "music/music box.wav" volume -14dB fade in 2s fade out 2s' in out.read_text()
+    assert "Music files the film may use" in llm.requests[0]["messages"][0]["content"]
+    assert "music/music box.wav" in llm.requests[0]["messages"][0]["content"]
+    assert run("check", out).exit_code == 0
+    # a file the model made up is not a cue: it stays a note
+    answer["scenes"][0]["music_file"] = "music/nothing.ogg"
+    result, out = draft_of(tmp_path, llm, "Nell found a key.", answer, extra=["--music", tmp_path / "music", "--force"])
+    assert result.exit_code == 0 and 'note "music: a music box, slow"' in out.read_text()
