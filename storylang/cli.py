@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -433,6 +434,23 @@ def graph(script: Path, shots, output, explain, comfy, object_info) -> None:
     click.echo(f"{len(compiled)} graphs written to {_shown(out_dir)} (validated against {info.origin})", err=True)
 
 
+@contextmanager
+def _one_line_errors(progress, what: str, interrupted: str):
+    """A writer's error as one line (exit 1), Ctrl-C as one line saying what was kept (exit 130)."""
+    from storylang.diagnostics import StoryError
+
+    try:
+        yield
+    except StoryError as e:
+        progress.close()
+        click.echo(f"storyc: {what}{e}", err=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        progress.close()
+        click.echo(f"storyc: interrupted; {interrupted}", err=True)
+        sys.exit(130)
+
+
 def _known_shots(film, shots, script: Path) -> None:
     """Exit with one line when a --shot names no shot of the film."""
     known = {s.id for s in film.shots}
@@ -478,7 +496,6 @@ def expand(script: Path, shots, refresh: bool, jobs: int) -> None:
     from rich.console import Console
 
     from storylang import expand as expand_mod
-    from storylang.diagnostics import StoryError
     from storylang.progress import Progress, RichProgress
     from storylang.resolve import resolve_file
 
@@ -491,16 +508,8 @@ def expand(script: Path, shots, refresh: bool, jobs: int) -> None:
     console = Console(stderr=True)
     progress = RichProgress(console) if console.is_terminal else Progress()
     opts = expand_mod.Options(expand=True, required=True, only=set(shots) or None, refresh=refresh, jobs=jobs)
-    try:
+    with _one_line_errors(progress, "", f"{script.name}.lock holds every answer received"):
         result = expand_mod.expand_film(film, script, opts, progress)
-    except StoryError as e:
-        progress.close()
-        click.echo(f"storyc: {e}", err=True)
-        sys.exit(1)
-    except KeyboardInterrupt:
-        progress.close()
-        click.echo(f"storyc: interrupted; {script.name}.lock holds every answer received", err=True)
-        sys.exit(130)
     progress.close()
     order = {s.id: i for i, s in enumerate(film.shots)}
     for shot, before, after in sorted(result.changed, key=lambda c: order[c[0].id]):
@@ -529,7 +538,6 @@ def draft(prose: Path, output: Path, shots, style, music_dir, force: bool) -> No
 
     from storylang import atomic
     from storylang.check import check_film
-    from storylang.diagnostics import StoryError
     from storylang.draft import draft as run_draft
     from storylang.expand import endpoint
     from storylang.progress import Progress, RichProgress
@@ -539,20 +547,12 @@ def draft(prose: Path, output: Path, shots, style, music_dir, force: bool) -> No
         sys.exit(1)
     console = Console(stderr=True)
     progress = RichProgress(console) if console.is_terminal else Progress()
-    try:
+    with _one_line_errors(progress, "draft failed: ", "nothing was written"):
         ep = endpoint(None, output.resolve())
         result = run_draft(prose, output, ep, shots, style,
                            check=lambda p: check_film(p, p.name, graphs=False).diagnostics, progress=progress,
                            music_dir=music_dir)
         atomic.write_text(output, result.text)
-    except StoryError as e:
-        progress.close()
-        click.echo(f"storyc: draft failed: {e}", err=True)
-        sys.exit(1)
-    except KeyboardInterrupt:
-        progress.close()
-        click.echo("storyc: interrupted; nothing was written", err=True)
-        sys.exit(130)
     progress.close()
     o = result.outline
     n = sum(len(s.shots) for s in o.scenes)
