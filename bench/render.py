@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests" / "comfy"))
+sys.path[:0] = [str(ROOT / "tests" / "comfy"), str(ROOT / "tests")]
 
 from fake_server import FakeComfy  # noqa: E402
 

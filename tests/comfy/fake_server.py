@@ -21,7 +21,6 @@ import itertools
 import json
 import subprocess
 import tempfile
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -30,6 +29,8 @@ from aiohttp import WSMsgType, web
 from PIL import Image
 
 from storylang.toolchain import find_ffmpeg
+
+from loop_server import LoopServer
 
 SNAPSHOT = Path(__file__).resolve().parents[2] / "storylang" / "comfy" / "data" / "object_info.full.json.gz"
 FOLDERS = {("CheckpointLoaderSimple", "ckpt_name"): "checkpoints", ("LoraLoader", "lora_name"): "loras",
@@ -64,7 +65,7 @@ def _err(kind, message, details="", extra=None):
     return {"type": kind, "message": message, "details": details, "extra_info": extra or {}}
 
 
-class FakeComfy:
+class FakeComfy(LoopServer):
     """One server; `start()` it, point a client at `url`, `stop()` it. Thread-safe controls."""
 
     def __init__(self, models: dict | None = None, step_delay: float = 0.0, node_delay: float = 0.0,
@@ -86,33 +87,16 @@ class FakeComfy:
         self.loads: list[str] = []  # checkpoint loads (a new checkpoint after a different one)
         self.interrupted: list[str] = []
         self.deleted: list[str] = []
-        self._thread = None
-        self._loop = None
-        self._runner = None
 
     # ------------------------------------------------------------------ life
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
     def start(self) -> "FakeComfy":
         self._fresh_state()
-        ready = threading.Event()
-        self._thread = threading.Thread(target=self._serve, args=(ready,), daemon=True)
-        self._thread.start()
-        ready.wait(10)
-        return self
+        return super().start()
 
     def stop(self) -> None:
         """Kill the server: sockets closed, the running prompt lost (like kill -9)."""
-        if self._loop is None:
-            return
-        fut = asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop)
-        fut.result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
-        self._loop = None
+        super().stop()
 
     def restart(self) -> None:
         """Start again on the same port with an empty queue and history (ComfyUI keeps both in memory)."""
@@ -133,9 +117,7 @@ class FakeComfy:
         self.interrupt_flag = False
         self.loaded_checkpoint = None
 
-    def _serve(self, ready: threading.Event) -> None:
-        self._loop = asyncio.new_event_loop()
-        asyncio.set_event_loop(self._loop)
+    def _app(self) -> web.Application:
         app = web.Application(client_max_size=100 << 20, middlewares=[self._auth])
         r = app.router
         for prefix in ("", "/api"):
@@ -155,15 +137,11 @@ class FakeComfy:
             r.add_get(prefix + "/view", self.h_view)
             r.add_post(prefix + "/upload/image", self.h_upload)
         r.add_get("/ws", self.h_ws)
-        self._runner = web.AppRunner(app)
-        self._loop.run_until_complete(self._runner.setup())
-        site = web.TCPSite(self._runner, "127.0.0.1", self.port, reuse_address=True)
-        self._loop.run_until_complete(site.start())
-        self.port = site._server.sockets[0].getsockname()[1]
+        return app
+
+    def _started(self) -> None:
         self._wake = asyncio.Event()
         self._worker = self._loop.create_task(self._work())
-        ready.set()
-        self._loop.run_forever()
 
     async def _shutdown(self) -> None:
         self._worker.cancel()

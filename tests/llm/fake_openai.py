@@ -15,10 +15,11 @@ import asyncio
 import collections
 import itertools
 import json
-import threading
 import time
 
 from aiohttp import web
+
+from loop_server import LoopServer
 
 
 def expansion_answer(body: dict) -> str:
@@ -35,7 +36,7 @@ def expansion_answer(body: dict) -> str:
                        "camera": facts.get("camera", "") if facts.get("output") == "video" else ""})
 
 
-class FakeOpenAI:
+class FakeOpenAI(LoopServer):
     def __init__(self, model: str = "gpt-4o-mini-2024-07-18", token: str | None = None):
         self.model = model
         self.token = token
@@ -46,10 +47,7 @@ class FakeOpenAI:
         self.refuse_schema = False
         self.ignore_schema = False
         self.delay = 0.0
-        self.url = ""
         self._ids = itertools.count(1)
-        self._loop = None
-        self._thread = None
 
     # -- control
 
@@ -61,37 +59,21 @@ class FakeOpenAI:
     def outline(self, key: str, *answers: dict | str) -> None:
         self.outlines[key] = [a if isinstance(a, str) else json.dumps(a, ensure_ascii=False) for a in answers]
 
-    def start(self) -> "FakeOpenAI":
-        ready = threading.Event()
-        self._thread = threading.Thread(target=self._serve, args=(ready,), daemon=True)
-        self._thread.start()
-        ready.wait(10)
-        return self
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
 
     def stop(self) -> None:
-        if self._loop is None:
-            return
-        self._loop.call_soon_threadsafe(self._stopping.set)  # delayed replies end now
-        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
-        self._loop = None
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._stopping.set)  # delayed replies end now
+        super().stop()
 
-    def _serve(self, ready: threading.Event) -> None:
-        self._loop = asyncio.new_event_loop()
-        asyncio.set_event_loop(self._loop)
+    def _app(self) -> web.Application:
         self._stopping = asyncio.Event()
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_get("/v1/models", self._models)
-        self._runner = web.AppRunner(app)
-        self._loop.run_until_complete(self._runner.setup())
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        self._loop.run_until_complete(site.start())
-        port = site._server.sockets[0].getsockname()[1]
-        self.url = f"http://127.0.0.1:{port}/v1"
-        ready.set()
-        self._loop.run_forever()
+        return app
 
     # -- the API
 
