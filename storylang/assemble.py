@@ -1,16 +1,13 @@
-"""Timeline → finished film, with ffmpeg driven through ffmpeg-python.
+"""Timeline → finished picture and film, with ffmpeg driven through ffmpeg-python.
 
-Three passes, each cached by what it consumes:
-- picture: every clip on one filter graph (xfade for transitions, concat for cuts, fades,
-  optional burnt-in subtitles), encoded once with x264. Video clips are read from their
-  files; the frames of still clips come from the caller (the renderer seam's
-  `render.stills`), as raw YUV 4:2:0 streamed into ffmpeg through named pipes, so nothing
-  is encoded twice;
-- sound: speech placed sample-exactly, music with fades and a ducking envelope under
-  speech, loudness normalised to -16 LUFS, 48 kHz AAC;
-- mux: picture and sound copied into one MP4 with title, provenance, one chapter per
-  scene and +faststart.
-Editing narration re-runs only the sound and the mux.
+- picture: in segments (see "picture in segments" below), or for `--release`, burnt-in
+  subtitles and fades across transitions, every clip on one filter graph (xfade for
+  transitions, concat for cuts) encoded once with x264. Video clips are read from their files;
+  the frames of still clips come from the caller (the renderer seam's `render.stills`), as raw
+  YUV 4:2:0 streamed into ffmpeg through named pipes, so nothing is encoded twice;
+- the sound is mix.py's;
+- mux: picture and sound copied into one MP4 with title, provenance, one chapter per scene and
+  +faststart.
 """
 
 from __future__ import annotations
@@ -35,11 +32,7 @@ from storylang.timeline import Clip, Timeline
 from storylang.toolchain import Ffmpeg
 
 PICTURE_VERSION = "picture-6"
-SOUND_VERSION = "sound-3"
 MUX_VERSION = "mux-1"
-SAMPLE_RATE = 48000
-LOUDNESS = -16.0
-TRUE_PEAK = -1.5
 
 # Through black, linearly: the first half fades the outgoing shot down to black, the second
 # half brings the next one up (xfade's own fadeblack spends a fifth of its time going down).
@@ -409,97 +402,6 @@ def concat(files: list[Path], target: Path, ff: Ffmpeg, scratch: Path) -> None:
             _run([ff.path, "-hide_banner", "-nostats", "-loglevel", "error", "-y", "-f", "concat", "-safe", "0",
                   "-i", str(listing), "-c", "copy", "-an", "-f", "mp4", str(tmp)], cwd=Path(d),
                  what="joining the picture's segments")
-
-
-# ---------------------------------------------------------------------------- sound
-
-
-def duck_expression(t: Timeline, duck_db: float, ramp: float = 0.15) -> str | None:
-    """A volume expression (of t, in seconds) that lowers music by duck_db while anyone speaks."""
-    if not t.speech or duck_db >= 0:
-        return None
-    gain = 10 ** (duck_db / 20)
-    terms = []
-    for s in t.speech:
-        a, b = _seconds(t.seconds(s.start)), _seconds(t.seconds(s.start + s.frames))
-        terms.append(f"clip(min((t-{a}+{ramp})/{ramp},({b}+{ramp}-t)/{ramp}),0,1)")
-    return f"1-{round(1 - gain, 6)}*min(1,{'+'.join(terms)})"
-
-
-def sound(t: Timeline, root: Path, target: Path, enc: Encoding, ff: Ffmpeg,
-          stop: Callable[[], None] | None = None) -> None:
-    """Mix speech and music into the film's sound track (AAC, 48 kHz stereo) at `target`; `stop` as for _run."""
-    total_samples = round(t.seconds(t.frames) * SAMPLE_RATE)
-    voices = []
-    for s in t.speech:
-        a = (ffmpeg_graph.input(str((root / s.file).resolve())).audio
-             .filter("aresample", SAMPLE_RATE)
-             .filter("aformat", sample_fmts="fltp", channel_layouts="stereo")
-             .filter("adelay", delays=f"{round(t.seconds(s.start) * SAMPLE_RATE)}S", all=1))
-        voices.append(a)
-    buses = []
-    if voices:
-        buses.append(voices[0] if len(voices) == 1 else
-                     ffmpeg_graph.filter(voices, "amix", inputs=len(voices), normalize=0, dropout_transition=0))
-    for m in t.music:
-        length = t.seconds(m.end - m.start)
-        a = (ffmpeg_graph.input(str((root / m.file).resolve())).audio
-             .filter("aresample", SAMPLE_RATE)
-             .filter("aformat", sample_fmts="fltp", channel_layouts="stereo")
-             .filter("atrim", end=_seconds(length))
-             .filter("asetpts", "PTS-STARTPTS"))
-        if m.fade_in:
-            a = a.filter("afade", type="in", start_time=0, duration=_seconds(t.seconds(m.fade_in)))
-        if m.fade_out:
-            fo = t.seconds(min(m.fade_out, m.end - m.start))
-            a = a.filter("afade", type="out", start_time=_seconds(length - fo), duration=_seconds(fo))
-        a = a.filter("volume", volume=f"{m.volume_db}dB")
-        a = a.filter("adelay", delays=f"{round(t.seconds(m.start) * SAMPLE_RATE)}S", all=1)
-        expr = duck_expression(t, m.duck_db)
-        if expr:
-            a = a.filter("volume", volume=expr, eval="frame")
-        buses.append(a)
-    if buses:
-        mixed = buses[0] if len(buses) == 1 else ffmpeg_graph.filter(buses, "amix", inputs=len(buses), normalize=0,
-                                                                       dropout_transition=0)
-        # Two passes: measure integrated loudness (EBU R128) and true peak, then apply one
-        # linear gain to reach -16 LUFS, with a limiter only if that gain would clip.
-        measured = _measure_loudness(mixed, ff, root)
-        mix = mixed
-        if measured:
-            loud, peak = measured
-            gain = round(LOUDNESS - loud, 2)
-            mix = mix.filter("volume", volume=f"{gain}dB")
-            if peak + gain > TRUE_PEAK:
-                mix = mix.filter("alimiter", limit=round(10 ** (TRUE_PEAK / 20), 4), level="disabled", latency=1)
-        mix = mix.filter("aformat", sample_fmts="fltp", channel_layouts="stereo")
-    else:
-        mix = ffmpeg_graph.input(f"anullsrc=r={SAMPLE_RATE}:cl=stereo", f="lavfi").audio
-    mix = mix.filter("apad", whole_len=total_samples).filter("atrim", end_sample=total_samples)
-    if t.fade_in:
-        mix = mix.filter("afade", type="in", start_time=0, duration=_seconds(t.seconds(t.fade_in)))
-    if t.fade_out:
-        mix = mix.filter("afade", type="out", start_time=_seconds(t.seconds(t.frames - t.fade_out)),
-                         duration=_seconds(t.seconds(t.fade_out)))
-    with atomic.atomic_path(target, suffix=".m4a") as tmp:
-        stream = ffmpeg_graph.output(mix, str(tmp), f="mp4", acodec="aac", audio_bitrate=enc.audio_bitrate,
-                                     ar=SAMPLE_RATE, vn=None).global_args("-hide_banner", "-nostats", "-loglevel", "error",
-                                                                          "-progress", "pipe:1")
-        _run(stream.compile(cmd=ff.path, overwrite_output=True), cwd=root, what="mixing the sound", stop=stop)
-
-
-def _measure_loudness(stream, ff: Ffmpeg, cwd: Path) -> tuple[float, float] | None:
-    """First pass: (integrated loudness in LUFS, true peak in dBFS), or None for silence."""
-    import re
-
-    args = (ffmpeg_graph.output(stream.filter("ebur128", peak="true", framelog="quiet"), "-", f="null")
-            .global_args("-hide_banner", "-nostats").compile(cmd=ff.path))
-    proc = subprocess.run(args, cwd=cwd, capture_output=True, text=True)
-    loud = re.findall(r"I:\s+(-?[\d.]+) LUFS", proc.stderr)
-    peak = re.findall(r"Peak:\s+(-?[\d.]+|-inf) dBFS", proc.stderr)
-    if proc.returncode != 0 or not loud or not peak or peak[-1] == "-inf" or float(loud[-1]) < -69:
-        return None
-    return float(loud[-1]), float(peak[-1])
 
 
 # ---------------------------------------------------------------------------- mux

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
-from storylang import __version__, assemble, atomic, builddir, explain, provenance, stamp
+from storylang import __version__, assemble, atomic, builddir, explain, mix, provenance, stamp
 from storylang import output as output_mod
 from storylang import speech as speech_mod
 from storylang.comfy.run import Cancelled
@@ -289,7 +289,7 @@ def _picture_key(timeline, root: Path, enc, ff, subs_file: Path | None) -> str:
 
 def _sound_key(timeline, root: Path, enc, ff) -> str:
     return digest({
-        "stage": assemble.SOUND_VERSION, "ffmpeg": ff.version, "bitrate": enc.audio_bitrate,
+        "stage": mix.SOUND_VERSION, "ffmpeg": ff.version, "bitrate": enc.audio_bitrate,
         "frames": timeline.frames, "fps": [timeline.fps_num, timeline.fps_den],
         "fades": [timeline.fade_in, timeline.fade_out],
         "speech": [s.model_dump(mode="json") for s in timeline.speech],
@@ -385,7 +385,8 @@ def _assemble(timeline, root: Path, cache: Cache, scratch: Path, output: Path, o
     states = {"picture": "reused", "sound": "reused", "film": "reused"}
     # The sound is mixed while the picture encodes: they share nothing.
     with ThreadPoolExecutor(max_workers=1) as pool:
-        sound_job = (pool.submit(assemble.sound, timeline, root, sound_file, enc, ff, lambda: _go_on(options))
+        sound_job = (pool.submit(mix.sound, timeline, root, sound_file, enc, ff, cache, scratch, lambda: _go_on(options),
+                                 2 if options.jobs > 1 else 1)
                      if not sound_file.is_file() else None)
         try:
             states["picture"] = _make_picture(pic, timeline, root, scratch, enc, ff, options, subs_file, progress)
@@ -393,9 +394,9 @@ def _assemble(timeline, root: Path, cache: Cache, scratch: Path, output: Path, o
             if sound_job:
                 sound_job.cancel()
             raise
-        if sound_job:
-            sound_job.result()
-            states["sound"] = "mixed"
+        made = sound_job.result() if sound_job else None
+        if made:
+            states["sound"] = made.state()
     meta = assemble.metadata(timeline, f"storyc {__version__}; renderer {renderer}; "
                                        f"script sha256:{timeline.script_digest}", provenance.text(origin))
     film_file = cache.path("films", digest({"stage": assemble.MUX_VERSION, "picture": pic.key,
@@ -408,17 +409,17 @@ def _assemble(timeline, root: Path, cache: Cache, scratch: Path, output: Path, o
         with atomic.atomic_path(output, suffix=".mp4") as tmp:
             shutil.copyfile(film_file, tmp)
         states["film"] = "written"
-    _keep_used(cache, timeline, root, pic, sound_file, film_file, options, states)
+    _keep_used(cache, timeline, root, pic, [sound_file, *(made.files if made else ())], film_file, options, states)
     return states
 
 
-def _keep_used(cache: Cache, timeline, root: Path, pic, sound_file: Path, film_file: Path, options: BuildOptions,
+def _keep_used(cache: Cache, timeline, root: Path, pic, sound_files: list[Path], film_file: Path, options: BuildOptions,
                states: dict) -> None:
     """Mark what this film uses as just used, then trim the cache to its size limit (least recently used
     first), so switching back to an older script (git checkout) finds its artifacts while they fit."""
     used = {root / f for c in timeline.clips for f in (*c.files, *(o.file for o in c.overlays))}
     used |= {root / s.file for s in timeline.speech}
-    used |= {file for _, _, file in pic.segments} | {pic.file, sound_file, film_file}
+    used |= {file for _, _, file in pic.segments} | {pic.file, film_file, *sound_files}
     used = {p for p in used if cache.root in p.resolve().parents}
     used |= {p.with_suffix(".json") for p in used}  # the records beside speech and renders
     cache.touch(used)

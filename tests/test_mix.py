@@ -1,0 +1,130 @@
+"""The sound in pieces: one seamless AAC track, exactly the film's length, re-encoded only where an edit reaches."""
+
+import array
+import json
+import math
+import subprocess
+from pathlib import Path
+
+import ffmpeg as ffmpeg_graph
+import pytest
+
+from storylang import mix
+from storylang.build import BuildOptions, build
+from storylang.timeline import Timeline
+from storylang.toolchain import find_ffmpeg
+
+from media import ffmpeg
+
+# 30 s: four pieces, music under all of it (a seam in a sustained tone is where a click would show)
+FILM = '''title "Pieces" 0s
+format 256x144 @ 12fps
+narrator "en-us" rate 180
+
+EXT. CLIFF - NIGHT
+  music "theme.ogg" volume -14dB duck -8dB
+  shot 1 wide 7s
+    action "the beam sweeps"
+    narrate "Every night she climbed the stairs."
+
+  shot 2 medium 8s
+    action "the lamp"
+    narrate "The sea was loud that year."
+
+  shot 3 wide 7s
+    action "the rocks"
+
+  shot 4 wide 8s
+    action "the lamp goes dark"
+    narrate "And then one night, it did not."
+'''
+
+
+@pytest.fixture(scope="module")
+def film(tmp_path_factory):
+    d = tmp_path_factory.mktemp("mix")
+    # two tones beating against each other: never silent, never still
+    subprocess.run([ffmpeg(), "-v", "error", "-f", "lavfi", "-i", "sine=f=220:d=40", "-f", "lavfi", "-i",
+                    "sine=f=331:d=40", "-filter_complex", "amix=inputs=2", str(d / "theme.ogg")], check=True)
+    (d / "film.story").write_text(FILM)
+    report = build(d / "film.story", BuildOptions(jobs=2, preview=True))
+    return d, report
+
+
+def pcm(path: Path) -> array.array:
+    out = subprocess.run([ffmpeg(), "-v", "error", "-i", str(path), "-map", "0:a:0", "-f", "f32le", "-ac", "1", "-"],
+                         capture_output=True, check=True).stdout
+    return array.array("f", out)
+
+
+def snr(ref, x, lo, hi) -> float:
+    signal = sum(v * v for v in ref[lo:hi])
+    noise = sum((a - b) ** 2 for a, b in zip(ref[lo:hi], x[lo:hi]))
+    return 10 * math.log10(signal / noise)
+
+
+def test_the_joined_pieces_are_the_film_long_and_as_clean_as_one_pass(film, tmp_path):
+    d, report = film
+    t = Timeline.model_validate_json((d / "build" / "film" / "timeline.json").read_text())
+    total = mix.total_samples(t)
+    plan = mix.pieces(total)
+    assert len(plan) == 4 and report.sound == "mixed"
+    ff = find_ffmpeg()
+    # the same mix, uncompressed and encoded in one pass, at the film's level
+    level = mix.levels([mix.measure_piece(mix.Window.of(t, d, max(p.start - mix.MEASURE_BEFORE, 0), p.end), p, ff,
+                                          tmp_path) for p in plan])
+    stream = mix.Window.of(t, d, 0, total).stream().filter("volume", volume=f"{level['gain']}dB")
+    if level["limit"]:
+        stream = stream.filter("alimiter", limit=round(10 ** (mix.TRUE_PEAK / 20), 4), level="disabled", latency=1)
+    for name, codec in (("ref.wav", {"acodec": "pcm_f32le"}), ("one.m4a", {"acodec": "aac", "audio_bitrate": "160k"})):
+        (ffmpeg_graph.output(stream, str(tmp_path / name), **codec).global_args("-v", "error")
+         .run(cmd=ff.path, overwrite_output=True))
+    ref, one, joined = pcm(tmp_path / "ref.wav"), pcm(tmp_path / "one.m4a"), pcm(report.output)
+    assert len(joined) == len(ref) == total  # priming dropped, last frame cut on the film's last sample
+    assert snr(ref, joined, 0, total) > snr(ref, one, 0, total) - 0.5
+    for p in plan[1:]:
+        seam = (p.start - 2048, p.start + 2048)
+        assert snr(ref, joined, *seam) > snr(ref, one, *seam) - 3, f"a click at {p.start / mix.SAMPLE_RATE} s"
+
+
+def test_the_film_loudness_gated_from_the_pieces_blocks_is_what_ffmpeg_measures(film, tmp_path):
+    d, _ = film
+    t = Timeline.model_validate_json((d / "build" / "film" / "timeline.json").read_text())
+    total = mix.total_samples(t)
+    ff = find_ffmpeg()
+    blocks = []
+    for p in mix.pieces(total):
+        blocks += mix.measure_piece(mix.Window.of(t, d, max(p.start - mix.MEASURE_BEFORE, 0), p.end), p, ff,
+                                    tmp_path)["blocks"]
+    whole = (ffmpeg_graph.output(mix.Window.of(t, d, 0, total).stream().filter("ebur128", framelog="quiet"), "-",
+                                 f="null").global_args("-hide_banner", "-nostats").compile(cmd=ff.path))
+    out = subprocess.run(whole, capture_output=True, text=True, cwd=d).stderr
+    theirs = float(out.rsplit("I:", 1)[1].split("LUFS")[0])
+    assert abs(mix.integrated(blocks) - theirs) < 0.1
+
+
+def test_the_gain_is_a_whole_number_of_steps_and_a_peak_over_the_ceiling_is_limited():
+    quiet = [{"blocks": [-30.2] * 50, "peak": 0.05}]
+    assert mix.levels(quiet) == {"gain": 14.0, "limit": False}
+    loud = [{"blocks": [-20.0] * 50, "peak": 0.9}, {"blocks": [], "peak": 0.0}]
+    assert mix.levels(loud) == {"gain": 4.0, "limit": True}
+    assert mix.levels([{"blocks": [], "peak": 0.0}]) == {"gain": 0.0, "limit": False}
+    # the relative gate drops blocks 10 LU below the ungated mean
+    assert mix.integrated([-20.0] * 10 + [-60.0] * 10) == pytest.approx(-20.0, abs=1e-9)
+
+
+def test_a_line_edit_re_encodes_only_the_pieces_it_reaches(film, tmp_path):
+    import shutil
+
+    d, first = film
+    copy = tmp_path / "copy"
+    shutil.copytree(d, copy)
+    script = copy / "film.story"
+    script.write_text(FILM.replace("And then one night, it did not.", "And one night, it did not."))
+    report = build(script, BuildOptions(jobs=2, preview=True))
+    assert report.frames == first.frames and report.lines_spoken == 1
+    assert report.sound == "mixed (2 of 4 pieces)"  # the line's piece and the one its duck ramp reaches
+    assert len(pcm(report.output)) == mix.total_samples(Timeline.model_validate_json(
+        (copy / "build" / "film" / "timeline.json").read_text()))
+    measures = list((copy / "build" / "cache" / "sound-measures").rglob("*.json"))
+    assert all(set(json.loads(m.read_text())) == {"blocks", "peak"} for m in measures)
