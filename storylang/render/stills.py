@@ -194,20 +194,56 @@ def clip_frames(clip: Clip, root: Path, size: tuple[int, int], fps: Fraction,
 
 
 def segment_frames(pieces: list[tuple[Clip, int, int]], root: Path, size: tuple[int, int], fps: Fraction,
-                   workers: int = 1) -> Iterator[tuple[bytes, ...]]:
+                   workers: int = 1, prepare: Callable | None = None) -> Iterator[tuple[bytes, ...]]:
     """The frames of clips joined by cuts, each clip's frames start..start+count-1 (a piece of it);
     each clip is prepared while the one before it streams."""
     from concurrent.futures import ThreadPoolExecutor
 
+    prepare = prepare or (lambda clip, size: prepare_clip(clip, root, size, fps))
     with ThreadPoolExecutor(max_workers=1) as ahead:
-        upcoming = ahead.submit(prepare_clip, pieces[0][0], root, size, fps)
+        upcoming = ahead.submit(prepare, pieces[0][0], size)
         for k, (_clip, start, count) in enumerate(pieces):
             _n, frame_of = upcoming.result()
             if k + 1 < len(pieces):
-                upcoming = ahead.submit(prepare_clip, pieces[k + 1][0], root, size, fps)
+                upcoming = ahead.submit(prepare, pieces[k + 1][0], size)
             yield from _ordered(lambda i, frame_of=frame_of, start=start: frame_of(start + i), count, workers)
+
+
+class _Prepared:
+    """Clips prepared for the assembler, the last few kept: a clip's body and the transitions on
+    either side are encoded as separate segments, often at once, and prepare it only once."""
+
+    def __init__(self, root: Path, fps: Fraction, keep: int = 4):
+        import threading
+        from collections import OrderedDict
+
+        self.root, self.fps, self.keep = root, fps, keep
+        self.lock = threading.Lock()
+        self.entries: OrderedDict = OrderedDict()
+
+    def __call__(self, clip: Clip, size: tuple[int, int]) -> tuple[int, Callable]:
+        from concurrent.futures import Future
+
+        key = (clip.model_dump_json(), size)
+        with self.lock:
+            found = self.entries.get(key)
+            mine = found is None
+            if mine:
+                found = self.entries[key] = Future()
+                while len(self.entries) > self.keep:
+                    self.entries.popitem(last=False)
+            self.entries.move_to_end(key)
+        if mine:
+            try:
+                found.set_result(prepare_clip(clip, self.root, size, self.fps))
+            except BaseException as e:
+                found.set_exception(e)
+                with self.lock:
+                    self.entries.pop(key, None)
+        return found.result()
 
 
 def frame_source(root: Path, fps: Fraction, workers: int) -> Callable:
     """What the assembler asks for still clips' frames: pieces of clips joined by cuts, at a size."""
-    return lambda pieces, size: segment_frames(pieces, root, size, fps, workers=workers)
+    prepared = _Prepared(root, fps)
+    return lambda pieces, size: segment_frames(pieces, root, size, fps, workers=workers, prepare=prepared)
