@@ -98,7 +98,7 @@ def _open_fifo_for_writing(path: str, proc: subprocess.Popen) -> int | None:
         return fd
 
 
-def _run(args: list[str], cwd: Path, what: str, on_progress: Callable[[int], None] | None = None,
+def run_ffmpeg(args: list[str], cwd: Path, what: str, on_progress: Callable[[int], None] | None = None,
          feeders: list[tuple[str, Callable[[], Iterator[tuple[bytes, ...]]]]] = (),
          stop: Callable[[], None] | None = None) -> None:
     """Run ffmpeg; feed named pipes from threads; report `frame=` progress; raise on failure.
@@ -389,7 +389,7 @@ def _encode(out, target: Path, enc: Encoding, ff: Ffmpeg, cwd: Path, feeders: li
             colorspace="smpte170m", color_primaries="smpte170m", color_trc="smpte170m", color_range="tv",
             an=None, **{"x264-params": "log-level=error"},
         ).global_args("-hide_banner", "-nostats", "-loglevel", "error", "-progress", "pipe:1")
-        _run(stream.compile(cmd=ff.path, overwrite_output=True), cwd=cwd, what=what, on_progress=on_progress,
+        run_ffmpeg(stream.compile(cmd=ff.path, overwrite_output=True), cwd=cwd, what=what, on_progress=on_progress,
              feeders=feeders, stop=stop)
 
 
@@ -399,7 +399,7 @@ def concat(files: list[Path], target: Path, ff: Ffmpeg, scratch: Path) -> None:
         listing = Path(d) / "segments.txt"
         listing.write_text("".join(f"file '{str(f.resolve())}'\n" for f in files), encoding="utf-8")
         with atomic.atomic_path(target, suffix=".mp4") as tmp:
-            _run([ff.path, "-hide_banner", "-nostats", "-loglevel", "error", "-y", "-f", "concat", "-safe", "0",
+            run_ffmpeg([ff.path, "-hide_banner", "-nostats", "-loglevel", "error", "-y", "-f", "concat", "-safe", "0",
                   "-i", str(listing), "-c", "copy", "-an", "-f", "mp4", str(tmp)], cwd=Path(d),
                  what="joining the picture's segments")
 
@@ -440,4 +440,4 @@ def mux(picture_file: Path, sound_file: Path, meta: str, target: Path, ff: Ffmpe
                     "-i", str(picture_file), "-i", str(sound_file), "-f", "ffmetadata", "-i", str(meta_file),
                     "-map", "0:v:0", "-map", "1:a:0", "-map_metadata", "2", "-map_chapters", "2",
                     "-c", "copy", "-movflags", "+faststart", "-f", "mp4", str(tmp)]
-            _run(args, cwd=Path(d), what="writing the film")
+            run_ffmpeg(args, cwd=Path(d), what="writing the film")

@@ -31,7 +31,7 @@ from pathlib import Path
 import ffmpeg as ffmpeg_graph
 
 from storylang import atomic
-from storylang.assemble import AssemblyError, Encoding, _run
+from storylang.assemble import AssemblyError, Encoding, run_ffmpeg
 from storylang.cache import Cache, digest, file_digest
 from storylang.timeline import Music, Speech, Timeline
 from storylang.toolchain import Ffmpeg
@@ -189,7 +189,7 @@ def measure_piece(w: Window, piece: Piece, ff: Ffmpeg, scratch: Path, stop=None)
         args = (ffmpeg_graph.output(out, "-", f="null")
                 .global_args("-hide_banner", "-nostats", "-loglevel", "error", "-progress", "pipe:1")
                 .compile(cmd=ff.path))
-        _run(args, cwd=Path(d), what="measuring the loudness of the sound", stop=stop)
+        run_ffmpeg(args, cwd=Path(d), what="measuring the loudness of the sound", stop=stop)
         text = log.read_text(encoding="utf-8")
     blocks, peak = [], 0.0
     for n, frame in enumerate(re.split(r"^frame:", text, flags=re.M)[1:]):
@@ -255,7 +255,7 @@ def encode_piece(w: Window, piece: Piece, level: dict, enc: Encoding, ff: Ffmpeg
         stream = ffmpeg_graph.output(mix, str(raw), f="adts", acodec="aac", audio_bitrate=enc.audio_bitrate,
                                      ar=SAMPLE_RATE).global_args("-hide_banner", "-nostats", "-loglevel", "error",
                                                                  "-progress", "pipe:1")
-        _run(stream.compile(cmd=ff.path, overwrite_output=True), cwd=Path(d), what="encoding the sound", stop=stop)
+        run_ffmpeg(stream.compile(cmd=ff.path, overwrite_output=True), cwd=Path(d), what="encoding the sound", stop=stop)
         frames = _adts_frames(raw.read_bytes())
     skip = (piece.start - w.lo) // FRAME
     keep = frames[skip:] if piece.last else frames[skip:skip + (piece.end - piece.start) // FRAME]
@@ -275,7 +275,7 @@ def join(files: list[Path], total: int, target: Path, ff: Ffmpeg, scratch: Path)
         if count < 2 or not 0 < last <= FRAME:
             raise AssemblyError(f"internal: {count} AAC frames cannot hold {total} samples")
         with atomic.atomic_path(target, suffix=".m4a") as tmp:
-            _run([ff.path, "-hide_banner", "-nostats", "-loglevel", "error", "-y",
+            run_ffmpeg([ff.path, "-hide_banner", "-nostats", "-loglevel", "error", "-y",
                   "-itsoffset", f"-{FRAME / SAMPLE_RATE:.9f}", "-f", "aac", "-i", str(joined), "-c", "copy",
                   "-bsf:a", f"setts=duration=if(eq(N\\,{count - 1})\\,{last}*DURATION/{FRAME}\\,DURATION)",
                   "-f", "mp4", str(tmp)], cwd=Path(d), what="joining the sound's pieces")

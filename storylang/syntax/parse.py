@@ -299,7 +299,30 @@ def _parser() -> Lark:
         postlex=_Indenter(),
         keep_all_tokens=True,  # positions come from the tokens (see _ToTree._walk)
         maybe_placeholders=False,
+        cache=_parser_cache(),
     )
+
+
+def _parser_cache() -> str | bool:
+    """Where lark keeps the analysed grammar between runs (building the LALR tables costs 0.1 s of
+    every command): a file in the user's own cache folder, not a shared temporary one, because lark
+    unpickles it. Lark checks the grammar's digest stored inside; without a folder, no cache."""
+    import hashlib
+    import os
+    import sys
+
+    import lark
+
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    folder = Path(base) / "storylang"
+    try:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError:
+        return False
+    if not os.access(folder, os.W_OK):
+        return False
+    key = hashlib.sha256(grammar_text().encode("utf-8")).hexdigest()[:16]
+    return str(folder / f"grammar-{key}-lark{lark.__version__}-py{sys.version_info[0]}{sys.version_info[1]}.cache")
 
 
 @lru_cache(maxsize=1)
