@@ -101,12 +101,29 @@ class Window:
 
     def recipe(self) -> dict:
         t = self.t
-        return {"window": [self.lo, self.hi], "total": total_samples(t), "fps": [t.fps_num, t.fps_den],
-                "fades": [t.fade_in, t.fade_out],
+        return {"window": [self.lo, self.hi], "fps": [t.fps_num, t.fps_den], "fades": self._fades_here(),
                 "speech": [{**s.model_dump(mode="json", include={"start", "frames"}),
                             "file": file_digest(self.root / s.file)} for s in self.speech],
-                "music": [{**m.model_dump(mode="json", exclude={"file"}),
-                           "file": file_digest(self.root / m.file)} for m in self.music]}
+                "music": [self._music_here(m) for m in self.music]}
+
+    def _music_here(self, m: Music) -> dict:
+        """A music cue as this window hears it: where it ends matters only to a window that
+        reaches its fade-out (or its end)."""
+        t = self.t
+        cue = {**m.model_dump(mode="json", exclude={"file"}), "file": file_digest(self.root / m.file)}
+        fading = _at(t, m.end) - (_at(t, min(m.fade_out, m.end - m.start)) if m.fade_out else 0)
+        if self.hi <= fading:
+            cue["end"] = cue["fade_out"] = "after this window"
+        return cue
+
+    def _fades_here(self) -> dict:
+        """The film's fades that reach this window (those that do not leave its samples alone)."""
+        t, out = self.t, {}
+        if t.fade_in and self.lo < _at(t, t.fade_in):
+            out["in"] = _at(t, t.fade_in)
+        if t.fade_out and self.hi > _at(t, t.frames - t.fade_out):
+            out["out"] = [_at(t, t.frames - t.fade_out), _at(t, t.frames)]
+        return out
 
     def stream(self):
         """The window's mix (film fades applied, no gain), exactly hi - lo samples."""

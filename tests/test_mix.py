@@ -3,6 +3,7 @@
 import array
 import json
 import math
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -114,8 +115,6 @@ def test_the_gain_is_a_whole_number_of_steps_and_a_peak_over_the_ceiling_is_limi
 
 
 def test_a_line_edit_re_encodes_only_the_pieces_it_reaches(film, tmp_path):
-    import shutil
-
     d, first = film
     copy = tmp_path / "copy"
     shutil.copytree(d, copy)
@@ -128,3 +127,30 @@ def test_a_line_edit_re_encodes_only_the_pieces_it_reaches(film, tmp_path):
         (copy / "build" / "film" / "timeline.json").read_text()))
     measures = list((copy / "build" / "cache" / "sound-measures").rglob("*.json"))
     assert all(set(json.loads(m.read_text())) == {"blocks", "peak"} for m in measures)
+    assert pcm(report.output) == pcm(clean_build(d, script.read_text(), tmp_path).output)
+
+
+def clean_build(film_dir: Path, text: str, tmp_path: Path):
+    """The same script built in a new folder: what an incremental build must sound like."""
+    clean = tmp_path / "clean"
+    clean.mkdir()
+    shutil.copyfile(film_dir / "theme.ogg", clean / "theme.ogg")
+    (clean / "film.story").write_text(text)
+    report = build(clean / "film.story", BuildOptions(jobs=2, preview=True))
+    assert report.sound == "mixed"
+    return report
+
+
+def test_a_longer_last_shot_re_encodes_only_the_piece_at_the_end_and_sounds_as_a_clean_build(film, tmp_path):
+    d, first = film
+    copy = tmp_path / "copy"
+    shutil.copytree(d, copy)
+    script = copy / "film.story"
+    script.write_text(FILM.replace("  shot 4 wide 8s", "  shot 4 wide 9s"))
+    report = build(script, BuildOptions(jobs=2, preview=True))
+    assert report.frames == first.frames + 12
+    # only the last piece (24 s to the end) hears anything new: the music runs on under all of it,
+    # but its end is heard in no other piece
+    assert report.sound == "mixed (1 of 4 pieces)"
+    fresh = clean_build(d, script.read_text(), tmp_path)
+    assert pcm(report.output) == pcm(fresh.output) and len(pcm(fresh.output)) == 31 * mix.SAMPLE_RATE
