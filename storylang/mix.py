@@ -322,7 +322,12 @@ def sound(t: Timeline, root: Path, target: Path, enc: Encoding, ff: Ffmpeg, cach
     plan = pieces(total)
     common = {"stage": PIECE_VERSION, "ffmpeg": ff.version}
 
+    def go_on() -> None:  # a superseded build stops before each piece (finished ones stay cached)
+        if stop is not None:
+            stop()
+
     def measure(p: Piece) -> tuple[Path, dict, bool]:
+        go_on()
         w = Window.of(t, root, max(p.start - MEASURE_BEFORE, 0), p.end)
         file = cache.path("sound-measures", digest({**common, "measure": w.recipe(), "own": [p.start, p.end]}),
                           ".json")
@@ -338,6 +343,7 @@ def sound(t: Timeline, root: Path, target: Path, enc: Encoding, ff: Ffmpeg, cach
         level = levels([m for _, m, _ in measured])
 
         def encode(p: Piece) -> tuple[Path, bool]:
+            go_on()
             w = Window.of(t, root, max(p.start - ENCODE_BEFORE, 0), min(p.end + ENCODE_AFTER, total))
             key = digest({**common, "encode": w.recipe(), "own": [p.start, p.end], "last": p.last, "level": level,
                           "bitrate": enc.audio_bitrate})
