@@ -116,18 +116,23 @@ def test_the_gain_is_a_whole_number_of_steps_and_a_peak_over_the_ceiling_is_limi
 
 def test_a_line_edit_re_encodes_only_the_pieces_it_reaches(film, tmp_path):
     d, first = film
-    copy = tmp_path / "copy"
-    shutil.copytree(d, copy)
-    script = copy / "film.story"
-    script.write_text(FILM.replace("And then one night, it did not.", "And one night, it did not."))
-    report = build(script, BuildOptions(jobs=2, preview=True))
+    script, report = rebuilt(d, tmp_path, "And then one night, it did not.", "And one night, it did not.")
     assert report.frames == first.frames and report.lines_spoken == 1
     assert report.sound == "mixed (2 of 4 pieces)"  # the line's piece and the one its duck ramp reaches
     assert len(pcm(report.output)) == mix.total_samples(Timeline.model_validate_json(
-        (copy / "build" / "film" / "timeline.json").read_text()))
-    measures = list((copy / "build" / "cache" / "sound-measures").rglob("*.json"))
+        (script.parent / "build" / "film" / "timeline.json").read_text()))
+    measures = list((script.parent / "build" / "cache" / "sound-measures").rglob("*.json"))
     assert all(set(json.loads(m.read_text())) == {"blocks", "peak"} for m in measures)
     assert pcm(report.output) == pcm(clean_build(d, script.read_text(), tmp_path).output)
+
+
+def rebuilt(film_dir: Path, tmp_path: Path, old: str, new: str):
+    """The built film copied, its script edited, and built again: (script, report)."""
+    copy = tmp_path / "copy"
+    shutil.copytree(film_dir, copy)
+    script = copy / "film.story"
+    script.write_text(FILM.replace(old, new))
+    return script, build(script, BuildOptions(jobs=2, preview=True))
 
 
 def clean_build(film_dir: Path, text: str, tmp_path: Path):
@@ -143,11 +148,7 @@ def clean_build(film_dir: Path, text: str, tmp_path: Path):
 
 def test_a_longer_last_shot_re_encodes_only_the_piece_at_the_end_and_sounds_as_a_clean_build(film, tmp_path):
     d, first = film
-    copy = tmp_path / "copy"
-    shutil.copytree(d, copy)
-    script = copy / "film.story"
-    script.write_text(FILM.replace("  shot 4 wide 8s", "  shot 4 wide 9s"))
-    report = build(script, BuildOptions(jobs=2, preview=True))
+    script, report = rebuilt(d, tmp_path, "  shot 4 wide 8s", "  shot 4 wide 9s")
     assert report.frames == first.frames + 12
     # only the last piece (24 s to the end) hears anything new: the music runs on under all of it,
     # but its end is heard in no other piece
