@@ -66,17 +66,13 @@ def pieces(total: int) -> list[Piece]:
     return [Piece(s, min(s + PIECE, total), k == len(starts) - 1) for k, s in enumerate(starts)]
 
 
-def total_samples(t: Timeline) -> int:
-    return round(t.seconds(t.frames) * SAMPLE_RATE)
-
-
 def _at(t: Timeline, frame: int) -> int:
-    """A film frame's first sample."""
+    """A film frame's first sample (or a number of frames in samples)."""
     return round(t.seconds(frame) * SAMPLE_RATE)
 
 
-def _seconds(samples: int) -> float:
-    return round(samples / SAMPLE_RATE, 6)
+def total_samples(t: Timeline) -> int:
+    return _at(t, t.frames)
 
 
 # ---------------------------------------------------------------------------- one window of the mix
@@ -168,12 +164,13 @@ class Window:
         return a
 
     def _faded(self, bus):
-        t = self.t
-        if t.fade_in:
-            bus = bus.filter("afade", type="in", start_sample=0, nb_samples=_at(t, t.fade_in))
-        if t.fade_out:
-            bus = bus.filter("afade", type="out", start_sample=_at(t, t.frames - t.fade_out),
-                             nb_samples=_at(t, t.frames) - _at(t, t.frames - t.fade_out))
+        """The film's fades on a bus (those that reach the window: the key holds the same)."""
+        fades = self._fades_here()
+        if "in" in fades:
+            bus = bus.filter("afade", type="in", start_sample=0, nb_samples=fades["in"])
+        if "out" in fades:
+            start, end = fades["out"]
+            bus = bus.filter("afade", type="out", start_sample=start, nb_samples=end - start)
         return bus
 
 
