@@ -210,7 +210,7 @@ def measure_piece(w: Window, piece: Piece, ff: Ffmpeg, scratch: Path, stop=None)
         first = w.lo + n * BLOCK
         ends = first + BLOCK
         m = re.search(r"lavfi\.r128\.M=(-?[\d.]+|-?inf|nan)", frame)
-        if m and piece.start < ends <= piece.end and ends <= w.hi:
+        if m and piece.start < ends <= piece.end:
             value = float(m.group(1))
             if value >= SILENT:
                 blocks.append(value)
@@ -280,19 +280,18 @@ def join(files: list[Path], total: int, target: Path, ff: Ffmpeg, scratch: Path)
     """The pieces' frames as one AAC track in an MP4: the first 1024 samples (the encoder's priming)
     dropped by the edit list, the last frame cut to end on the film's last sample."""
     with tempfile.TemporaryDirectory(dir=scratch) as d:
-        joined = Path(d) / "sound.aac"
-        with open(joined, "wb") as out:
-            for f in files:
-                out.write(f.read_bytes())
-        count = len(_adts_frames(joined.read_bytes()))
+        data = b"".join(f.read_bytes() for f in files)
+        count = len(_adts_frames(data))
         last = total - (count - 2) * FRAME  # the samples of the last frame that are the film's
         if count < 2 or not 0 < last <= FRAME:
             raise AssemblyError(f"internal: {count} AAC frames cannot hold {total} samples")
+        joined = Path(d) / "sound.aac"
+        joined.write_bytes(data)
         with atomic.atomic_path(target, suffix=".m4a") as tmp:
             run_ffmpeg([ff.path, "-hide_banner", "-nostats", "-loglevel", "error", "-y",
-                  "-itsoffset", f"-{FRAME / SAMPLE_RATE:.9f}", "-f", "aac", "-i", str(joined), "-c", "copy",
-                  "-bsf:a", f"setts=duration=if(eq(N\\,{count - 1})\\,{last}*DURATION/{FRAME}\\,DURATION)",
-                  "-f", "mp4", str(tmp)], cwd=Path(d), what="joining the sound's pieces")
+                        "-itsoffset", f"-{FRAME / SAMPLE_RATE:.9f}", "-f", "aac", "-i", str(joined), "-c", "copy",
+                        "-bsf:a", f"setts=duration=if(eq(N\\,{count - 1})\\,{last}*DURATION/{FRAME}\\,DURATION)",
+                        "-f", "mp4", str(tmp)], cwd=Path(d), what="joining the sound's pieces")
 
 
 # ---------------------------------------------------------------------------- the film's sound
@@ -301,7 +300,6 @@ def join(files: list[Path], total: int, target: Path, ff: Ffmpeg, scratch: Path)
 @dataclass
 class Sound:
     files: list[Path]  # every cached artifact the sound is made of (kept by the cache's trimming)
-    measured: int
     encoded: int
     pieces: int
 
@@ -323,21 +321,20 @@ def sound(t: Timeline, root: Path, target: Path, enc: Encoding, ff: Ffmpeg, cach
         if stop is not None:
             stop()
 
-    def measure(p: Piece) -> tuple[Path, dict, bool]:
+    def measure(p: Piece) -> tuple[Path, dict]:
         go_on()
         w = Window.of(t, root, max(p.start - MEASURE_BEFORE, 0), p.end)
         file = cache.path("sound-measures", digest({**common, "measure": w.recipe(), "own": [p.start, p.end]}),
                           ".json")
         found = _read_json(file)
-        if found is not None:
-            return file, found, False
-        found = measure_piece(w, p, ff, scratch, stop)
-        atomic.write_text(file, json.dumps(found, sort_keys=True))
-        return file, found, True
+        if found is None:
+            found = measure_piece(w, p, ff, scratch, stop)
+            atomic.write_text(file, json.dumps(found, sort_keys=True))
+        return file, found
 
     with ThreadPoolExecutor(max_workers=max(jobs, 1)) as pool:
-        measured = list(pool.map(measure, plan))
-        level = levels([m for _, m, _ in measured])
+        measured = _each(pool, measure, plan)
+        level = levels([m for _, m in measured])
 
         def encode(p: Piece) -> tuple[Path, bool]:
             go_on()
@@ -350,10 +347,21 @@ def sound(t: Timeline, root: Path, target: Path, enc: Encoding, ff: Ffmpeg, cach
             encode_piece(w, p, level, enc, ff, scratch, file, stop)
             return file, True
 
-        encoded = list(pool.map(encode, plan))
+        encoded = _each(pool, encode, plan)
     join([f for f, _ in encoded], total, target, ff, scratch)
-    return Sound([f for f, _, _ in measured] + [f for f, _ in encoded], sum(m for _, _, m in measured),
-                 sum(e for _, e in encoded), len(plan))
+    return Sound([f for f, _ in measured] + [f for f, _ in encoded], sum(e for _, e in encoded), len(plan))
+
+
+def _each(pool: ThreadPoolExecutor, fn, items: list) -> list:
+    """fn of every item on the pool, in order; on the first failure the pieces not begun are dropped
+    (not each run to its own failure) before it is raised."""
+    futures = [pool.submit(fn, item) for item in items]
+    try:
+        return [f.result() for f in futures]
+    except BaseException:
+        for f in futures:
+            f.cancel()
+        raise
 
 
 def _read_json(path: Path):

@@ -155,3 +155,21 @@ def test_a_longer_last_shot_re_encodes_only_the_piece_at_the_end_and_sounds_as_a
     assert report.sound == "mixed (1 of 4 pieces)"
     fresh = clean_build(d, script.read_text(), tmp_path)
     assert pcm(report.output) == pcm(fresh.output) and len(pcm(fresh.output)) == 31 * mix.SAMPLE_RATE
+
+
+def test_after_a_piece_fails_the_pieces_not_begun_are_not_run():
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    ran = []
+
+    def work(n):
+        ran.append(n)
+        if n == 0:
+            raise RuntimeError("piece 0 failed")
+        time.sleep(0.05)  # a piece takes a while: the failure is seen before the next ones begin
+        return n
+
+    with ThreadPoolExecutor(max_workers=1) as pool, pytest.raises(RuntimeError):
+        mix._each(pool, work, list(range(20)))
+    assert len(ran) <= 3

@@ -304,8 +304,8 @@ def _parser() -> Lark:
 
 
 def _parser_cache() -> str | bool:
-    """Where lark keeps the analysed grammar between runs (building the LALR tables costs 0.1 s of
-    every command): a file in the user's own cache folder, not a shared temporary one, because lark
+    """Where lark keeps the analysed grammar between runs (building the LALR tables costs about
+    40 ms of every command): a file in the user's own cache folder, not a shared temporary one, because lark
     unpickles it. Lark checks the grammar's digest stored inside; without a folder, no cache."""
     import hashlib
     import os
