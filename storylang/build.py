@@ -18,8 +18,7 @@ from pathlib import Path
 from storylang import __version__, assemble, atomic, builddir, explain, mix, provenance, stamp
 from storylang import output as output_mod
 from storylang import speech as speech_mod
-from storylang.comfy.run import Cancelled
-from storylang.render import RenderContext, camera, rel, stills
+from storylang.render import Cancelled, RenderContext, camera, rel, stills
 from storylang.render.animatic import AnimaticRenderer
 from storylang.builddir import build_root
 from storylang.cache import Cache, digest, file_digest

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 _PACKAGE = Path(__file__).resolve().parent
@@ -20,3 +21,16 @@ def grammar_path() -> Path:
 
 def templates_dir() -> Path:
     return _package_dir("templates")
+
+
+def user_cache_dir() -> Path | None:
+    """The user's own cache folder for storylang (`$XDG_CACHE_HOME/storylang`, else
+    `~/.cache/storylang`), private to the user; None when it cannot be made or written.
+    What lives here only saves start-up time: a missing folder costs speed, never correctness."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    folder = Path(base) / "storylang"
+    try:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError:
+        return None
+    return folder if os.access(folder, os.W_OK) else None

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from storylang.comfy.client import Client, ComfyError, prompt_id_for
+from storylang.render import Cancelled
 
 
 class ShotFailed(Exception):
@@ -38,10 +39,6 @@ class Interrupted(ShotFailed):
 
 class Lost(Exception):
     """The server no longer knows the prompt (restarted with an empty history): submit it again."""
-
-
-class Cancelled(Exception):
-    pass
 
 
 OOM_WORDS = ("out of memory", "allocation on device", "cuda oom", "hip out of memory", "mps backend out of memory")

@@ -10,9 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-import jinja2
-from jinja2.sandbox import SandboxedEnvironment
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
@@ -21,6 +19,9 @@ from storylang.cache import digest
 from storylang.comfy.prompts import camera_words
 from storylang.film import Film, Shot
 from storylang.resources import templates_dir
+
+if TYPE_CHECKING:
+    from jinja2.sandbox import SandboxedEnvironment
 
 DEFAULT_MODEL = "gpt-4o-mini"
 DEFAULT_PARAMETERS = {"temperature": 0.0, "max_tokens": 900}
@@ -87,6 +88,9 @@ class Request:
 
 def message_env(project_templates=None) -> SandboxedEnvironment:
     """The LLM prompt templates (`templates/llm/`; a project's own `templates/llm/` shadows them)."""
+    import jinja2  # here, not at the top: a build with nothing to expand never loads it
+    from jinja2.sandbox import SandboxedEnvironment
+
     search = []
     if project_templates is not None and project_templates.is_dir():
         search.append(str(project_templates))

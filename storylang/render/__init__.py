@@ -26,6 +26,10 @@ from storylang.timing import Timing
 TITLE_CARD, END_CARD = "#title", "#end"  # the clips of the title and end cards (no shot has such an id)
 
 
+class Cancelled(Exception):
+    """A render stopped because a newer edit superseded it (its queued and running work withdrawn)."""
+
+
 class Overlay(Model):
     """A transparent image laid over a clip's frames start..end-1 (counted from the clip's start)."""
 

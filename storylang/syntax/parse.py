@@ -308,18 +308,14 @@ def _parser_cache() -> str | bool:
     40 ms of every command): a file in the user's own cache folder, not a shared temporary one, because lark
     unpickles it. Lark checks the grammar's digest stored inside; without a folder, no cache."""
     import hashlib
-    import os
     import sys
 
     import lark
 
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    folder = Path(base) / "storylang"
-    try:
-        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    except OSError:
-        return False
-    if not os.access(folder, os.W_OK):
+    from storylang.resources import user_cache_dir
+
+    folder = user_cache_dir()
+    if folder is None:
         return False
     key = hashlib.sha256(grammar_text().encode("utf-8")).hexdigest()[:16]
     return str(folder / f"grammar-{key}-lark{lark.__version__}-py{sys.version_info[0]}{sys.version_info[1]}.cache")
