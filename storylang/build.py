@@ -157,7 +157,8 @@ def _build(script: Path, options: BuildOptions, progress: Progress, scratch: Pat
         report = _plan_report(film, timing, options, film_dir, script, len(plan.todo), len(plan.cached),
                               len(to_speak), nlines, warnings)
         report.sources = sources
-        report.reasons = _explain(film, timing, plan, speech, to_speak, seconds, root, cache, ff, options, film_dir)
+        report.reasons = _explain(film, timing, plan, speech, to_speak, seconds, root, cache, ff, options, film_dir,
+                                  expansion.prompts)
         report.reasons += [f"shot {shot.id} prompt: not in {script.name}.lock as it is now: would be asked of "
                            f"the LLM" for shot in expansion.would_ask]
         report.notes = expansion.notes + report.notes
@@ -192,7 +193,7 @@ def _build(script: Path, options: BuildOptions, progress: Progress, scratch: Pat
                            warnings=warnings, sources=sources, failures=rendered.failures, renderer=renderer.name,
                            provenance=origin)
     states = _assemble(timeline, root, cache, scratch, output, options, ff, progress, renderer.name, origin)
-    explain.Record.of(film, timing, root).save(film_dir / "explain.json")
+    explain.Record.of(film, timing, root, expansion.prompts).save(film_dir / "explain.json")
     if rendered.failures or expansion.notes or expansion.problems:
         stamp.remove(script)  # the next build retries the failed shots (and the prompts not expanded)
     else:
@@ -451,7 +452,7 @@ def _dry_timing(film, speech, to_speak, jobs: int, sources) -> tuple[Timing, dic
 
 
 def _explain(film, timing, plan, speech, to_speak, seconds, root: Path, cache: Cache, ff, options: BuildOptions,
-             film_dir: Path) -> list[str]:
+             film_dir: Path, prompts: dict) -> list[str]:
     """What a build would redo, artifact by artifact, and why (compared with the last build's record)."""
     spoken_paths = {job.path for job in to_speak}
     todo = {plan.kind: plan.todo, "words": plan.words,
@@ -466,7 +467,8 @@ def _explain(film, timing, plan, speech, to_speak, seconds, root: Path, cache: C
             todo["sound"] = "music or the mix changed"
     if todo["speech"]:
         todo["sound"] = "lines changed"
-    return explain.reasons(explain.Record.load(film_dir / "explain.json"), explain.Record.of(film, timing, root), todo)
+    return explain.reasons(explain.Record.load(film_dir / "explain.json"), explain.Record.of(film, timing, root, prompts),
+                           todo)
 
 
 def _plan_report(film, timing, options, film_dir, script, rendered, reused, to_speak, lines, warnings) -> BuildReport:

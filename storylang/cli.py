@@ -372,10 +372,18 @@ def watch(script: Path, preview: bool, open_player: bool, jobs, comfy, renderer)
 
 @main.command()
 @click.argument("script", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--renderer", type=click.Choice(["animatic", "comfy"]), default=None, help="As for build.")
+@click.option("--comfy", "comfy", multiple=True, metavar="URL", help="As for build: the servers it would render on.")
+@click.option("--burn-subtitles", is_flag=True, help="As for build.")
+@click.option("--preview", is_flag=True, help="As for build.")
+@click.option("--release", is_flag=True, help="As for build.")
+@click.option("--expand", "expand", is_flag=True, help="As for build.")
+@click.option("--system-ffmpeg", is_flag=True, help="As for build.")
 @click.pass_context
-def status(ctx, script: Path) -> None:
-    """What a build would redo and why (the same as `storyc build --dry-run`)."""
-    ctx.invoke(build, script=script, dry_run=True)
+def status(ctx, script: Path, renderer, comfy, burn_subtitles, preview, release, expand, system_ffmpeg) -> None:
+    """What a build with these options would redo and why (the same as `storyc build --dry-run`)."""
+    ctx.invoke(build, script=script, dry_run=True, renderer=renderer, comfy=comfy, burn_subtitles=burn_subtitles,
+               preview=preview, release=release, expand=expand, system_ffmpeg=system_ffmpeg)
 
 
 @main.command()

@@ -1,18 +1,20 @@
 """Why a build redoes what it redoes, in the writer's terms (like ninja's `-d explain`).
 
 Every build leaves `build/<film>/explain.json`: for each shot the facts a writer can change
-(framing, action, camera, length, transition, cast and their looks, lines, render settings,
-files by digest) with the line it was written on, and for each spoken line its text and
-voice. The next plan compares the facts of every shot or line whose artifact is missing from
+(framing, action, camera, length, transition, cast and their looks, lines, each render setting
+and LoRA, the graph template's files and the expanded prompt by digest, files by digest) with
+the line it was written on, and for each spoken line its text and voice. The next plan compares the facts of every shot or line whose artifact is missing from
 the cache with that record, and names what changed:
 
     shot 7 card: framing changed (harbour.story:88)
     line 3:0 speech: voice rate changed (harbour.story:91)
     segment 7-8: transition changed (harbour.story:93)
+    shot 3 render: LoRA mara_v2.safetensors changed (harbour.story:40)
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +24,14 @@ from storylang.cache import file_digest
 from storylang.film import Film, Shot, line_key
 from storylang.timing import Timing
 
-VERSION = 1
+VERSION = 2
+
+# A shot's render settings, each its own fact (a reason names the one that changed).
+RENDER_SETTINGS = {"model": "model", "vae": "VAE", "sampler": "sampler", "scheduler": "scheduler", "steps": "steps",
+                   "cfg": "cfg", "clip_skip": "clip skip", "denoise": "denoise", "seed": "seed",
+                   "template": "template", "style": "style", "negative": "negative prompt",
+                   "upscale_model": "upscale model", "upscale_factor": "upscale factor",
+                   "motion_model": "motion model", "controlnet": "controlnet", "controlnet_kind": "controlnet kind"}
 
 
 def _digest(root: Path, rel: str) -> str:
@@ -36,8 +45,34 @@ def _camera(shot: Shot) -> str:
     return "; ".join(" ".join(str(v) for v in m.model_dump().values() if v not in (None, "", 0)) for m in shot.camera)
 
 
-def shot_facts(film: Film, shot: Shot, timing: Timing | None, root: Path) -> dict[str, str]:
-    """What the writer wrote (or included) that makes this shot look and sound as it does."""
+def _render_facts(shot: Shot) -> dict[str, str]:
+    settings = shot.render.model_dump()
+    facts = {name: "" if settings[field] is None else str(settings[field]) for field, name in RENDER_SETTINGS.items()}
+    for lora in shot.render.loras:
+        facts[f"LoRA {lora.file}"] = f"{lora.model} {lora.clip}"
+    return facts
+
+
+def template_digest(root: Path, name: str) -> str:
+    """The digest of the graph template a name resolves to (the project's `templates/` first, then
+    the built-in ones) and of the macro files it can import, as a render would read them."""
+    from storylang.resources import templates_dir
+
+    folders = [root / "templates" / "graphs", templates_dir() / "graphs"]
+    found = next((f / n for n in (f"{name}.json.j2", f"{name}.json") for f in folders if (f / n).is_file()), None)
+    if found is None:
+        return "missing"
+    macros = {}
+    for folder in reversed(folders):  # the project's macros shadow the built-in ones
+        if folder.is_dir():
+            macros.update({p.name: p for p in folder.glob("_*.j2")})
+    return "".join(file_digest(p)[:8] for p in [found, *(macros[k] for k in sorted(macros))])
+
+
+def shot_facts(film: Film, shot: Shot, timing: Timing | None, root: Path, prompt: str | None = None,
+               templates: dict[str, str] | None = None) -> dict[str, str]:
+    """What the writer wrote (or included) that makes this shot look and sound as it does;
+    `prompt` is the expanded prompt the LLM stage hands the render, if any."""
     scene = film.scenes[shot.scene]
     facts = {
         "scene heading": scene.heading, "framing": shot.framing, "angle": shot.angle or "",
@@ -47,9 +82,16 @@ def shot_facts(film: Film, shot: Shot, timing: Timing | None, root: Path) -> dic
         "transition": json.dumps(shot.transition.model_dump() if shot.transition else None, sort_keys=True),
         "cues": json.dumps([c.model_dump() for c in shot.schedule], sort_keys=True),
         "lines": json.dumps([[ln.speaker, ln.text] for ln in shot.lines]),
-        "render settings": json.dumps(shot.render.model_dump(), sort_keys=True),
         "format": f"{film.width}x{film.height} @ {film.fps_num}/{film.fps_den}",
+        **_render_facts(shot),
     }
+    templates = {} if templates is None else templates
+    name = shot.render.template
+    if name not in templates:
+        templates[name] = template_digest(root, name)
+    facts["template file"] = templates[name]
+    if prompt is not None:
+        facts["expanded prompt"] = prompt
     for name in shot.cast:
         c = film.character(name)
         facts[f"look of {name}"] = c.look
@@ -75,11 +117,15 @@ class Record:
     frames: int = 0  # the film's length
 
     @classmethod
-    def of(cls, film: Film, timing: Timing | None, root: Path) -> "Record":
+    def of(cls, film: Film, timing: Timing | None, root: Path, prompts: dict | None = None) -> "Record":
+        """`prompts`: the expansion's prompts per shot id (expand.Expanded), where the LLM wrote them."""
         rec = cls(frames=timing.frames if timing else 0)
+        templates: dict[str, str] = {}
         for shot in film.shots:
+            e = (prompts or {}).get(shot.id)
+            prompt = None if e is None else hashlib.sha256(f"{e.positive}\0{e.negative}\0{e.camera}".encode()).hexdigest()[:16]
             rec.shots[shot.id] = {"where": f"{shot.where.file}:{shot.where.line}",
-                                  "facts": shot_facts(film, shot, timing, root)}
+                                  "facts": shot_facts(film, shot, timing, root, prompt, templates)}
             for i, line in enumerate(shot.lines):
                 rec.lines[line_key(shot, i)] = {"where": f"{line.where.file}:{line.where.line}",
                                                 "facts": line_facts(line)}
@@ -122,8 +168,8 @@ WORD_FACTS = ("scene heading", "framing", "angle", "cast", "action", "setting", 
               "cues", "lines", "length", "format")
 SEGMENT_FACTS = WORD_FACTS + ("transition", "keyframes", "source clip")
 RENDER_FACTS = ("scene heading", "framing", "angle", "cast", "action", "setting", "lighting", "mood", "camera",
-                "cues", "length", "render settings", "look of", "reference image of", "keyframes", "source clip",
-                "format")
+                "cues", "length", *RENDER_SETTINGS.values(), "LoRA", "template file", "expanded prompt", "look of",
+                "reference image of", "keyframes", "source clip", "format")
 
 
 def reasons(old: Record | None, new: Record, todo: dict) -> list[str]:

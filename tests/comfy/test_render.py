@@ -426,3 +426,25 @@ def test_a_dead_server_in_the_pool_is_named_and_the_rest_render(server, write_st
     report = build(write_story(SMALL), BuildOptions(renderer="comfy", comfy=settings, jobs=2))
     assert report.rendered == 3 and not report.failures
     assert any(n.startswith("ComfyUI server set aside: http://127.0.0.1:9 cannot be reached") for n in report.notes)
+
+
+def test_a_render_plan_names_the_setting_lora_or_template_that_changed(server, write_story):
+    text = SMALL.replace('  shot 2 close 1s\n', '  shot 2 close 1s\n    lora "mara_v2.safetensors" 0.8\n')
+    script = write_story(text)
+    build(script, comfy(server))
+
+    def reasons(new_text: str) -> list[str]:
+        script.write_text(new_text)
+        report = build(script, BuildOptions(**{**vars(comfy(server)), "dry_run": True}))
+        return [r.replace(f"{script.parent}/", "") for r in report.reasons if " render:" in r]
+
+    assert reasons(text.replace('"mara_v2.safetensors" 0.8', '"mara_v2.safetensors" 0.6')) == \
+        ["shot 2 render: LoRA mara_v2.safetensors changed (film.story:8)"]
+    assert reasons(text.replace("steps 4", "steps 6")) == \
+        [f"shot {n} render: steps changed (film.story:{line})" for n, line in (("1", 6), ("2", 8), ("3", 12))]
+    graphs = script.parent / "templates" / "graphs"
+    graphs.mkdir(parents=True)
+    source = (ROOT / "templates" / "graphs" / "still.json.j2").read_text()
+    (graphs / "still.json.j2").write_text(source.replace('"batch_size": 1', '"batch_size": 2'))
+    assert reasons(text) == [f"shot {n} render: template file changed (film.story:{line})"
+                             for n, line in (("1", 6), ("2", 8), ("3", 12))]

@@ -305,6 +305,11 @@ def test_a_changed_lock_entry_re_renders_exactly_that_shot(film_dir, llm):
         assert "3 shots: 3 rendered, 0 reused" in first.output
         lock = film_dir / "film.story.lock"
         lock.write_text(lock.read_text().replace("detailed close-up", "a hand-edited close-up"))
+        status = run("status", "--comfy", comfy.url, film_dir / "film.story")
+        assert status.exit_code == 0, status.output
+        assert [ln for ln in status.output.splitlines() if " render:" in ln] == \
+            [ln for ln in status.output.splitlines() if "render: expanded prompt changed (" in ln]
+        assert status.output.count(" render: ") == 1, status.output
         again = run("build", "--comfy", comfy.url, film_dir / "film.story")
         assert again.exit_code == 0, again.output
         assert "3 shots: 1 rendered, 2 reused" in again.output
