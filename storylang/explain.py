@@ -197,9 +197,10 @@ def reasons(old: Record | None, new: Record, todo: dict) -> list[str]:
         if not shots:
             continue
         name = "-".join(shots)
-        whys = [_changed(old.shots.get(s) if old else None, new.shots[s], SEGMENT_FACTS) for s in shots]
-        why = next((w for w in whys if not w.startswith("inputs")), whys[0])
-        out.append(f"segment {name}: {why} ({new.shots[shots[0]]['where']})")
+        # the reason of the side that changed, at that shot's line
+        whys = [(_changed(old.shots.get(s) if old else None, new.shots[s], SEGMENT_FACTS), s) for s in shots]
+        why, sid = next((w for w in whys if not w[0].startswith("inputs")), whys[0])
+        out.append(f"segment {name}: {why} ({new.shots[sid]['where']})")
     if todo.get("sound"):
         why = todo["sound"]
         if old is not None and old.frames != new.frames:
