@@ -356,16 +356,24 @@ def watch(script: Path, preview: bool, open_player: bool, jobs, comfy, renderer)
             click.launch(str(r.output))
 
     click.echo(f"watching {script} (Ctrl-C to stop)", err=True)
-    stop = threading.Event()
+    stop, finished = threading.Event(), threading.Event()
     watcher = Watcher(script, options, emit, preview_first=preview)
-    runner = threading.Thread(target=watcher.run, args=(stop,), daemon=True)
-    runner.start()
+
+    def run() -> None:
+        try:
+            watcher.run(stop)
+        finally:
+            finished.set()
+
+    threading.Thread(target=run, daemon=True, name="watch").start()
+    # An Event, not Thread.join: a join that Ctrl-C interrupts can mark a running thread as ended
+    # (CPython 3.11), and the process would exit while the rebuild still cleans up.
     try:
-        while runner.is_alive():
-            runner.join(0.2)
+        while not finished.wait(0.2):
+            pass
     except KeyboardInterrupt:
         stop.set()
-        runner.join()
+        finished.wait()
         click.echo("storyc: stopped watching; nothing half-written was kept", err=True)
         sys.exit(130)
 

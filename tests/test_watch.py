@@ -126,3 +126,37 @@ def _cmdline(pid: str) -> str:
             return fh.read().decode(errors="replace")
     except OSError:
         return ""
+
+
+def test_ctrl_c_stops_watch_during_a_rebuild_leaving_nothing_behind(tmp_path):
+    """SIGINT while the full film encodes: exit 130 within seconds, the encoder gone, no partial
+    file or scratch folder left, the preview film whole."""
+    import signal
+    import subprocess
+    import sys
+
+    from media import count_frames
+
+    script = tmp_path / "long.story"
+    script.write_text('title "Long" 0s\nformat 1280x720 @ 24fps\n\nEXT. A - DAY\n  shot 1 wide 40s\n'
+                      '    camera push in slow\n    action "a long, slow push"\n')
+    proc = subprocess.Popen([sys.executable, "-m", "storylang.cli", "watch", script.name, "--preview"],
+                            cwd=tmp_path, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stderr.readline().startswith("watching")
+        assert "long-preview.mp4" in proc.stderr.readline()  # the preview is done; the full film encodes
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGINT)
+        t0 = time.monotonic()
+        rest = proc.communicate(timeout=30)[1]
+        stopped = time.monotonic() - t0
+    finally:
+        proc.kill()
+    assert proc.returncode == 130 and "stopped watching" in rest, rest
+    assert stopped < 5, stopped
+    build = tmp_path / "build"
+    assert not [p for p in build.rglob("*") if p.name.endswith(".part")]
+    assert list((build / "tmp").iterdir()) == []
+    assert not (build / "long" / "long.mp4").exists()
+    assert not [p for p in os.listdir("/proc") if p.isdigit() and str(tmp_path) in _cmdline(p)]
+    assert count_frames(build / "long" / "long-preview.mp4") == 960
