@@ -11,7 +11,8 @@ import os
 import shutil
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -52,6 +53,18 @@ def stamp_options(options: "BuildOptions") -> dict:
 def _go_on(options: "BuildOptions") -> None:
     if options.cancel is not None and options.cancel.is_set():
         raise Superseded()
+
+
+@contextmanager
+def _workers_stop_with_me(options: "BuildOptions"):
+    """An exception in this thread (Ctrl-C, a failed segment) stops the workers at their next
+    progress report, killing the ffmpeg each runs, before their pool waits for them to end."""
+    try:
+        yield
+    except BaseException:
+        if options.cancel is not None:
+            options.cancel.set()
+        raise
 
 
 class BuildFailed(StoryError):
@@ -121,6 +134,8 @@ def build(script: Path, options: BuildOptions, progress: Progress | None = None)
     progress = progress or Progress()
     if options.dry_run:
         return _build(script, options, progress, scratch=None)
+    if options.cancel is None:
+        options = replace(options, cancel=threading.Event())  # how Ctrl-C stops the workers
     build_dir = build_root(script)
     with builddir.film_lock(build_dir / script.stem, on_wait=lambda who: progress.stage(f"waiting for {who}", 1)):
         # what a killed build left behind: partial files and scratch directories
@@ -359,7 +374,7 @@ def _make_picture(pic: Picture, timeline, root: Path, scratch: Path, enc, ff, op
                                 stop=lambda: _go_on(options))
 
     # two encoders at a time keep both cores busy while Python computes the next frames
-    with ThreadPoolExecutor(max_workers=2 if options.jobs > 1 else 1) as pool:
+    with ThreadPoolExecutor(max_workers=2 if options.jobs > 1 else 1) as pool, _workers_stop_with_me(options):
         list(pool.map(encode, todo))
     _go_on(options)
     assemble.concat([file for _, _, file in pic.segments], pic.file, ff, scratch)
@@ -384,16 +399,11 @@ def _assemble(timeline, root: Path, cache: Cache, scratch: Path, output: Path, o
     sound_file = cache.path("sound", sound_key, ".m4a")
     states = {"picture": "reused", "sound": "reused", "film": "reused"}
     # The sound is mixed while the picture encodes: they share nothing.
-    with ThreadPoolExecutor(max_workers=1) as pool:
+    with ThreadPoolExecutor(max_workers=1) as pool, _workers_stop_with_me(options):
         sound_job = (pool.submit(mix.sound, timeline, root, sound_file, enc, ff, cache, scratch, lambda: _go_on(options),
                                  2 if options.jobs > 1 else 1)
                      if not sound_file.is_file() else None)
-        try:
-            states["picture"] = _make_picture(pic, timeline, root, scratch, enc, ff, options, subs_file, progress)
-        except BaseException:
-            if sound_job:
-                sound_job.cancel()
-            raise
+        states["picture"] = _make_picture(pic, timeline, root, scratch, enc, ff, options, subs_file, progress)
         made = sound_job.result() if sound_job else None
         if made:
             states["sound"] = made.state()

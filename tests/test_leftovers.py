@@ -59,3 +59,35 @@ def test_clean_all_removes_the_build_directory(write_story):
     result = CliRunner().invoke(main, ["clean", str(path), "--all"])
     assert result.exit_code == 0
     assert [p.name for p in (path.parent / "build").iterdir()] == []
+
+
+def test_sigint_to_the_build_alone_stops_its_encoders_at_once(write_story):
+    """Ctrl-C from a terminal reaches ffmpeg too; `kill -INT` (an IDE's stop button) reaches only
+    storyc, which must stop the encoders it runs instead of waiting for them to finish."""
+    path = write_story('format 1280x720 @ 24fps\nEXT. A - DAY\n  shot 1 wide 40s\n    camera push in slow\n'
+                       '  shot 2 wide 40s\n    camera pan left\n')
+    proc = subprocess.Popen([sys.executable, "-m", "storylang.cli", "build", str(path)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    build = path.parent / "build"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not list(build.rglob("segments/*/*.part")):
+        time.sleep(0.05)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGINT)
+    t0 = time.monotonic()
+    err = proc.communicate(timeout=60)[1]
+    stopped = time.monotonic() - t0
+    assert proc.returncode == 130 and "interrupted" in err, err
+    assert stopped < 5, stopped  # encoding the two 40 s shots takes far longer
+    assert not [p for p in build.rglob("*") if p.name.endswith(".part")]
+    assert list((build / "tmp").iterdir()) == []
+    running = [p for p in os.listdir("/proc") if p.isdigit() and _cmdline(p).find(str(path.parent)) >= 0]
+    assert not running
+
+
+def _cmdline(pid: str) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            return fh.read().decode(errors="replace")
+    except OSError:
+        return ""
