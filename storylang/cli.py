@@ -48,6 +48,26 @@ def _node_list_options(command):
 @click.version_option(__version__, prog_name="storyc")
 def main() -> None:
     """storyc: compile a .story screenplay into a film."""
+    _stop_on_terminate()
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
+def _stop_on_terminate() -> None:
+    """SIGTERM (a process manager, `timeout`, CI cancelling) and SIGHUP (a closed terminal) stop
+    storyc as Ctrl-C does: its encoders killed, nothing half-written kept. By default they would
+    end the process at once and leave its ffmpeg running on."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for name in ("SIGTERM", "SIGHUP"):
+        sig = getattr(signal, name, None)
+        if sig is not None and signal.getsignal(sig) == signal.SIG_DFL:
+            signal.signal(sig, _interrupt)
 
 
 @main.command()

@@ -6,6 +6,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 from click.testing import CliRunner
 
 from storylang import builddir
@@ -61,9 +62,11 @@ def test_clean_all_removes_the_build_directory(write_story):
     assert [p.name for p in (path.parent / "build").iterdir()] == []
 
 
-def test_sigint_to_the_build_alone_stops_its_encoders_at_once(write_story):
-    """Ctrl-C from a terminal reaches ffmpeg too; `kill -INT` (an IDE's stop button) reaches only
-    storyc, which must stop the encoders it runs instead of waiting for them to finish."""
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_to_the_build_alone_stops_its_encoders_at_once(write_story, sig):
+    """Ctrl-C from a terminal reaches ffmpeg too; `kill -INT` (an IDE's stop button) or SIGTERM (a
+    process manager, CI cancelling) reaches only storyc, which must stop the encoders it runs
+    instead of waiting for them to finish or leaving them running."""
     path = write_story('format 1280x720 @ 24fps\nEXT. A - DAY\n  shot 1 wide 40s\n    camera push in slow\n'
                        '  shot 2 wide 40s\n    camera pan left\n')
     proc = subprocess.Popen([sys.executable, "-m", "storylang.cli", "build", str(path)],
@@ -73,7 +76,7 @@ def test_sigint_to_the_build_alone_stops_its_encoders_at_once(write_story):
     while time.monotonic() < deadline and not list(build.rglob("segments/*/*.part")):
         time.sleep(0.05)
     time.sleep(0.3)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     t0 = time.monotonic()
     err = proc.communicate(timeout=60)[1]
     stopped = time.monotonic() - t0
