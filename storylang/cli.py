@@ -220,7 +220,7 @@ def build(script: Path, output, renderer, comfy, skip_missing, strict, jobs, bur
                            burn_subtitles=burn_subtitles, preview=preview, system_ffmpeg=system_ffmpeg,
                            dry_run=dry_run, force=force, comfy=settings, release=release, cache_size=limit,
                            expand=expand, locked=locked)
-    progress = RichProgress(console) if console.is_terminal and not dry_run else Progress()
+    progress = RichProgress(console) if console.is_terminal and not dry_run else Progress(say=lambda text: click.echo(text, err=True))
     try:
         report = run_build(script, options, progress)
     except StoryError as e:  # the one root of what a writer can see
@@ -377,7 +377,7 @@ def watch(script: Path, preview: bool, open_player: bool, jobs, comfy, renderer)
 
     click.echo(f"watching {script} (Ctrl-C to stop)", err=True)
     stop, finished = threading.Event(), threading.Event()
-    watcher = Watcher(script, options, emit, preview_first=preview)
+    watcher = Watcher(script, options, emit, preview_first=preview, say=lambda text: click.echo(text, err=True))
 
     def run() -> None:
         try:
@@ -542,7 +542,7 @@ def expand(script: Path, shots, refresh: bool, jobs: int) -> None:
         sys.exit(1)
     _known_shots(film, shots, script)
     console = Console(stderr=True)
-    progress = RichProgress(console) if console.is_terminal else Progress()
+    progress = RichProgress(console) if console.is_terminal else Progress(say=lambda text: click.echo(text, err=True))
     opts = expand_mod.Options(expand=True, required=True, only=set(shots) or None, refresh=refresh, jobs=jobs)
     with _one_line_errors(progress, "", f"{script.name}.lock holds every answer received"):
         result = expand_mod.expand_film(film, script, opts, progress)
@@ -582,7 +582,7 @@ def draft(prose: Path, output: Path, shots, style, music_dir, force: bool) -> No
         click.echo(f"storyc: {output} exists; choose another -o, or --force to replace it", err=True)
         sys.exit(1)
     console = Console(stderr=True)
-    progress = RichProgress(console) if console.is_terminal else Progress()
+    progress = RichProgress(console) if console.is_terminal else Progress(say=lambda text: click.echo(text, err=True))
     with _one_line_errors(progress, "draft failed: ", "nothing was written"):
         ep = endpoint(None, output.resolve())
         result = run_draft(prose, output, ep, shots, style,

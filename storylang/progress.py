@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 
 class Progress:
-    """The interface stages report to; this base class reports nothing."""
+    """The interface stages report to; this base class reports nothing but what it is told to `say`."""
+
+    def __init__(self, say: Callable[[str], None] | None = None) -> None:
+        self._say = say
+
+    def say(self, text: str) -> None:
+        """A line the user must see even without a terminal (another build holds the film)."""
+        if self._say is not None:
+            self._say(text)
 
     def stage(self, name: str, total: int) -> None:
         pass
@@ -35,6 +44,9 @@ class RichProgress(Progress):
         self.task = None
         self.rows: dict[str, int] = {}
         self.t0 = time.perf_counter()
+
+    def say(self, text: str) -> None:
+        self.bar.console.print(text, markup=False, highlight=False)
 
     def stage(self, name: str, total: int) -> None:
         if self.task is not None:

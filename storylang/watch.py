@@ -25,6 +25,7 @@ from storylang.build import BuildOptions, Superseded, build
 from storylang.builddir import build_root
 from storylang.diagnostics import StoryError
 from storylang.loader import Loader
+from storylang.progress import Progress
 from storylang.resolve import resolve_file
 
 QUIET = 0.25  # seconds without events before a burst of saves counts as one
@@ -102,8 +103,9 @@ class Watcher:
     """Watch a film's inputs and rebuild on change; `emit` receives each Rebuilt."""
 
     def __init__(self, script: Path, options: BuildOptions, emit: Callable[[Rebuilt], None],
-                 preview_first: bool = False, quiet: float = QUIET):
+                 preview_first: bool = False, quiet: float = QUIET, say: Callable[[str], None] | None = None):
         self.script = script
+        self.say = say  # a line the writer must see (another build holds the film)
         self.options = options
         self.emit = emit
         self.preview_first = preview_first
@@ -122,7 +124,7 @@ class Watcher:
         runs.append(replace(self.options, cancel=cancel))
         for options in runs:
             try:
-                report = build(self.script, options)
+                report = build(self.script, options, Progress(say=self.say))
             except Superseded:
                 return
             except StoryError as e:

@@ -94,3 +94,23 @@ def _cmdline(pid: str) -> str:
             return fh.read().decode(errors="replace")
     except OSError:
         return ""
+
+
+def test_a_second_build_of_the_same_film_says_who_holds_it_and_waits(write_story):
+    path = write_story('format 640x360 @ 24fps\nEXT. A - DAY\n' + ''.join(
+        f'  shot {i} wide 4s\n    camera pan left\n    action "shot {i}"\n' for i in range(1, 5)))
+    build = path.parent / "build"
+    first = subprocess.Popen([sys.executable, "-m", "storylang.cli", "build", str(path)],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not list(build.rglob("segments/*/*.part")):
+        time.sleep(0.05)
+    second = subprocess.run([sys.executable, "-m", "storylang.cli", "build", str(path)],
+                            capture_output=True, text=True, timeout=120)
+    first.communicate(timeout=120)
+    assert first.returncode == 0 and second.returncode == 0, second.stderr
+    assert f"film is being built by storyc (pid {first.pid}); waiting for it to finish" in second.stderr
+    assert "up to date" in second.stderr  # it found the first build's film, and did nothing again
+    from media import count_frames
+
+    assert count_frames(build / "film" / "film.mp4") == 16 * 24
