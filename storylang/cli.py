@@ -362,13 +362,13 @@ def watch(script: Path, preview: bool, open_player: bool, jobs, comfy, renderer)
 
     def emit(r) -> None:
         stamp = time.strftime("%H:%M:%S")
-        what = "; ".join(r.changed) or "first build"
+        what = "; ".join(r.changed) or ("first build" if r.first else "no shot or line changed")
         if r.error is not None:
             if r.error.diagnostics:
                 _print_diagnostics(r.error.diagnostics, r.error.sources)
             else:
                 click.echo(f"storyc: {r.error}", err=True)
-            click.echo(f"{stamp} {what}: build failed; the last good film stays in place", err=True)
+            click.echo(f"{stamp} {_shown(script)}: build failed; the last good film stays in place", err=True)
             return
         click.echo(f"{stamp} {what}: {r.redone} in {r.seconds:.1f}s -> {_shown(r.output)}", err=True)
         if not opened["done"]:

@@ -142,9 +142,9 @@ class Record:
         return cls(shots=data.get("shots", {}), lines=data.get("lines", {}), frames=data.get("frames", 0))
 
     def save(self, path: Path) -> None:
+        # in film order (not sorted: shot "10" is not before shot "2"), which is as deterministic
         atomic.write_text(path, json.dumps({"version": VERSION, "shots": self.shots, "lines": self.lines,
-                                            "frames": self.frames}, indent=1, sort_keys=True, ensure_ascii=False)
-                          + "\n")
+                                            "frames": self.frames}, indent=1, ensure_ascii=False) + "\n")
 
 
 def _changed(old: dict | None, new: dict, only: tuple[str, ...] | None = None) -> str:

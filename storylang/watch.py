@@ -40,6 +40,7 @@ class Rebuilt:
     seconds: float
     output: Path | None = None
     error: StoryError | None = None
+    first: bool = False  # the watch's first build (nothing to compare with but the last session's)
 
 
 def inputs_of(script: Path, loader: Loader | None = None) -> set[Path]:
@@ -74,11 +75,15 @@ def changes(before: explain.Record | None, after: explain.Record | None) -> list
         if names:
             out.append(f"shot {sid} {', '.join(names)}")
     out += [f"shot {sid} removed" for sid in before.shots if sid not in after.shots]
+    # lines: one entry per speaker and change ("voice rate of IDA (6 lines)"), in film order
+    groups: dict[tuple[str, str], list[str]] = {}
     for key, entry in after.lines.items():
         old = before.lines.get(key)
         if old is not None and old["facts"] != entry["facts"]:
-            names = [k for k in entry["facts"] if old["facts"].get(k) != entry["facts"][k]]
-            out.append(f"line {key} {', '.join(names)}")
+            names = ", ".join(k for k in entry["facts"] if old["facts"].get(k) != entry["facts"][k])
+            groups.setdefault((entry["facts"].get("speaker", ""), names), []).append(key)
+    for (speaker, names), keys in groups.items():
+        out.append(f"line {keys[0]} {names}" if len(keys) == 1 else f"{names} of {speaker} ({len(keys)} lines)")
     return out
 
 
@@ -113,11 +118,13 @@ class Watcher:
         self.events: queue.Queue = queue.Queue()
         self.loader = Loader()
         self.digest: str | None = None
+        self.rebuilds = 0
         self.record_file = build_root(script) / script.stem / "explain.json"
 
     # ------------------------------------------------------------------ one rebuild
 
     def rebuild(self, cancel: threading.Event) -> None:
+        first, self.rebuilds = self.rebuilds == 0, self.rebuilds + 1
         before = explain.Record.load(self.record_file)
         t0 = time.perf_counter()
         runs = [replace(self.options, preview=True, cancel=cancel)] if self.preview_first else []
@@ -129,10 +136,10 @@ class Watcher:
                 return
             except StoryError as e:
                 self.emit(Rebuilt(changes(before, explain.Record.load(self.record_file)), "nothing",
-                                  time.perf_counter() - t0, error=e))
+                                  time.perf_counter() - t0, error=e, first=first))
                 return
             self.emit(Rebuilt(changes(before, explain.Record.load(self.record_file)), describe(report),
-                              time.perf_counter() - t0, report.output))
+                              time.perf_counter() - t0, report.output, first=first))
 
     # ------------------------------------------------------------------ the loop
 

@@ -88,6 +88,22 @@ def test_a_save_that_changes_nothing_does_nothing_and_errors_keep_the_last_film(
     script.write_text(FILM.replace("a rope tightens", "a knot"))
     r = _next(lines)
     assert r.error is None and r.changed == ["shot 2 action"]
+    assert first.first and not r.first  # the line says "first build" only of the first
+
+
+def test_what_changed_is_told_in_film_order_with_a_voice_edit_once_per_speaker():
+    from storylang.explain import Record
+    from storylang.watch import changes
+
+    def line(speaker, rate):
+        return {"where": "f:1", "facts": {"text": "hi", "voice rate": rate, "speaker": speaker}}
+
+    shots = {sid: {"where": "f:1", "facts": {"action": "a"}} for sid in ("2", "10")}
+    before = Record(shots=shots, lines={"2:0": line("IDA", "165"), "10:0": line("IDA", "165"),
+                                        "10:1": line("TOMAS", "140")})
+    after = Record(shots={"2": shots["2"], "10": {"where": "f:9", "facts": {"action": "b"}}},
+                   lines={"2:0": line("IDA", "150"), "10:0": line("IDA", "150"), "10:1": line("TOMAS", "120")})
+    assert changes(before, after) == ["shot 10 action", "voice rate of IDA (2 lines)", "line 10:1 voice rate"]
 
 
 def test_a_superseded_build_kills_the_encode_it_is_running(tmp_path):
