@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
 
-from storylang import __version__, assemble, atomic, builddir, explain, mix, provenance, stamp
+from storylang import __version__, assemble, atomic, builddir, explain, mix, provenance, stamp, waiting
 from storylang import output as output_mod
 from storylang import speech as speech_mod
 from storylang.render import Cancelled, RenderContext, camera, rel, stills
@@ -381,7 +381,7 @@ def _make_picture(pic: Picture, timeline, root: Path, scratch: Path, enc, ff, op
 
     # two encoders at a time keep both cores busy while Python computes the next frames
     with ThreadPoolExecutor(max_workers=2 if options.jobs > 1 else 1) as pool, _workers_stop_with_me(options):
-        list(pool.map(encode, todo))
+        waiting.results([pool.submit(encode, item) for item in todo])
     _go_on(options)
     assemble.concat([file for _, _, file in pic.segments], pic.file, ff, scratch)
     return "encoded" if len(todo) == len(pic.segments) else f"encoded ({len(todo)} of {len(pic.segments)} segments)"
@@ -410,7 +410,7 @@ def _assemble(timeline, root: Path, cache: Cache, scratch: Path, output: Path, o
                                  2 if options.jobs > 1 else 1)
                      if not sound_file.is_file() else None)
         states["picture"] = _make_picture(pic, timeline, root, scratch, enc, ff, options, subs_file, progress)
-        made = sound_job.result() if sound_job else None
+        made = waiting.result(sound_job) if sound_job else None
         if made:
             states["sound"] = made.state()
     meta = assemble.metadata(timeline, f"storyc {__version__}; renderer {renderer}; "

@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from storylang import atomic
+from storylang import atomic, waiting
 from storylang.cache import Cache, digest
 from storylang.diagnostics import Diagnostic, OneLineError, StoryError, did_you_mean
 from storylang.film import Film, Voice, Where, line_key
@@ -231,7 +231,7 @@ class SpeechStage:
             try:
                 for job, fut in futures:
                     try:
-                        fut.result()
+                        waiting.result(fut)
                     except SpeechError as e:
                         e.job = job  # so the caller can name the line
                         raise

@@ -16,7 +16,7 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from storylang import config
+from storylang import config, waiting
 from storylang.diagnostics import Diagnostic, StoryError
 from storylang.expand import book as book_mod
 from storylang.expand import lock as lock_mod
@@ -223,7 +223,7 @@ def _ask_all(film, script, ep: Endpoint, to_ask, old: lock_mod.Lock, new: lock_m
     outstanding = len(by_key)
     stopped: LlmError | None = None
     while outstanding:
-        key, answer, error = answers.get()
+        key, answer, error = waiting.get(answers)
         outstanding -= 1
         progress.advance()
         result.asked += 1

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from storylang import atomic
+from storylang import atomic, waiting
 from storylang.cache import Cache, digest
 from storylang.film import Film, Shot
 from storylang.render import END_CARD, TITLE_CARD, Overlay, Plan, RenderContext, Rendered, ShotPicture, rel
@@ -83,7 +83,7 @@ def draw_all(todo: dict, jobs: int, advance=lambda: None) -> None:
         advance()
 
     with ThreadPoolExecutor(max_workers=max(jobs, 1)) as pool:
-        list(pool.map(draw, todo))
+        waiting.results([pool.submit(draw, item) for item in todo])
 
 
 def with_overlays(film: Film, timing: Timing, pictures: dict[str, ShotPicture], ctx: RenderContext,
