@@ -137,13 +137,14 @@ def build(script: Path, options: BuildOptions, progress: Progress | None = None)
     if options.cancel is None:
         options = replace(options, cancel=threading.Event())  # how Ctrl-C stops the workers
     build_dir = build_root(script)
-    def waiting(who: str) -> None:
+
+    def held_by(who: str) -> None:
         lock = build_dir / script.stem / ".lock"
         shown = os.path.relpath(lock) if lock.is_relative_to(Path.cwd()) else str(lock)
         progress.say(f"storyc: {script.stem} is being built by {who}; waiting for it to finish ({shown})")
         progress.stage("waiting", 1)
 
-    with builddir.film_lock(build_dir / script.stem, on_wait=waiting):
+    with builddir.film_lock(build_dir / script.stem, on_wait=held_by):
         # what a killed build left behind: partial files and scratch directories
         builddir.remove(builddir.leftovers(build_dir, (options.output.resolve().parent,) if options.output else ()))
         with builddir.scratch(build_dir) as scratch:

@@ -111,6 +111,17 @@ def _count(n: int, noun: str) -> str:
     return f"{n} {noun}{'s' * (n != 1)}"
 
 
+def _say(text: str) -> None:
+    click.echo(text, err=True)
+
+
+def _progress(console, live: bool = True):
+    """Bars on a terminal; in a pipe or a log only the lines that must be seen."""
+    from storylang.progress import Progress, RichProgress
+
+    return RichProgress(console) if console.is_terminal and live else Progress(say=_say)
+
+
 def _shown(path: Path) -> str:
     import os
 
@@ -207,7 +218,6 @@ def build(script: Path, output, renderer, comfy, skip_missing, strict, jobs, bur
     from storylang.build import BuildOptions
     from storylang.build import build as run_build
     from storylang.diagnostics import StoryError
-    from storylang.progress import Progress, RichProgress
 
     console = Console(stderr=True)
     try:
@@ -220,7 +230,7 @@ def build(script: Path, output, renderer, comfy, skip_missing, strict, jobs, bur
                            burn_subtitles=burn_subtitles, preview=preview, system_ffmpeg=system_ffmpeg,
                            dry_run=dry_run, force=force, comfy=settings, release=release, cache_size=limit,
                            expand=expand, locked=locked)
-    progress = RichProgress(console) if console.is_terminal and not dry_run else Progress(say=lambda text: click.echo(text, err=True))
+    progress = _progress(console, live=not dry_run)
     try:
         report = run_build(script, options, progress)
     except StoryError as e:  # the one root of what a writer can see
@@ -377,7 +387,7 @@ def watch(script: Path, preview: bool, open_player: bool, jobs, comfy, renderer)
 
     click.echo(f"watching {script} (Ctrl-C to stop)", err=True)
     stop, finished = threading.Event(), threading.Event()
-    watcher = Watcher(script, options, emit, preview_first=preview, say=lambda text: click.echo(text, err=True))
+    watcher = Watcher(script, options, emit, preview_first=preview, say=_say)
 
     def run() -> None:
         try:
@@ -532,7 +542,6 @@ def expand(script: Path, shots, refresh: bool, jobs: int) -> None:
     from rich.console import Console
 
     from storylang import expand as expand_mod
-    from storylang.progress import Progress, RichProgress
     from storylang.resolve import resolve_file
 
     film, diags, sources = resolve_file(script, _display(script))
@@ -542,7 +551,7 @@ def expand(script: Path, shots, refresh: bool, jobs: int) -> None:
         sys.exit(1)
     _known_shots(film, shots, script)
     console = Console(stderr=True)
-    progress = RichProgress(console) if console.is_terminal else Progress(say=lambda text: click.echo(text, err=True))
+    progress = _progress(console)
     opts = expand_mod.Options(expand=True, required=True, only=set(shots) or None, refresh=refresh, jobs=jobs)
     with _one_line_errors(progress, "", f"{script.name}.lock holds every answer received"):
         result = expand_mod.expand_film(film, script, opts, progress)
@@ -576,13 +585,12 @@ def draft(prose: Path, output: Path, shots, style, music_dir, force: bool) -> No
     from storylang.check import check_film
     from storylang.draft import draft as run_draft
     from storylang.expand import endpoint
-    from storylang.progress import Progress, RichProgress
 
     if output.exists() and not force:
         click.echo(f"storyc: {output} exists; choose another -o, or --force to replace it", err=True)
         sys.exit(1)
     console = Console(stderr=True)
-    progress = RichProgress(console) if console.is_terminal else Progress(say=lambda text: click.echo(text, err=True))
+    progress = _progress(console)
     with _one_line_errors(progress, "draft failed: ", "nothing was written"):
         ep = endpoint(None, output.resolve())
         result = run_draft(prose, output, ep, shots, style,

@@ -3,8 +3,9 @@
 Every build leaves `build/<film>/explain.json`: for each shot the facts a writer can change
 (framing, action, camera, length, transition, cast and their looks, lines, each render setting
 and LoRA, the graph template's files and the expanded prompt by digest, files by digest) with
-the line it was written on, and for each spoken line its text and voice. The next plan compares the facts of every shot or line whose artifact is missing from
-the cache with that record, and names what changed:
+the line it was written on, and for each spoken line its text and voice. The next plan
+compares the facts of every shot or line whose artifact is missing from the cache with that
+record, and names what changed:
 
     shot 7 card: framing changed (harbour.story:88)
     line 3:0 speech: voice rate changed (harbour.story:91)
@@ -123,7 +124,8 @@ class Record:
         templates: dict[str, str] = {}
         for shot in film.shots:
             e = (prompts or {}).get(shot.id)
-            prompt = None if e is None else hashlib.sha256(f"{e.positive}\0{e.negative}\0{e.camera}".encode()).hexdigest()[:16]
+            prompt = None if e is None else \
+                hashlib.sha256(f"{e.positive}\0{e.negative}\0{e.camera}".encode()).hexdigest()[:16]
             rec.shots[shot.id] = {"where": f"{shot.where.file}:{shot.where.line}",
                                   "facts": shot_facts(film, shot, timing, root, prompt, templates)}
             for i, line in enumerate(shot.lines):
