@@ -8,7 +8,7 @@ compares the facts of every shot or line whose artifact is missing from the cach
 record, and names what changed:
 
     shot 7 card: framing changed (harbour.story:88)
-    line 3:0 speech: voice rate changed (harbour.story:91)
+    line 3:0 speech: voice rate of MARA changed (harbour.story:91)
     segment 7-8: transition changed (harbour.story:93)
     shot 3 render: LoRA mara_v2.safetensors changed (harbour.story:40)
 """
@@ -193,6 +193,8 @@ def reasons(old: Record | None, new: Record, todo: dict) -> list[str]:
     for key in todo.get("speech", []):
         entry = new.lines[key]
         why = _changed(old.lines.get(key) if old else None, entry)
+        if why.startswith("voice"):  # whose voice: "voice rate of MARA changed"
+            why = why.removesuffix(" changed") + f" of {entry['facts'].get('speaker', 'narrator')} changed"
         out.append(f"line {key} speech: {why} ({entry['where']})")
     for shots in todo.get("segment", []):
         shots = [s for s in shots if s in new.shots]

@@ -58,7 +58,7 @@ def test_nothing_changed_nothing_to_redo(built, tmp_path):
      ["shot 1 words: lines changed (film.story:10)", "line 1:0 speech: text changed (film.story:13)",
       "segment 1: lines changed (film.story:10)", "segment 1-2: lines changed (film.story:10)",
       "sound: lines changed"]),
-    ('voice "en-us+f3" rate 170', 'voice "en-us+f3" rate 150', ["line 2:0 speech: voice rate changed (film.story:17)"]),
+    ('voice "en-us+f3" rate 170', 'voice "en-us+f3" rate 150', ["line 2:0 speech: voice rate of MARA changed (film.story:17)"]),
     ("MARA: Not tonight.", "MARA: Not now.",
      ["shot 2 words: lines changed (film.story:16)", "line 2:0 speech: text changed (film.story:17)",
       "segment 1-2: lines changed (film.story:16)", "segment 2: lines changed (film.story:16)", "sound: lines changed"]),
@@ -145,7 +145,7 @@ def test_music_an_included_file_and_the_format_are_explained(tmp_path):
     assert reasons() == ["sound: music or the mix changed"]
     script.write_text(text)
     (tmp_path / "cast.story").write_text('character MARA\n  look "silver braid"\n  voice "en-us+f3" rate 150\n')
-    assert reasons() == ["line 2:0 speech: voice rate changed (film.story:16)", "sound: lines changed"]
+    assert reasons() == ["line 2:0 speech: voice rate of MARA changed (film.story:16)", "sound: lines changed"]
     (tmp_path / "cast.story").write_text('character MARA\n  look "silver braid"\n  voice "en-us+f3" rate 170\n')
     script.write_text(text.replace("format 256x144 @ 12fps", "format 384x216 @ 12fps"))
     found = reasons()
