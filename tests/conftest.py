@@ -19,6 +19,20 @@ def tiny_wav(seconds: float = 0.5) -> bytes:
     return buf.getvalue()
 
 
+def processes_using(path: Path) -> list[str]:
+    """The ids of running processes whose command line names `path` (a stray ffmpeg, say)."""
+    import os
+
+    def cmdline(pid: str) -> str:
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as fh:
+                return fh.read().decode(errors="replace")
+        except OSError:
+            return ""
+
+    return [p for p in os.listdir("/proc") if p.isdigit() and str(path) in cmdline(p)]
+
+
 def tiny_png(size=(64, 36), color=(90, 120, 160)) -> bytes:
     """A real PNG image."""
     buf = io.BytesIO()

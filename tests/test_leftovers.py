@@ -12,6 +12,8 @@ from click.testing import CliRunner
 from storylang import builddir
 from storylang.cli import main
 
+from conftest import processes_using
+
 SCRIPT = 'format 640x360 @ 24fps\nEXT. A - DAY\n' + ''.join(
     f'  shot {i} wide 4s\n    camera pan left\n    action "shot {i}"\n' for i in range(1, 9))
 
@@ -84,16 +86,7 @@ def test_a_signal_to_the_build_alone_stops_its_encoders_at_once(write_story, sig
     assert stopped < 5, stopped  # encoding the two 40 s shots takes far longer
     assert not [p for p in build.rglob("*") if p.name.endswith(".part")]
     assert list((build / "tmp").iterdir()) == []
-    running = [p for p in os.listdir("/proc") if p.isdigit() and _cmdline(p).find(str(path.parent)) >= 0]
-    assert not running
-
-
-def _cmdline(pid: str) -> str:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as fh:
-            return fh.read().decode(errors="replace")
-    except OSError:
-        return ""
+    assert not processes_using(path.parent)
 
 
 def test_a_second_build_of_the_same_film_says_who_holds_it_and_waits(write_story):

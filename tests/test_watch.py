@@ -10,6 +10,7 @@ import pytest
 from storylang.build import BuildOptions
 from storylang.watch import Watcher
 
+from conftest import processes_using
 from test_build import _frame_digests
 
 FILM = '''title "Watch" 0s
@@ -132,16 +133,7 @@ def test_a_superseded_build_kills_the_encode_it_is_running(tmp_path):
     leftovers = [p for p in (tmp_path / "build").rglob("*") if p.name.endswith(".part")]
     assert not leftovers
     assert not list((tmp_path / "build" / "cache").glob("segments/*/*.mp4"))
-    running = [p for p in os.listdir("/proc") if p.isdigit() and _cmdline(p).find(str(tmp_path)) >= 0]
-    assert not running
-
-
-def _cmdline(pid: str) -> str:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as fh:
-            return fh.read().decode(errors="replace")
-    except OSError:
-        return ""
+    assert not processes_using(tmp_path)
 
 
 def test_ctrl_c_stops_watch_during_a_rebuild_leaving_nothing_behind(tmp_path):
@@ -174,5 +166,5 @@ def test_ctrl_c_stops_watch_during_a_rebuild_leaving_nothing_behind(tmp_path):
     assert not [p for p in build.rglob("*") if p.name.endswith(".part")]
     assert list((build / "tmp").iterdir()) == []
     assert not (build / "long" / "long.mp4").exists()
-    assert not [p for p in os.listdir("/proc") if p.isdigit() and str(tmp_path) in _cmdline(p)]
+    assert not processes_using(tmp_path)
     assert count_frames(build / "long" / "long-preview.mp4") == 960
