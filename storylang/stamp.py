@@ -16,7 +16,7 @@ import os
 import sys
 from pathlib import Path
 
-VERSION = 1
+VERSION = 2  # 2: paths relative to the script's folder
 
 
 def _digest(path: Path) -> str | None:
@@ -105,20 +105,25 @@ def up_to_date(script: Path, options: dict, version: str) -> Path | None:
         return None
     if data.get("key") != key(options, version):
         return None
+    root = script.resolve().parent
     for name, digest in data.get("inputs", {}).items():
-        if _digest(Path(name)) != digest:
+        if _digest(root / name) != digest:
             return None
-    output = Path(data.get("output", ""))
+    output = root / data.get("output", "")
     if not output.is_file() or _digest(output) != data.get("output_digest"):
         return None
     return output
 
 
 def write(script: Path, options: dict, version: str, inputs: set[Path], output: Path) -> None:
+    """The stamp of a complete build. Paths are relative to the script's folder: a copy of the
+    project (build folder and all) checks its own files, never the original's."""
     from storylang import atomic
 
-    data = {"key": key(options, version), "inputs": {str(p): _digest(p) for p in sorted(inputs)},
-            "output": str(output.resolve()), "output_digest": _digest(output)}
+    root = script.resolve().parent
+    data = {"key": key(options, version),
+            "inputs": {os.path.relpath(p, root): _digest(p) for p in sorted(inputs)},
+            "output": os.path.relpath(output.resolve(), root), "output_digest": _digest(output)}
     atomic.write_text(stamp_path(script), json.dumps(data, indent=1, sort_keys=True) + "\n")
 
 

@@ -276,6 +276,23 @@ def test_cli_build_prints_a_summary(write_story):
     assert "picture encoded (1 of 2 segments)" in edited.output
 
 
+def test_a_copied_project_checks_its_own_files_not_the_originals(tmp_path):
+    import shutil
+
+    first = tmp_path / "film"
+    first.mkdir()
+    (first / "film.story").write_text('format 384x216 @ 12fps\nEXT. A - DAY\n  shot 1 wide 1s\n    action "a"\n')
+    assert CliRunner().invoke(main, ["build", str(first / "film.story"), "--preview"]).exit_code == 0
+    copy = tmp_path / "film-v2"
+    shutil.copytree(first, copy)  # build folder and all
+    same = CliRunner().invoke(main, ["build", str(copy / "film.story"), "--preview"])
+    assert "up to date" in same.output and "film-v2" in same.output, same.output
+    (copy / "film.story").write_text((copy / "film.story").read_text().replace('"a"', '"b"'))
+    edited = CliRunner().invoke(main, ["build", str(copy / "film.story"), "--preview"])
+    assert edited.exit_code == 0 and "up to date" not in edited.output, edited.output
+    assert "picture encoded" in edited.output and "film-v2" in edited.output
+
+
 def test_doctor_and_voices_report_the_toolchain():
     runner = CliRunner()
     doctor = runner.invoke(main, ["doctor"])
