@@ -119,6 +119,8 @@ class Watcher:
         self.loader = Loader()
         self.digest: str | None = None
         self.rebuilds = 0
+        self.watched: set[Path] = set()  # folders the observer watches
+        self.handler = None
         self.record_file = build_root(script) / script.stem / "explain.json"
 
     # ------------------------------------------------------------------ one rebuild
@@ -160,12 +162,22 @@ class Watcher:
                 events.put(paths)
 
         observer = Observer()
-        folders = {p.parent for p in inputs_of(self.script, self.loader)} | {self.script.resolve().parent}
-        for folder in sorted(folders):
-            if folder.is_dir():
-                observer.schedule(Handler(), str(folder), recursive=False)
+        self.handler = Handler()
         observer.start()
         return observer
+
+    def _watch(self, observer, files: set[Path]) -> None:
+        """Watch the folder of every input, and of inputs added since (an include, a music file in
+        a new folder); a folder not made yet through the nearest one that exists, to see it made."""
+        folders = {self.script.resolve().parent}
+        for path in files:
+            folder = path.parent
+            while not folder.is_dir() and folder != folder.parent:
+                folder = folder.parent
+            folders.add(folder)
+        for folder in sorted(folders - self.watched):
+            observer.schedule(self.handler, str(folder), recursive=False)
+            self.watched.add(folder)
 
     def _burst(self, stop: threading.Event) -> bool:
         """Wait for a change and for the quiet after it; False when stopped."""
@@ -189,10 +201,14 @@ class Watcher:
         worker: threading.Thread | None = None
         cancel = threading.Event()
         try:
-            self.digest = content_digest(inputs_of(self.script, self.loader))
+            files = inputs_of(self.script, self.loader)
+            self._watch(observer, files)
+            self.digest = content_digest(files)
             worker = self._start(cancel)
             while self._burst(stop):
-                digest = content_digest(inputs_of(self.script, self.loader))
+                files = inputs_of(self.script, self.loader)
+                self._watch(observer, files)
+                digest = content_digest(files)
                 if digest == self.digest:
                     continue  # saved without a change
                 self.digest = digest

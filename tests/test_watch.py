@@ -168,3 +168,23 @@ def test_ctrl_c_stops_watch_during_a_rebuild_leaving_nothing_behind(tmp_path):
     assert not (build / "long" / "long.mp4").exists()
     assert not processes_using(tmp_path)
     assert count_frames(build / "long" / "long-preview.mp4") == 960
+
+
+def test_an_include_added_in_a_new_folder_is_watched_from_then_on(watching):
+    """The observer follows the film's inputs: a file included after watch began, in a folder
+    that did not exist then, is watched once the script names it."""
+    script, lines, first = watching
+    cast = script.parent / "parts" / "cast.story"
+    cast.parent.mkdir()
+    cast.write_text('character MARA\n  look "silver braid"\n  voice "en-us+f3" rate 170\n')
+    text = FILM.replace('title "Watch" 0s\n', 'title "Watch" 0s\ninclude "parts/cast.story"\n')
+    text = text.replace('    action "a rope tightens"\n', '    action "a rope tightens"\n    MARA: Hold it.\n')
+    script.write_text(text)
+    r = _next(lines)
+    while r.error is None and "1 line spoken" not in r.redone:  # the folder made, then the script saved
+        r = _next(lines)
+    assert r.error is None, r.error
+    cast.write_text(cast.read_text().replace("rate 170", "rate 140"))
+    r = _next(lines)
+    assert r.error is None and r.changed == ["line 2:0 voice rate"], r.changed
+    assert "1 line spoken" in r.redone
