@@ -1,11 +1,11 @@
 """`storyc watch FILE`: rebuild what an edit changed, every time the writer saves.
 
 A watchdog observer watches the folders of the script, its includes, every file it refers to
-and the project's templates (editors save by writing a temporary file and renaming it, so
-created and moved events count as much as modified ones). Events are gathered until the
-folder has been quiet for a moment (one rebuild per burst of saves); a save that leaves every
-input's content unchanged does nothing. A rebuild that fails prints its diagnostics and the
-last good film stays in place; a good one replaces the film atomically (the build writes a
+and the project's templates, following them as the script changes (editors save by writing a
+temporary file and renaming it, so created and moved events count as much as modified ones).
+Events are gathered until the folder has been quiet for a moment (one rebuild per burst of
+saves); a save that leaves every input's content unchanged does nothing. A rebuild that fails
+prints its diagnostics and the last good film stays in place; a good one replaces the film atomically (the build writes a
 temporary file and renames it), so a player never sees a broken file. A save during a rebuild
 cancels it at the next stage boundary and starts again.
 """
