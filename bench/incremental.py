@@ -3,12 +3,13 @@
     python bench/incremental.py [examples/harbour.story]
 
 Each step runs `storyc` as a user does (a new process: start-up and imports included) on a copy
-of the examples: a clean build; a no-op rebuild; a one-shot action edit; a one-line narration
-edit; a transition change; then `storyc watch --preview` and three saves (each edits another
-shot), timed from each save to the new preview film and to the new full film. Goals: no-op under 0.3 s; one-shot action edit
-under 15% of the clean build; narration edit under 10%; watch save → preview under 2 s and →
-full film under 4 s. Also: the same clean build with --release (one pass), and the two
-pictures' sizes and PSNR against each other (quality per bit of segments vs one pass).
+of the examples: a clean build; a no-op rebuild; three one-shot action edits and three one-line
+narration edits (each on another shot); a transition change; then `storyc watch --preview` and
+three saves (each edits another shot), timed from each save to the new preview film and to the
+new full film. Goals: no-op under 0.3 s; one-shot action edit under 15% of the clean build;
+narration edit under 10%; watch save → preview under 2 s and → full film under 4 s. Also: the
+same clean build with --release (one pass), and the two pictures' sizes and PSNR against each
+other (quality per bit of segments vs one pass).
 """
 
 from __future__ import annotations
@@ -75,6 +76,12 @@ def watch_saves(folder: Path, script: Path, saves: int = 3) -> list[tuple[float,
         proc.wait(10)
 
 
+def times(samples: list[float], clean: float) -> str:
+    """Seconds and shares of the clean build, one per sample: "2.19 / 2.30 s (8.1 / 8.5%)"."""
+    return (" / ".join(f"{t:.2f}" for t in samples) + " s ("
+            + " / ".join(f"{t / clean:.1%}".rstrip("%") for t in samples) + "%)")
+
+
 def psnr(a: Path, b: Path) -> str:
     from storylang.toolchain import find_ffmpeg
 
@@ -96,11 +103,14 @@ def main() -> None:
         segmented = Path(d) / "segmented.mp4"
         shutil.copyfile(film, segmented)
         noop = run("build", script.name, cwd=folder)
-        edit(script, first_match(script, r'action "[^"]+"'), 'action "a completely different moment"')
-        action = run("build", script.name, cwd=folder)
-        narration = first_match(script, r'narrate "[^"]+"')
-        edit(script, narration, narration[:-1] + ', once more"')
-        spoken = run("build", script.name, cwd=folder)
+        actions = []  # three one-shot edits each (on different shots): one sample is too noisy
+        for old in re.findall(r'action "[^"]+"', script.read_text())[:3]:
+            edit(script, old, 'action "a completely different moment"')
+            actions.append(run("build", script.name, cwd=folder))
+        spoken = []
+        for old in re.findall(r'narrate "[^"]+"', script.read_text())[:3]:
+            edit(script, old, old[:-1] + ', once more"')
+            spoken.append(run("build", script.name, cwd=folder))
         transition = first_match(script, r"^\s+> dissolve[^\n]*")
         edit(script, transition, transition.replace(transition.strip(), "> wipe left 0.5s"))
         trans = run("build", script.name, cwd=folder)
@@ -112,8 +122,8 @@ def main() -> None:
         print(f"{source.name}, {env_note}, storyc run as a user runs it (one process per command):")
         print(f"  clean build        {clean:6.2f} s")
         print(f"  no-op rebuild      {noop:6.2f} s   (goal < 0.3 s)")
-        print(f"  one action edit    {action:6.2f} s   {action / clean:5.1%} of clean (goal < 15%)")
-        print(f"  one narration edit {spoken:6.2f} s   {spoken / clean:5.1%} of clean (goal < 10%)")
+        print(f"  one action edit    {times(actions, clean)} of clean (goal < 15%)")
+        print(f"  one narration edit {times(spoken, clean)} of clean (goal < 10%)")
         print(f"  a transition       {trans:6.2f} s   {trans / clean:5.1%} of clean")
         previews, fulls = (", ".join(f"{t[k]:.2f}" for t in saves) for k in (0, 1))
         print(f"  watch save -> preview  {previews} s (goal < 2 s)")
