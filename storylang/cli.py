@@ -231,15 +231,16 @@ def build(script: Path, output, renderer, comfy, skip_missing, strict, jobs, bur
                            dry_run=dry_run, force=force, comfy=settings, release=release, cache_size=limit,
                            expand=expand, locked=locked)
     progress = _progress(console, live=not dry_run)
+    failed = "cannot plan the build" if dry_run else "build failed"  # a dry run (storyc status) builds nothing
     try:
         report = run_build(script, options, progress)
     except StoryError as e:  # the one root of what a writer can see
         progress.close()
         if e.diagnostics:
             _print_diagnostics(e.diagnostics, e.sources)
-            click.echo(f"storyc: build failed: {_summary(e.diagnostics)}", err=True)
+            click.echo(f"storyc: {failed}: {_summary(e.diagnostics)}", err=True)
         else:
-            click.echo(f"storyc: build failed: {e}", err=True)
+            click.echo(f"storyc: {failed}: {e}", err=True)
         sys.exit(1)
     except OSError as e:  # the disk, not the script: name the file and the fix
         progress.close()

@@ -150,3 +150,12 @@ def test_music_an_included_file_and_the_format_are_explained(tmp_path):
     script.write_text(text.replace("format 256x144 @ 12fps", "format 384x216 @ 12fps"))
     found = reasons()
     assert "shot 1 card: format changed (film.story:9)" in found and "segment 3: format changed (film.story:18)" in found
+
+
+def test_status_of_a_script_with_an_error_shows_it_and_says_it_cannot_plan(tmp_path):
+    (tmp_path / "film.story").write_text(FILM.replace("camera push in", "camera psh in"))
+    result = CliRunner().invoke(main, ["status", str(tmp_path / "film.story")])
+    assert result.exit_code == 1
+    assert "film.story:11:12: error: unknown camera move" in result.output
+    assert "storyc: cannot plan the build: 1 error" in result.output
+    assert not (tmp_path / "build").exists()  # a plan writes nothing
