@@ -12,18 +12,16 @@ from __future__ import annotations
 import queue
 from collections.abc import Iterable
 from concurrent.futures import FIRST_EXCEPTION, Future, wait
-from concurrent.futures import TimeoutError as FutureTimeout
 
 STEP = 0.2
 
 
 def result(future: Future):
-    """The future's result (or its exception), waited for in steps."""
-    while True:
-        try:
-            return future.result(timeout=STEP)
-        except FutureTimeout:
-            continue
+    """The future's result (or its exception), waited for in steps. (Not result(timeout=...) in a
+    loop: a worker's own TimeoutError, a socket's, would look like a step and be waited out forever.)"""
+    while not wait([future], timeout=STEP).done:
+        pass
+    return future.result()
 
 
 def results(futures: Iterable[Future]) -> list:

@@ -59,3 +59,15 @@ def test_results_come_in_order_and_the_first_failure_is_raised():
         with pytest.raises(ValueError):
             waiting.results([slow, pool.submit(fail)])
         assert time.monotonic() - t0 < 0.9  # not after the slow one
+
+
+def test_a_workers_own_timeout_error_is_raised_not_waited_out():
+    def times_out():
+        raise TimeoutError("the server did not answer")
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        fut = pool.submit(times_out)
+        with pytest.raises(TimeoutError, match="did not answer"):
+            waiting.result(fut)
+        with pytest.raises(TimeoutError, match="did not answer"):
+            waiting.results([pool.submit(times_out)])
