@@ -7,6 +7,7 @@ no work and says so; an edit redoes exactly what depends on it.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import threading
@@ -214,7 +215,8 @@ def _build(script: Path, options: BuildOptions, progress: Progress, scratch: Pat
                            picture="not made", sound="not made", film="not made", notes=expansion.notes + notes,
                            warnings=warnings, sources=sources, failures=rendered.failures, renderer=renderer.name,
                            provenance=origin)
-    states = _assemble(timeline, root, cache, scratch, output, options, ff, progress, renderer.name, origin)
+    states = _assemble(timeline, root, cache, scratch, output, options, ff, progress, renderer.name, origin,
+                       film_dir / "sound-level.json")
     explain.Record.of(film, timing, root, expansion.prompts).save(film_dir / "explain.json")
     if rendered.failures or expansion.notes or expansion.problems:
         stamp.remove(script)  # the next build retries the failed shots (and the prompts not expanded)
@@ -389,10 +391,11 @@ def _make_picture(pic: Picture, timeline, root: Path, scratch: Path, enc, ff, op
 
 
 def _assemble(timeline, root: Path, cache: Cache, scratch: Path, output: Path, options: BuildOptions, ff,
-              progress: Progress, renderer: str, origin: dict) -> dict[str, str]:
+              progress: Progress, renderer: str, origin: dict, level_file: Path) -> dict[str, str]:
     """Picture, sound and mux, each skipped when its inputs are unchanged; then the film at `output`.
 
     Returns what happened to each: picture encoded/reused, sound mixed/reused, film written/reused.
+    `level_file` keeps the level of the film's last sound (the sound's likely level next time).
     """
     enc = _encoding(options)
     subs_file = None
@@ -408,12 +411,13 @@ def _assemble(timeline, root: Path, cache: Cache, scratch: Path, output: Path, o
     # The sound is mixed while the picture encodes: they share nothing.
     with ThreadPoolExecutor(max_workers=1) as pool, _workers_stop_with_me(options):
         sound_job = (pool.submit(mix.sound, timeline, root, sound_file, enc, ff, cache, scratch, lambda: _go_on(options),
-                                 2 if options.jobs > 1 else 1)
+                                 2 if options.jobs > 1 else 1, _likely_level(level_file))
                      if not sound_file.is_file() else None)
         states["picture"] = _make_picture(pic, timeline, root, scratch, enc, ff, options, subs_file, progress)
         made = waiting.result(sound_job) if sound_job else None
         if made:
             states["sound"] = made.state()
+            atomic.write_text(level_file, json.dumps(made.level, sort_keys=True))
     meta = assemble.metadata(timeline, f"storyc {__version__}; renderer {renderer}; "
                                        f"script sha256:{timeline.script_digest}", provenance.text(origin))
     film_file = cache.path("films", digest({"stage": assemble.MUX_VERSION, "picture": pic.key,
@@ -428,6 +432,18 @@ def _assemble(timeline, root: Path, cache: Cache, scratch: Path, output: Path, o
         states["film"] = "written"
     _keep_used(cache, timeline, root, pic, [sound_file, *(made.files if made else ())], film_file, options, states)
     return states
+
+
+def _likely_level(level_file: Path) -> dict | None:
+    """The level of the film's last sound, if it looks like one (it only saves work: a wrong one
+    costs a second encode of the pieces it was used for, never a different sound)."""
+    try:
+        level = json.loads(level_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    ok = isinstance(level, dict) and set(level) == {"gain", "limit"} and isinstance(level["limit"], bool) \
+        and isinstance(level["gain"], (int, float)) and not isinstance(level["gain"], bool)
+    return {"gain": float(level["gain"]), "limit": level["limit"]} if ok else None
 
 
 def _keep_used(cache: Cache, timeline, root: Path, pic, sound_files: list[Path], film_file: Path, options: BuildOptions,

@@ -197,14 +197,22 @@ def measure_piece(w: Window, piece: Piece, ff: Ffmpeg, scratch: Path, stop=None)
     with tempfile.TemporaryDirectory(dir=scratch) as d:
         log = Path(d) / "blocks.txt"
         # one frame per block: ebur128 then reports, on frame n, the block ending with it
-        out = (w.stream().filter("asetnsamples", n=BLOCK, p=0)
-               .filter("ebur128", metadata=1, peak="true", framelog="quiet")
-               .filter("ametadata", mode="print", file=log.name))
-        args = (ffmpeg_graph.output(out, "-", f="null")
-                .global_args("-hide_banner", "-nostats", "-loglevel", "error", "-progress", "pipe:1")
-                .compile(cmd=ff.path))
-        run_ffmpeg(args, cwd=Path(d), what="measuring the loudness of the sound", stop=stop)
-        text = log.read_text(encoding="utf-8")
+        out = _loudness(w.stream(), log.name)
+        run_ffmpeg(_args(ffmpeg_graph.output(out, "-", f="null"), ff), cwd=Path(d),
+                   what="measuring the loudness of the sound", stop=stop)
+        return _read_blocks(log.read_text(encoding="utf-8"), w, piece)
+
+
+def _loudness(stream, log: str):
+    """A mix measured: one frame per block, each frame's loudness and true peak printed to `log`."""
+    return (stream.filter("asetnsamples", n=BLOCK, p=0)
+            .filter("ebur128", metadata=1, peak="true", framelog="quiet")
+            .filter("ametadata", mode="print", file=log))
+
+
+def _read_blocks(text: str, w: Window, piece: Piece) -> dict:
+    """The blocks ending inside the piece (above the absolute gate) and its true peak, from the log
+    of a measure of window `w`."""
     blocks, peak = [], 0.0
     for n, frame in enumerate(re.split(r"^frame:", text, flags=re.M)[1:]):
         first = w.lo + n * BLOCK
@@ -258,22 +266,60 @@ def _adts_frames(data: bytes) -> list[bytes]:
 def encode_piece(w: Window, piece: Piece, level: dict, enc: Encoding, ff: Ffmpeg, scratch: Path, target: Path,
                  stop=None) -> None:
     """The piece's own AAC frames (ADTS), from an encode of its window."""
-    mix = w.stream()
+    with tempfile.TemporaryDirectory(dir=scratch) as d:
+        raw = Path(d) / "piece.aac"
+        stream = ffmpeg_graph.output(_levelled(w.stream(), level), str(raw), **_aac(enc))
+        run_ffmpeg(_args(stream, ff), cwd=Path(d), what="encoding the sound", stop=stop)
+        atomic.write_bytes(target, _own_frames(raw.read_bytes(), w, piece))
+
+
+def measure_and_encode(w: Window, measured: Window, piece: Piece, level: dict, enc: Encoding, ff: Ffmpeg,
+                       scratch: Path, target: Path, stop=None) -> dict:
+    """encode_piece and measure_piece in one pass over the encode window `w` (it holds the measure
+    window `measured`): what the piece's level will most likely be is known before its measure
+    (the film's, unless this edit moved its loudness past a step), and one pass mixes once.
+    Returns the measure; the frames and the measure are those the two passes make (tested)."""
+    if not measured.speech and not measured.music:
+        encode_piece(w, piece, level, enc, ff, scratch, target, stop)
+        return {"blocks": [], "peak": 0.0}
+    with tempfile.TemporaryDirectory(dir=scratch) as d:
+        raw, log = Path(d) / "piece.aac", Path(d) / "blocks.txt"
+        both = w.stream().filter_multi_output("asplit", 2)
+        # the same film samples as the measure window's own mix: every window places its buses on
+        # the film's clock, and what it holds beyond them adds exact zeros
+        part = (both.stream(1).filter("atrim", start_sample=measured.lo - w.lo, end_sample=measured.hi - w.lo)
+                .filter("asetpts", "PTS-STARTPTS"))
+        stream = ffmpeg_graph.merge_outputs(ffmpeg_graph.output(_levelled(both.stream(0), level), str(raw), **_aac(enc)),
+                                            ffmpeg_graph.output(_loudness(part, log.name), "-", f="null"))
+        run_ffmpeg(_args(stream, ff), cwd=Path(d), what="encoding the sound", stop=stop)
+        atomic.write_bytes(target, _own_frames(raw.read_bytes(), w, piece))
+        return _read_blocks(log.read_text(encoding="utf-8"), measured, piece)
+
+
+def _levelled(mix, level: dict):
+    """A window's mix at the film's gain, limited if its peak would pass the ceiling."""
     if level["gain"]:
         mix = mix.filter("volume", volume=f"{level['gain']}dB")
     if level["limit"]:
         mix = mix.filter("alimiter", limit=round(10 ** (TRUE_PEAK / 20), 4), level="disabled", latency=1)
-    mix = mix.filter("aformat", sample_fmts="fltp", channel_layouts="stereo")
-    with tempfile.TemporaryDirectory(dir=scratch) as d:
-        raw = Path(d) / "piece.aac"
-        stream = ffmpeg_graph.output(mix, str(raw), f="adts", acodec="aac", audio_bitrate=enc.audio_bitrate,
-                                     ar=SAMPLE_RATE).global_args("-hide_banner", "-nostats", "-loglevel", "error",
-                                                                 "-progress", "pipe:1")
-        run_ffmpeg(stream.compile(cmd=ff.path, overwrite_output=True), cwd=Path(d), what="encoding the sound", stop=stop)
-        frames = _adts_frames(raw.read_bytes())
+    return mix.filter("aformat", sample_fmts="fltp", channel_layouts="stereo")
+
+
+def _aac(enc: Encoding) -> dict:
+    return {"f": "adts", "acodec": "aac", "audio_bitrate": enc.audio_bitrate, "ar": SAMPLE_RATE}
+
+
+def _args(stream, ff: Ffmpeg) -> list[str]:
+    return (stream.global_args("-hide_banner", "-nostats", "-loglevel", "error", "-progress", "pipe:1")
+            .compile(cmd=ff.path, overwrite_output=True))
+
+
+def _own_frames(data: bytes, w: Window, piece: Piece) -> bytes:
+    """Of an encode of window `w`, the AAC frames that are the piece's own."""
+    frames = _adts_frames(data)
     skip = (piece.start - w.lo) // FRAME
     keep = frames[skip:] if piece.last else frames[skip:skip + (piece.end - piece.start) // FRAME]
-    atomic.write_bytes(target, b"".join(keep))
+    return b"".join(keep)
 
 
 def join(files: list[Path], total: int, target: Path, ff: Ffmpeg, scratch: Path) -> None:
@@ -302,6 +348,7 @@ class Sound:
     files: list[Path]  # every cached artifact the sound is made of (kept by the cache's trimming)
     encoded: int
     pieces: int
+    level: dict  # the film's gain and limiter: the next build's likely level
 
     def state(self) -> str:
         if self.encoded == self.pieces:
@@ -310,9 +357,14 @@ class Sound:
 
 
 def sound(t: Timeline, root: Path, target: Path, enc: Encoding, ff: Ffmpeg, cache: Cache, scratch: Path,
-          stop: Callable[[], None] | None = None, jobs: int = 2) -> Sound:
+          stop: Callable[[], None] | None = None, jobs: int = 2, likely: dict | None = None) -> Sound:
     """The film's sound track (AAC, 48 kHz stereo) at `target`, from cached pieces where it can;
-    `jobs` pieces measured or encoded at a time."""
+    `jobs` pieces measured or encoded at a time.
+
+    `likely` is the level of the film's last sound. A piece not measured yet is then measured
+    while it is encoded at that level, in one pass; should the film's level turn out otherwise,
+    it is encoded again at the right one. Without it (a first build) every piece is measured
+    first, then encoded."""
     total = total_samples(t)
     plan = pieces(total)
     common = {"stage": PIECE_VERSION, "ffmpeg": ff.version}
@@ -321,14 +373,36 @@ def sound(t: Timeline, root: Path, target: Path, enc: Encoding, ff: Ffmpeg, cach
         if stop is not None:
             stop()
 
+    def measure_window(p: Piece) -> Window:
+        return Window.of(t, root, max(p.start - MEASURE_BEFORE, 0), p.end)
+
+    def encode_window(p: Piece) -> Window:
+        return Window.of(t, root, max(p.start - ENCODE_BEFORE, 0), min(p.end + ENCODE_AFTER, total))
+
+    def measure_file(p: Piece, w: Window) -> Path:
+        return cache.path("sound-measures", digest({**common, "measure": w.recipe(), "own": [p.start, p.end]}),
+                          ".json")
+
+    def piece_file(p: Piece, w: Window, level: dict) -> Path:
+        key = digest({**common, "encode": w.recipe(), "own": [p.start, p.end], "last": p.last, "level": level,
+                      "bitrate": enc.audio_bitrate})
+        return cache.path("sound-pieces", key, ".aac")
+
+    made_with_measure: set[Path] = set()
+
     def measure(p: Piece) -> tuple[Path, dict]:
         go_on()
-        w = Window.of(t, root, max(p.start - MEASURE_BEFORE, 0), p.end)
-        file = cache.path("sound-measures", digest({**common, "measure": w.recipe(), "own": [p.start, p.end]}),
-                          ".json")
+        w = measure_window(p)
+        file = measure_file(p, w)
         found = _read_json(file)
         if found is None:
-            found = measure_piece(w, p, ff, scratch, stop)
+            if likely is not None:
+                e = encode_window(p)
+                made = piece_file(p, e, likely)
+                found = measure_and_encode(e, w, p, likely, enc, ff, scratch, made, stop)
+                made_with_measure.add(made)
+            else:
+                found = measure_piece(w, p, ff, scratch, stop)
             atomic.write_text(file, json.dumps(found, sort_keys=True))
         return file, found
 
@@ -338,10 +412,8 @@ def sound(t: Timeline, root: Path, target: Path, enc: Encoding, ff: Ffmpeg, cach
 
         def encode(p: Piece) -> tuple[Path, bool]:
             go_on()
-            w = Window.of(t, root, max(p.start - ENCODE_BEFORE, 0), min(p.end + ENCODE_AFTER, total))
-            key = digest({**common, "encode": w.recipe(), "own": [p.start, p.end], "last": p.last, "level": level,
-                          "bitrate": enc.audio_bitrate})
-            file = cache.path("sound-pieces", key, ".aac")
+            w = encode_window(p)
+            file = piece_file(p, w, level)
             if file.is_file():
                 return file, False
             encode_piece(w, p, level, enc, ff, scratch, file, stop)
@@ -349,7 +421,8 @@ def sound(t: Timeline, root: Path, target: Path, enc: Encoding, ff: Ffmpeg, cach
 
         encoded = _each(pool, encode, plan)
     join([f for f, _ in encoded], total, target, ff, scratch)
-    return Sound([f for f, _ in measured] + [f for f, _ in encoded], sum(e for _, e in encoded), len(plan))
+    made = sum(1 for f, e in encoded if e or f in made_with_measure)
+    return Sound([f for f, _ in measured] + [f for f, _ in encoded], made, len(plan), level)
 
 
 def _each(pool: ThreadPoolExecutor, fn, items: list) -> list:

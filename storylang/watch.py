@@ -28,7 +28,8 @@ from storylang.loader import Loader
 from storylang.progress import Progress
 from storylang.resolve import resolve_file
 
-QUIET = 0.25  # seconds without events before a burst of saves counts as one
+QUIET = 0.1  # seconds without events before a burst of saves counts as one (an editor's save is
+# a few events within milliseconds; a save during a rebuild cancels it, so a longer burst costs little)
 
 
 @dataclass

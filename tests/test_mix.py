@@ -104,6 +104,23 @@ def test_the_film_loudness_gated_from_the_pieces_blocks_is_what_ffmpeg_measures(
     assert abs(mix.integrated(blocks) - theirs) < 0.1
 
 
+def test_measuring_while_encoding_gives_the_two_passes_own_measure_and_frames(film, tmp_path):
+    d, _ = film
+    t = Timeline.model_validate_json((d / "build" / "film" / "timeline.json").read_text())
+    total = mix.total_samples(t)
+    ff = find_ffmpeg()
+    level = {"gain": 3.5, "limit": True}  # a gain and the limiter: every filter of an encode
+    for k, p in enumerate(mix.pieces(total)):
+        measured = mix.Window.of(t, d, max(p.start - mix.MEASURE_BEFORE, 0), p.end)
+        w = mix.Window.of(t, d, max(p.start - mix.ENCODE_BEFORE, 0), min(p.end + mix.ENCODE_AFTER, total))
+        w.speech = list(t.speech)  # it hears more than the measure window (every line): they add exact zeros
+        assert len(w.speech) > len(measured.speech)
+        both = mix.measure_and_encode(w, measured, p, level, mix.Encoding(), ff, tmp_path, tmp_path / f"{k}-both.aac")
+        mix.encode_piece(w, p, level, mix.Encoding(), ff, tmp_path, tmp_path / f"{k}-alone.aac")
+        assert both == mix.measure_piece(measured, p, ff, tmp_path)
+        assert (tmp_path / f"{k}-both.aac").read_bytes() == (tmp_path / f"{k}-alone.aac").read_bytes()
+
+
 def test_the_gain_is_a_whole_number_of_steps_and_a_peak_over_the_ceiling_is_limited():
     quiet = [{"blocks": [-30.2] * 50, "peak": 0.05}]
     assert mix.levels(quiet) == {"gain": 14.0, "limit": False}
