@@ -50,7 +50,12 @@ PIECE = 375 * FRAME  # 8 s: a whole number of AAC frames and of loudness blocks
 ENCODE_BEFORE = 24 * FRAME
 ENCODE_AFTER = 8 * FRAME
 MEASURE_BEFORE = 5 * BLOCK  # a block's 400 ms, and 100 ms for the K-weighting filters to settle
-REACH = SAMPLE_RATE  # speech this close to a window may still be heard in it (duck ramps, rounding)
+# Speech this close to a window may still change it: a line's samples end within its frames (its
+# length is its spoken length rounded up to frames), its duck ramp reaches DUCK_RAMP past them, and
+# the ducking gain is read once per 1024-sample frame, which may begin before the window. Two frames
+# more cover the resampler's rounding. A line further away adds exact zeros: leaving it out changes
+# no sample, and an edit to it re-encodes no piece it cannot be heard in.
+REACH = round(DUCK_RAMP * SAMPLE_RATE) + 2 * FRAME
 SILENT = -70.0  # LUFS: BS.1770's absolute gate
 
 
