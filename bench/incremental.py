@@ -4,12 +4,13 @@
 
 Each step runs `storyc` as a user does (a new process: start-up and imports included) on a copy
 of the examples: a clean build; a no-op rebuild; three one-shot action edits and three one-line
-narration edits (each on another shot); a transition change; then `storyc watch --preview` and
-three saves (each edits another shot), timed from each save to the new preview film and to the
-new full film. Goals: no-op under 0.3 s; one-shot action edit under 15% of the clean build;
-narration edit under 10%; watch save → preview under 2 s and → full film under 4 s. Also: the
-same clean build with --release (one pass), and the two pictures' sizes and PSNR against each
-other (quality per bit of segments vs one pass).
+narration edits (each on another shot); a narration edit that lengthens its shot (reported, no
+goal: every later sound sample moves, so the sound after it is encoded again); a transition
+change; then `storyc watch --preview` and three saves (each edits another shot), timed from each
+save to the new preview film and to the new full film. Goals: no-op under 0.3 s; one-shot action
+edit under 15% of the clean build; narration edit under 10%; watch save → preview under 2 s and
+→ full film under 4 s. Also: the same clean build with --release (one pass), and the two
+pictures' sizes and PSNR against each other (quality per bit of segments vs one pass).
 """
 
 from __future__ import annotations
@@ -111,6 +112,10 @@ def main() -> None:
         for old in re.findall(r'narrate "[^"]+"', script.read_text())[:3]:
             edit(script, old, old[:-1] + ', once more"')
             spoken.append(run("build", script.name, cwd=folder))
+        # a line that no longer fits its shot: the shot grows, so every later sound sample moves
+        longer = re.findall(r'narrate "[^"]+"', script.read_text())[0]  # early: most of the sound
+        edit(script, longer, longer[:-1] + ' And then the fog came in over the water, slow and grey."')
+        lengthened = run("build", script.name, cwd=folder)
         transition = first_match(script, r"^\s+> dissolve[^\n]*")
         edit(script, transition, transition.replace(transition.strip(), "> wipe left 0.5s"))
         trans = run("build", script.name, cwd=folder)
@@ -124,6 +129,8 @@ def main() -> None:
         print(f"  no-op rebuild      {noop:6.2f} s   (goal < 0.3 s)")
         print(f"  one action edit    {times(actions, clean)} of clean (goal < 15%)")
         print(f"  one narration edit {times(spoken, clean)} of clean (goal < 10%)")
+        print(f"  a narration edit that lengthens its shot {lengthened:.2f} s ({lengthened / clean:.1%} of clean; "
+              "the sound after it is encoded again)")
         print(f"  a transition       {trans:6.2f} s   {trans / clean:5.1%} of clean")
         previews, fulls = (", ".join(f"{t[k]:.2f}" for t in saves) for k in (0, 1))
         print(f"  watch save -> preview  {previews} s (goal < 2 s)")
