@@ -121,6 +121,27 @@ def test_measuring_while_encoding_gives_the_two_passes_own_measure_and_frames(fi
         assert (tmp_path / f"{k}-both.aac").read_bytes() == (tmp_path / f"{k}-alone.aac").read_bytes()
 
 
+def test_a_wrong_likely_level_costs_a_second_encode_not_a_different_sound(film, tmp_path):
+    from storylang.cache import Cache
+
+    d, report = film
+    t = Timeline.model_validate_json((d / "build" / "film" / "timeline.json").read_text())
+    ff = find_ffmpeg()
+    made = {}
+    for name, likely in (("none", None), ("wrong", {"gain": -9.0, "limit": False})):
+        (tmp_path / name).mkdir()
+        s = mix.sound(t, d, tmp_path / name / "sound.m4a", mix.Encoding(), ff, Cache(tmp_path / name / "cache"),
+                      tmp_path / name, likely=likely)
+        assert s.encoded == s.pieces == 4 and s.level != likely
+        made[name] = (tmp_path / name / "sound.m4a").read_bytes()
+        right = mix.sound(t, d, tmp_path / name / "again.m4a", mix.Encoding(), ff, Cache(tmp_path / name / "cache"),
+                          tmp_path / name, likely=s.level)
+        assert right.encoded == 0 and right.level == s.level  # every piece found at its level
+    assert made["wrong"] == made["none"]
+    # the pieces encoded at the wrong level were encoded too, and kept apart from the right ones
+    assert len(list((tmp_path / "wrong" / "cache" / "sound-pieces").rglob("*.aac"))) == 8
+
+
 def test_the_gain_is_a_whole_number_of_steps_and_a_peak_over_the_ceiling_is_limited():
     quiet = [{"blocks": [-30.2] * 50, "peak": 0.05}]
     assert mix.levels(quiet) == {"gain": 14.0, "limit": False}
