@@ -441,9 +441,10 @@ def _likely_level(level_file: Path) -> dict | None:
         level = json.loads(level_file.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    ok = isinstance(level, dict) and set(level) == {"gain", "limit"} and isinstance(level["limit"], bool) \
-        and isinstance(level["gain"], (int, float)) and not isinstance(level["gain"], bool)
-    return {"gain": float(level["gain"]), "limit": level["limit"]} if ok else None
+    if not (isinstance(level, dict) and isinstance(level.get("limit"), bool)
+            and type(level.get("gain")) in (int, float)):
+        return None
+    return {"gain": float(level["gain"]), "limit": level["limit"]}
 
 
 def _keep_used(cache: Cache, timeline, root: Path, pic, sound_files: list[Path], film_file: Path, options: BuildOptions,

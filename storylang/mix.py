@@ -8,7 +8,9 @@ piece is mixed from only the speech and music that reach it, then
   from all pieces' blocks, as one pass over the film would gate them, so one piece's measure never
   goes stale with another's edit;
 - encoded with the film's gain: a multiple of 0.5 dB (within ±0.25 LU of -16 LUFS), so that a small
-  edit usually leaves it, and with it every other piece's encoding, as it was.
+  edit usually leaves it, and with it every other piece's encoding, as it was. That is also why a
+  piece not measured yet is measured and encoded in one pass at the level of the film's last sound
+  when there was one: a second encode follows only if the film's level moved.
 Each piece is encoded with 24 AAC frames of the sound before it and 8 after, and only its own
 frames are kept: at every seam the encoder has seen what one pass would (its windows and
 psychoacoustic state settled), so the kept packets join into one AAC stream without a click
@@ -401,9 +403,9 @@ def sound(t: Timeline, root: Path, target: Path, enc: Encoding, ff: Ffmpeg, cach
         file = measure_file(p, w)
         found = _read_json(file)
         if found is None:
-            if likely is not None:
-                e = encode_window(p)
-                made = piece_file(p, e, likely)
+            e = encode_window(p)
+            made = piece_file(p, e, likely) if likely is not None else None
+            if made is not None and not made.is_file():
                 found = measure_and_encode(e, w, p, likely, enc, ff, scratch, made, stop)
                 made_with_measure.add(made)
             else:
