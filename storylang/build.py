@@ -7,6 +7,7 @@ no work and says so; an edit redoes exactly what depends on it.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import shutil
@@ -329,6 +330,7 @@ class Picture:
     key: str
     file: Path
     segments: list = field(default_factory=list)  # (Segment, key, file) of every segment
+    runs: list = field(default_factory=list)  # (file, segment files) per scene, in order: joined once
     one_pass: bool = False
 
     def todo(self) -> list:
@@ -348,8 +350,26 @@ def plan_picture(timeline, root: Path, cache: Cache, enc, ff, options: BuildOpti
     for seg in segments:
         k = digest({**common, **assemble.segment_inputs(timeline, seg, root)})
         items.append((seg, k, cache.path("segments", k, ".mp4")))
-    key = digest({"stage": assemble.CONCAT_VERSION, "segments": [k for _, k, _ in items]})
-    return Picture(key, cache.path("picture", key, ".mp4"), items)
+    runs, keys = _scene_runs(timeline, items, cache)
+    key = digest({"stage": assemble.CONCAT_VERSION, "runs": keys})
+    return Picture(key, cache.path("picture", key, ".mp4"), items, runs)
+
+
+def _scene_runs(timeline, items: list, cache: Cache) -> tuple[list, list[str]]:
+    """The segments in runs, one per scene, each joined once and kept: an edit joins its scene's
+    segments and then the film's scenes, not every segment of the film (joining costs a probe of
+    each file, about 6 ms). A scene of one segment is that segment. Returns the runs and their keys."""
+    runs, keys = [], []
+    for _, group in itertools.groupby(items, key=lambda item: timeline.clips[item[0].pieces[0].clip].scene):
+        group = list(group)
+        if len(group) == 1:
+            runs.append((group[0][2], [group[0][2]]))
+            keys.append(group[0][1])
+            continue
+        k = digest({"stage": assemble.CONCAT_VERSION, "segments": [k for _, k, _ in group]})
+        runs.append((cache.path("scenes", k, ".mp4"), [file for _, _, file in group]))
+        keys.append(k)
+    return runs, keys
 
 
 def _make_picture(pic: Picture, timeline, root: Path, scratch: Path, enc, ff, options: BuildOptions, subs_file,
@@ -386,7 +406,10 @@ def _make_picture(pic: Picture, timeline, root: Path, scratch: Path, enc, ff, op
     with ThreadPoolExecutor(max_workers=2 if options.jobs > 1 else 1) as pool, _workers_stop_with_me(options):
         waiting.results([pool.submit(encode, item) for item in todo])
     _go_on(options)
-    assemble.concat([file for _, _, file in pic.segments], pic.file, ff, scratch)
+    for file, parts in pic.runs:
+        if not file.is_file():
+            assemble.concat(parts, file, ff, scratch)
+    assemble.concat([file for file, _ in pic.runs], pic.file, ff, scratch)
     return "encoded" if len(todo) == len(pic.segments) else f"encoded ({len(todo)} of {len(pic.segments)} segments)"
 
 
@@ -453,7 +476,7 @@ def _keep_used(cache: Cache, timeline, root: Path, pic, sound_files: list[Path],
     first), so switching back to an older script (git checkout) finds its artifacts while they fit."""
     used = {root / f for c in timeline.clips for f in (*c.files, *(o.file for o in c.overlays))}
     used |= {root / s.file for s in timeline.speech}
-    used |= {file for _, _, file in pic.segments} | {pic.file, film_file, *sound_files}
+    used |= {file for _, _, file in pic.segments} | {file for file, _ in pic.runs} | {pic.file, film_file, *sound_files}
     used = {p for p in used if cache.root in p.resolve().parents}
     used |= {p.with_suffix(".json") for p in used}  # the records beside speech and renders
     cache.touch(used)

@@ -3,6 +3,7 @@
 import json
 import re
 import shutil
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -178,6 +179,22 @@ def test_editing_one_shot_re_encodes_only_its_segment_and_no_other_frame_changes
 def test_editing_a_shot_on_a_dissolve_re_encodes_its_body_and_that_transition(built, film_dir, tmp_path):
     edited = build_edited(film_dir, tmp_path, "the beam sweeps", "the beam turns")
     assert edited.picture == "encoded (2 of 4 segments)"
+
+
+def _scene_joins(film: Path) -> set[str]:
+    return {p.name for p in (film / "build" / "cache" / "scenes").rglob("*.mp4")}
+
+
+def test_an_edit_joins_its_own_scenes_segments_and_then_the_scenes(built, film_dir, tmp_path):
+    report, timeline = built
+    first = _scene_joins(film_dir)
+    assert len(first) == 1  # the cliff's three segments; the lamp room's one segment is its own run
+    edited = build_edited(film_dir, tmp_path / "lamp", "she lets the lamp go dark", "she lets the lamp burn")
+    assert _scene_joins(tmp_path / "lamp" / "copy") == first  # the cliff is not joined again
+    edited = build_edited(film_dir, tmp_path / "cliff", "the beam sweeps", "the beam turns")
+    assert len(_scene_joins(tmp_path / "cliff" / "copy") - first) == 1
+    assert count_frames(edited.output) == timeline["frames"]
+    assert _frame_digests(edited.output)[-24:] == _frame_digests(report.output)[-24:]  # the lamp room as it was
 
 
 def test_release_encodes_the_picture_in_one_pass(built, film_dir, tmp_path):
