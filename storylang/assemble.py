@@ -32,7 +32,7 @@ from storylang.timeline import Clip, Timeline
 from storylang.toolchain import Ffmpeg
 
 PICTURE_VERSION = "picture-6"
-MUX_VERSION = "mux-1"
+MUX_VERSION = "mux-2"
 
 # Through black, linearly: the first half fades the outgoing shot down to black, the second
 # half brings the next one up (xfade's own fadeblack spends a fifth of its time going down).
@@ -393,15 +393,23 @@ def _encode(out, target: Path, enc: Encoding, ff: Ffmpeg, cwd: Path, feeders: li
              feeders=feeders, stop=stop)
 
 
+def _joined(files: list[Path], d: Path) -> list[str]:
+    """ffmpeg input arguments reading `files` one after the other without re-encoding: the concat
+    demuxer (its list quotes each path; a quote in a folder's name is written as it reads one)."""
+    if len(files) == 1:
+        return ["-i", str(files[0])]
+    listing = d / "files.txt"
+    listing.write_text("".join("file '" + str(f.resolve()).replace("'", "'\\''") + "'\n" for f in files),
+                       encoding="utf-8")
+    return ["-f", "concat", "-safe", "0", "-i", str(listing)]
+
+
 def concat(files: list[Path], target: Path, ff: Ffmpeg, scratch: Path) -> None:
     """Encoded segments joined into one picture without re-encoding (the concat demuxer)."""
     with tempfile.TemporaryDirectory(dir=scratch) as d:
-        listing = Path(d) / "segments.txt"
-        listing.write_text("".join(f"file '{str(f.resolve())}'\n" for f in files), encoding="utf-8")
         with atomic.atomic_path(target, suffix=".mp4") as tmp:
-            run_ffmpeg([ff.path, "-hide_banner", "-nostats", "-loglevel", "error", "-y", "-f", "concat", "-safe", "0",
-                  "-i", str(listing), "-c", "copy", "-an", "-f", "mp4", str(tmp)], cwd=Path(d),
-                 what="joining the picture's segments")
+            run_ffmpeg([ff.path, "-hide_banner", "-nostats", "-loglevel", "error", "-y", *_joined(files, Path(d)),
+                        "-c", "copy", "-an", "-f", "mp4", str(tmp)], cwd=Path(d), what="joining the picture's segments")
 
 
 # ---------------------------------------------------------------------------- mux
@@ -431,13 +439,14 @@ def metadata(t: Timeline, provenance: str, manifest: str = "") -> str:
     return "\n".join(lines) + "\n"
 
 
-def mux(picture_file: Path, sound_file: Path, meta: str, target: Path, ff: Ffmpeg, scratch: Path) -> None:
+def mux(picture_files: list[Path], sound_file: Path, meta: str, target: Path, ff: Ffmpeg, scratch: Path) -> None:
+    """The film: its picture (one file, or joined from its scenes as it is written), sound and metadata."""
     with tempfile.TemporaryDirectory(dir=scratch) as d:
         meta_file = Path(d) / "metadata.txt"
         meta_file.write_text(meta, encoding="utf-8")
         with atomic.atomic_path(target, suffix=".mp4") as tmp:
-            args = [ff.path, "-hide_banner", "-nostats", "-loglevel", "error", "-y",
-                    "-i", str(picture_file), "-i", str(sound_file), "-f", "ffmetadata", "-i", str(meta_file),
+            args = [ff.path, "-hide_banner", "-nostats", "-loglevel", "error", "-y", *_joined(picture_files, Path(d)),
+                    "-i", str(sound_file), "-f", "ffmetadata", "-i", str(meta_file),
                     "-map", "0:v:0", "-map", "1:a:0", "-map_metadata", "2", "-map_chapters", "2",
                     "-c", "copy", "-movflags", "+faststart", "-f", "mp4", str(tmp)]
             run_ffmpeg(args, cwd=Path(d), what="writing the film")

@@ -325,16 +325,24 @@ def _sound_key(timeline, root: Path, enc, ff) -> str:
 
 @dataclass
 class Picture:
-    """How the picture will be made: its key and file, and (segmented) the segments still to encode."""
+    """How the picture will be made: its key, and its file (one pass) or its segments and their
+    joins by scene (segmented: the film is written from the joins, with no picture file between)."""
 
     key: str
-    file: Path
+    file: Path | None = None  # one pass
     segments: list = field(default_factory=list)  # (Segment, key, file) of every segment
     runs: list = field(default_factory=list)  # (file, segment files) per scene, in order: joined once
-    one_pass: bool = False
+
+    @property
+    def one_pass(self) -> bool:
+        return self.file is not None
 
     def todo(self) -> list:
         return [item for item in self.segments if not item[2].is_file()]
+
+    def inputs(self) -> list[Path]:
+        """What the film's picture is read from, in order."""
+        return [self.file] if self.file is not None else [file for file, _ in self.runs]
 
 
 def plan_picture(timeline, root: Path, cache: Cache, enc, ff, options: BuildOptions, subs_file) -> Picture:
@@ -343,7 +351,7 @@ def plan_picture(timeline, root: Path, cache: Cache, enc, ff, options: BuildOpti
     segments = None if (subs_file is not None or options.release) else assemble.plan_segments(timeline)
     if segments is None:
         key = _picture_key(timeline, root, enc, ff, subs_file)
-        return Picture(key, cache.path("picture", key, ".mp4"), one_pass=True)
+        return Picture(key, cache.path("picture", key, ".mp4"))
     common = {"stage": assemble.SEGMENT_VERSION, "camera": camera.STAGE_VERSION, "stills": stills.STAGE_VERSION,
               "ffmpeg": ff.version, "encoding": enc.key()}
     items = []
@@ -352,7 +360,7 @@ def plan_picture(timeline, root: Path, cache: Cache, enc, ff, options: BuildOpti
         items.append((seg, k, cache.path("segments", k, ".mp4")))
     runs, keys = _scene_runs(timeline, items, cache)
     key = digest({"stage": assemble.CONCAT_VERSION, "runs": keys})
-    return Picture(key, cache.path("picture", key, ".mp4"), items, runs)
+    return Picture(key, None, items, runs)
 
 
 def _scene_runs(timeline, items: list, cache: Cache) -> tuple[list, list[str]]:
@@ -374,8 +382,8 @@ def _scene_runs(timeline, items: list, cache: Cache) -> tuple[list, list[str]]:
 
 def _make_picture(pic: Picture, timeline, root: Path, scratch: Path, enc, ff, options: BuildOptions, subs_file,
                   progress: Progress) -> str:
-    """Encode what is missing; returns "reused", "encoded" or "encoded k of n segments"."""
-    if pic.file.is_file():
+    """Encode what is missing; returns "reused", "encoded", "encoded (k of n segments)" or "joined"."""
+    if all(f.is_file() for f in pic.inputs()):
         return "reused"
     frames_of = stills.frame_source(root, timeline.fps, max(options.jobs, 1))
     if pic.one_pass:
@@ -409,7 +417,8 @@ def _make_picture(pic: Picture, timeline, root: Path, scratch: Path, enc, ff, op
     for file, parts in pic.runs:
         if not file.is_file():
             assemble.concat(parts, file, ff, scratch)
-    assemble.concat([file for file, _ in pic.runs], pic.file, ff, scratch)
+    if not todo:
+        return "joined"  # a scene's join was trimmed from the cache, its segments were not
     return "encoded" if len(todo) == len(pic.segments) else f"encoded ({len(todo)} of {len(pic.segments)} segments)"
 
 
@@ -446,7 +455,7 @@ def _assemble(timeline, root: Path, cache: Cache, scratch: Path, output: Path, o
     film_file = cache.path("films", digest({"stage": assemble.MUX_VERSION, "picture": pic.key,
                                              "sound": sound_key, "meta": meta}), ".mp4")
     if not film_file.is_file():
-        assemble.mux(pic.file, sound_file, meta, film_file, ff, scratch)
+        assemble.mux(pic.inputs(), sound_file, meta, film_file, ff, scratch)
         states["film"] = "written"
     if not (output.is_file() and output.stat().st_size == film_file.stat().st_size
             and file_digest(output) == file_digest(film_file)):
@@ -476,7 +485,7 @@ def _keep_used(cache: Cache, timeline, root: Path, pic, sound_files: list[Path],
     first), so switching back to an older script (git checkout) finds its artifacts while they fit."""
     used = {root / f for c in timeline.clips for f in (*c.files, *(o.file for o in c.overlays))}
     used |= {root / s.file for s in timeline.speech}
-    used |= {file for _, _, file in pic.segments} | {file for file, _ in pic.runs} | {pic.file, film_file, *sound_files}
+    used |= {file for _, _, file in pic.segments} | {*pic.inputs(), film_file, *sound_files}
     used = {p for p in used if cache.root in p.resolve().parents}
     used |= {p.with_suffix(".json") for p in used}  # the records beside speech and renders
     cache.touch(used)

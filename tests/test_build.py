@@ -261,7 +261,7 @@ def test_a_failed_build_leaves_nothing_half_written(write_story, monkeypatch):
     build_dir = path.parent / "build"
     leftovers = [p for p in build_dir.rglob("*") if p.is_file() and (".part" in p.name or p.name.startswith("."))]
     assert sorted(p.name for p in leftovers) == [".gitignore", ".lock"]
-    assert not list(build_dir.rglob("picture/*/*.mp4"))
+    assert not [p for kind in ("picture", "segments", "scenes") for p in build_dir.rglob(f"{kind}/*/*.mp4")]
     assert not (build_dir / "film" / "film.mp4").exists()
 
 
@@ -276,6 +276,17 @@ def test_media_that_is_not_what_the_script_says_is_an_error_at_its_line(write_st
         assert "film.story:5:15: error: keyframe image \"a.png\" is a damaged image" in result.output
         assert 'keyframe image "b.png" is not an image' in result.output
     assert not list((path.parent / "build").rglob("*.mp4")) and not list((path.parent / "build").rglob("timeline.json"))
+
+
+def test_a_project_in_a_folder_with_a_quote_in_its_name_builds(tmp_path):
+    folder = tmp_path / "Ida's film"
+    folder.mkdir()
+    (folder / "film.story").write_text('format 384x216 @ 12fps\nEXT. A - DAY\n  shot 1 wide 1s\n  > dissolve 0.5s\n'
+                                       '  shot 2 close 1s\nINT. B - NIGHT\n  shot 3 wide 1s\n  shot 4 close 1s\n')
+    report = build(folder / "film.story", BuildOptions(jobs=2))
+    # both scenes' segments joined, then the scenes joined as the film is written: each a list of quoted paths
+    assert len(list((folder / "build" / "cache" / "scenes").rglob("*.mp4"))) == 2
+    assert count_frames(report.output) == report.frames == 42
 
 
 def test_cli_build_prints_a_summary(write_story):
