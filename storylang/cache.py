@@ -37,6 +37,19 @@ def file_digest(path: Path) -> str:
     return found
 
 
+def _files(top: str):
+    """The files under `top` (not those whose names start with a dot: partial writes, the lock)."""
+    try:
+        listing = list(os.scandir(top))
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    for entry in listing:
+        if entry.is_dir(follow_symlinks=False):
+            yield from _files(entry.path)
+        elif entry.is_file(follow_symlinks=False) and not entry.name.startswith("."):
+            yield entry
+
+
 class Cache:
     def __init__(self, root: Path):
         self.root = root
@@ -52,34 +65,37 @@ class Cache:
             except OSError:
                 pass
 
-    def entries(self) -> list[tuple[float, int, list[Path]]]:
-        """(last use, bytes, files) per artifact: a key's files (a WAV and its record) go together."""
-        groups: dict[tuple[Path, str], list[Path]] = {}
-        if not self.root.is_dir():
-            return []
-        for p in self.root.rglob("*"):
-            if p.is_file() and not p.name.startswith("."):
-                groups.setdefault((p.parent, p.name.split(".", 1)[0]), []).append(p)
-        out = []
-        for files in groups.values():
-            stats = [f.stat() for f in files]
-            out.append((max(st.st_mtime for st in stats), sum(st.st_size for st in stats), files))
-        return out
+    def entries(self) -> list[tuple[float, int, list[str]]]:
+        """(last use, bytes, files) per artifact: a key's files (a WAV and its record) go together;
+        the files' paths are real (the cache folder resolved).
+
+        Every build reads the whole cache here, so it walks with os.scandir and keeps paths as
+        strings (docs/build.md: "Size")."""
+        groups: dict[tuple[str, str], list] = {}
+        for entry in _files(str(self.root.resolve())):
+            st = entry.stat(follow_symlinks=False)
+            group = groups.setdefault((os.path.dirname(entry.path), entry.name.split(".", 1)[0]), [0.0, 0, []])
+            group[0] = max(group[0], st.st_mtime)
+            group[1] += st.st_size
+            group[2].append(entry.path)
+        return [(used, size, files) for used, size, files in groups.values()]
 
     def trim(self, limit: int, keep: set[Path]) -> tuple[int, int]:
         """Remove the least recently used artifacts until the cache holds at most `limit` bytes;
         never those in `keep` (what the build just used). Returns (artifacts removed, bytes freed)."""
-        entries = sorted(self.entries(), key=lambda e: e[0])
+        entries = self.entries()
         total = sum(size for _, size, _ in entries)
-        keep = {p.resolve() for p in keep}
+        if total <= limit:
+            return 0, 0
+        keep_real = {str(p.resolve()) for p in keep}
         removed = freed = 0
-        for _, size, files in entries:
+        for _, size, files in sorted(entries, key=lambda e: e[0]):
             if total <= limit:
                 break
-            if any(f.resolve() in keep for f in files):
+            if any(f in keep_real for f in files):
                 continue
             for f in files:
-                f.unlink(missing_ok=True)
+                Path(f).unlink(missing_ok=True)
             total -= size
             freed += size
             removed += 1
