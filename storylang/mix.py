@@ -403,8 +403,8 @@ def sound(t: Timeline, root: Path, target: Path, enc: Encoding, ff: Ffmpeg, cach
         file = measure_file(p, w)
         found = _read_json(file)
         if found is None:
-            e = encode_window(p)
-            made = piece_file(p, e, likely) if likely is not None else None
+            e = encode_window(p) if likely is not None else None
+            made = piece_file(p, e, likely) if e is not None else None
             if made is not None and not made.is_file():
                 found = measure_and_encode(e, w, p, likely, enc, ff, scratch, made, stop)
                 made_with_measure.add(made)
