@@ -207,7 +207,9 @@ def reasons(old: Record | None, new: Record, todo: dict) -> list[str]:
         out.append(f"segment {name}: {why} ({new.shots[sid]['where']})")
     if todo.get("sound"):
         why = todo["sound"]
-        if old is not None and old.frames != new.frames:
+        if old is None:
+            why = "new"  # no build of this film to compare with
+        elif old.frames != new.frames:
             why = f"the film's length changed ({old.frames} → {new.frames} frames)"
         out.append(f"sound: {why}")
     return out

@@ -49,6 +49,13 @@ def plan(built, tmp_path, old, new):
     return [r.replace(str(copy) + "/", "") for r in report.reasons]
 
 
+def test_a_film_never_built_is_new_throughout(tmp_path):
+    (tmp_path / "film.story").write_text(FILM)
+    reasons = build(tmp_path / "film.story", BuildOptions(jobs=2, preview=True, dry_run=True)).reasons
+    assert reasons and all(r.split(": ", 1)[1].startswith("new") for r in reasons), reasons
+    assert reasons[-1] == "sound: new"
+
+
 def test_nothing_changed_nothing_to_redo(built, tmp_path):
     assert plan(built, tmp_path, "", "") == []
 
