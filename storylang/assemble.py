@@ -331,6 +331,8 @@ def segment_inputs(t: Timeline, seg: Segment, root: Path) -> dict:
     pieces = []
     for p in seg.pieces:
         clip = t.clips[p.clip].model_dump(mode="json", exclude={"start", "transition", "scene"})
+        # only the overlays the piece shows: a line's words that leave before a transition do not reach it
+        clip["overlays"] = [o for o in clip["overlays"] if o["start"] < p.start + p.count and o["end"] > p.start]
         files = [*clip["files"], *(o["file"] for o in clip["overlays"])]
         pieces.append({"clip": clip, "start": p.start, "count": p.count,
                        "digests": {f: _digest_or_missing(root / f) for f in files}})

@@ -63,12 +63,11 @@ def test_nothing_changed_nothing_to_redo(built, tmp_path):
 @pytest.mark.parametrize("old, new, expected", [
     ('narrate "Every night."', 'narrate "Each night."',
      ["shot 1 words: lines changed (film.story:10)", "line 1:0 speech: text changed (film.story:13)",
-      "segment 1: lines changed (film.story:10)", "segment 1-2: lines changed (film.story:10)",
-      "sound: lines changed"]),
+      "segment 1: lines changed (film.story:10)", "sound: lines changed"]),  # said before the dissolve
     ('voice "en-us+f3" rate 170', 'voice "en-us+f3" rate 150', ["line 2:0 speech: voice rate of MARA changed (film.story:17)"]),
     ("MARA: Not tonight.", "MARA: Not now.",
      ["shot 2 words: lines changed (film.story:16)", "line 2:0 speech: text changed (film.story:17)",
-      "segment 1-2: lines changed (film.story:16)", "segment 2: lines changed (film.story:16)", "sound: lines changed"]),
+      "segment 2: lines changed (film.story:16)", "sound: lines changed"]),  # shown once the dissolve is over
     ("camera push in", "camera pan left", ["shot 1 words: camera changed (film.story:10)",
                                            "segment 1: camera changed (film.story:10)",
                                            "segment 1-2: camera changed (film.story:10)"]),

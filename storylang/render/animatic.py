@@ -86,12 +86,30 @@ def draw_all(todo: dict, jobs: int, advance=lambda: None) -> None:
         waiting.results([pool.submit(draw, item) for item in todo])
 
 
+def _overlap(transition) -> int:
+    """The frames a transition shares between two shots (none for a cut)."""
+    return transition.frames if transition is not None and transition.kind != "cut" else 0
+
+
+def on_screen(film: Film, timing: Timing) -> dict[str, tuple[int, int]]:
+    """(enter, leave) per shot: the frames between the end of its way in (a dissolve or wipe from
+    the shot before) and the start of its way out, as the edit lays them."""
+    out = {}
+    shots = film.shots
+    for i, shot in enumerate(shots):
+        enter = _overlap(shots[i - 1].transition) if i > 0 else 0
+        has_next = i + 1 < len(shots) or bool(film.end_frames)
+        out[shot.id] = (enter, timing.shots[shot.id].frames - (_overlap(shot.transition) if has_next else 0))
+    return out
+
+
 def with_overlays(film: Film, timing: Timing, pictures: dict[str, ShotPicture], ctx: RenderContext,
                   only: set[str] | None = None, draw: bool = True) -> tuple[dict[str, ShotPicture], dict]:
     """Each still or keyframed shot (of `only`, or all) with its words as overlays; and the overlays
     that were missing (path → drawer), drawn unless `draw` is False."""
     todo = {}
     out = dict(pictures)
+    screen = on_screen(film, timing)
     for shot in film.shots:
         if only is not None and shot.id not in only:
             continue
@@ -100,7 +118,8 @@ def with_overlays(film: Film, timing: Timing, pictures: dict[str, ShotPicture], 
             continue
         st = timing.shots[shot.id]
         overlays = []
-        for start, end, labels in cards.overlay_schedule(film, shot, st.frames, st.lines, ctx.with_lines):
+        for start, end, labels in cards.overlay_schedule(film, shot, st.frames, st.lines, ctx.with_lines,
+                                                             screen[shot.id]):
             path = ctx.cache.path("overlays", overlay_key(film, shot, labels), ".png")
             overlays.append(Overlay(file=rel(path, ctx.root), start=start, end=end))
             if not path.is_file():

@@ -208,23 +208,49 @@ def shot_labels(film: Film, shot: Shot) -> Labels:
                   action=shot.action, camera=words.upper(), moves=moves)
 
 
-def overlay_schedule(film: Film, shot: Shot, frames: int, lines: tuple[tuple[int, int], ...],
-                     with_lines: bool = True) -> list[tuple[int, int, Labels]]:
-    """(start, end, labels) spans covering the shot's `frames`: the card changes at each cue and each line.
+def line_spans(lines: tuple[tuple[int, int], ...], frames: int, enter: int = 0,
+               leave: int | None = None) -> list[tuple[int, int]]:
+    """Where each line shows on the card, (from, until) in the shot's frames (from == until: never).
 
-    `lines` are the (offset, length) of the shot's lines from the timing decision; a line stays
-    on the card until the next one starts.
+    A line shows from when it is spoken until the next one is, but only while its shot is fully
+    on screen, from `enter` (the end of a dissolve or wipe into the shot) to `leave` (the start of
+    one out of it): a caption does not straddle a shot change, and two shots' lines crossfading
+    are unreadable. So a line spoken during the way in appears once the shot is in (at most the
+    transition's length late), and a line that has been said leaves when the shot starts to go.
+    A line still being spoken then, or one that starts on the way out, stays to the shot's end.
+    It also keeps the transitions' frames free of the lines' words, so a line edit re-encodes its
+    shot's own frames and no transition.
+    """
+    leave = frames if leave is None else leave
+    if enter >= leave:  # a shot that is never fully on screen: lines as they are spoken
+        enter, leave = 0, frames
+    froms = [max(at, enter) if at < leave else at for at, _ in lines]
+    spans = []
+    for i, (at, length) in enumerate(lines):
+        nxt = froms[i + 1] if i + 1 < len(lines) else frames
+        until = min(nxt, leave) if at < leave and at + length <= leave else nxt
+        spans.append((froms[i], max(until, froms[i])))
+    return spans
+
+
+def overlay_schedule(film: Film, shot: Shot, frames: int, lines: tuple[tuple[int, int], ...],
+                     with_lines: bool = True, on_screen: tuple[int, int] | None = None) -> list[tuple[int, int, Labels]]:
+    """(start, end, labels) spans covering the shot's `frames`: the card changes at each cue and
+    where each line shows.
+
+    `lines` are the (offset, length) of the shot's lines from the timing decision; `on_screen` is
+    (enter, leave), the frames between the shot's transitions (see line_spans).
     """
     base = shot_labels(film, shot)
+    shown = line_spans(lines, frames, *(on_screen or (0, frames))) if with_lines else []
     cuts = {0}
     cuts.update(c.frame for c in shot.schedule if c.frame < frames)
-    if with_lines:
-        cuts.update(at for at, _ in lines if at < frames)
+    cuts.update(edge for span in shown for edge in span if edge < frames)
     bounds = sorted(cuts) + [frames]
     spans = []
     for start, end in zip(bounds, bounds[1:]):
         cue = next((c for c in reversed(shot.schedule) if c.frame <= start), None)
-        said = [i for i, (at, _) in enumerate(lines) if at <= start] if with_lines else []
+        said = [i for i, (a, b) in enumerate(shown) if a <= start < b]
         line = ""
         if said:
             spoken = shot.lines[said[-1]]
