@@ -10,12 +10,11 @@ rebuild. Goals: full build within 1.3x of the floor, at least 6x faster than mov
 --preview under 15 s. moviepy is optional: pip install '.[bench]'.
 
 Each storylang step runs `storyc` as a user does (a new process, start-up included), with its
-modules byte-compiled first, as `pip install` leaves them.
+modules byte-compiled first, as `pip install` leaves them (see as_user.py).
 """
 
 from __future__ import annotations
 
-import compileall
 import json
 import shutil
 import subprocess
@@ -24,21 +23,12 @@ import tempfile
 import time
 from pathlib import Path
 
-import storylang
+from as_user import byte_compiled, storyc
 from storylang.toolchain import find_ffmpeg
 
 ROOT = Path(__file__).resolve().parent.parent
 # the cache folders of the picture (one pass, or segments and their joins by scene), the sound and the film
 ASSEMBLED = ("picture", "segments", "scenes", "sound", "sound-measures", "sound-pieces", "films")
-
-
-def storyc(*args, cwd: Path) -> float:
-    """Seconds `storyc ARGS` takes in `cwd`; exits with its message if it fails."""
-    t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "storylang.cli", *args], cwd=cwd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise SystemExit(f"storyc {' '.join(args)} failed:\n{proc.stderr}")
-    return time.perf_counter() - t0
 
 
 def timed(fn):
@@ -100,8 +90,7 @@ def encode_floor(film: Path, out: Path) -> float:
 
 def main() -> None:
     source = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "examples" / "harbour.story"
-    if not compileall.compile_dir(Path(storylang.__file__).parent, quiet=1):
-        raise SystemExit("could not byte-compile storylang")
+    byte_compiled()
     with tempfile.TemporaryDirectory() as d:
         work = Path(d) / "film"
         shutil.copytree(source.parent, work, ignore=shutil.ignore_patterns("build"))

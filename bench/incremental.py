@@ -16,14 +16,11 @@ The clean build is timed twice, first and again after the edits (in a fresh copy
 are of the two's mean: a shared host's load drifts over a run, and one clean build timed at the
 start can be a quick or a slow sample for edits timed minutes later.
 
-storylang's modules are byte-compiled first, as `pip install` leaves them: where
-PYTHONDONTWRITEBYTECODE is set, an editable install would otherwise compile its source anew in
-every `storyc` process (about 0.06 s here), which no installed copy does.
+storylang's modules are byte-compiled first, as `pip install` leaves them (see as_user.py).
 """
 
 from __future__ import annotations
 
-import compileall
 import os
 import re
 import shutil
@@ -33,16 +30,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from as_user import STORYC, byte_compiled, storyc
+
 ROOT = Path(__file__).resolve().parent.parent
-STORYC = [sys.executable, "-m", "storylang.cli"]
-
-
-def run(*args, cwd: Path) -> float:
-    t0 = time.perf_counter()
-    proc = subprocess.run([*STORYC, *args], cwd=cwd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise SystemExit(f"storyc {' '.join(args)} failed:\n{proc.stderr}")
-    return time.perf_counter() - t0
 
 
 def edit(script: Path, old: str, new: str) -> None:
@@ -101,13 +91,6 @@ def psnr(a: Path, b: Path) -> str:
     return m.group(1) if m else "?"
 
 
-def byte_compiled() -> None:
-    import storylang
-
-    if not compileall.compile_dir(Path(storylang.__file__).parent, quiet=1):
-        raise SystemExit("could not byte-compile storylang")
-
-
 def main() -> None:
     byte_compiled()
     source = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "examples" / "harbour.story"
@@ -116,34 +99,34 @@ def main() -> None:
         shutil.copytree(source.parent, folder, ignore=shutil.ignore_patterns("build"))
         script = folder / source.name
         env_note = f"{os.cpu_count()} cores"
-        clean = run("build", script.name, cwd=folder)
+        clean = storyc("build", script.name, cwd=folder)
         film = folder / "build" / script.stem / f"{script.stem}.mp4"
         segmented = Path(d) / "segmented.mp4"
         shutil.copyfile(film, segmented)
-        noop = run("build", script.name, cwd=folder)
+        noop = storyc("build", script.name, cwd=folder)
         actions = []  # three one-shot edits each (on different shots): one sample is too noisy
         for old in re.findall(r'action "[^"]+"', script.read_text())[:3]:
             edit(script, old, 'action "a completely different moment"')
-            actions.append(run("build", script.name, cwd=folder))
+            actions.append(storyc("build", script.name, cwd=folder))
         spoken = []
         for old in re.findall(r'narrate "[^"]+"', script.read_text())[:3]:
             edit(script, old, old[:-1] + ', once more"')
-            spoken.append(run("build", script.name, cwd=folder))
+            spoken.append(storyc("build", script.name, cwd=folder))
         # a line that no longer fits its shot: the shot grows, so every later sound sample moves
         longer = re.findall(r'narrate "[^"]+"', script.read_text())[0]  # early: most of the sound
         edit(script, longer, longer[:-1] + ' And then the fog came in over the water, slow and grey."')
-        lengthened = run("build", script.name, cwd=folder)
+        lengthened = storyc("build", script.name, cwd=folder)
         transition = first_match(script, r"^\s+> dissolve[^\n]*")
         edit(script, transition, transition.replace(transition.strip(), "> wipe left 0.5s"))
-        trans = run("build", script.name, cwd=folder)
+        trans = storyc("build", script.name, cwd=folder)
         saves = watch_saves(folder, script)
         again_dir = Path(d) / "again"
         shutil.copytree(source.parent, again_dir, ignore=shutil.ignore_patterns("build"))
-        again = run("build", script.name, cwd=again_dir)
+        again = storyc("build", script.name, cwd=again_dir)
         first, clean = clean, (clean + again) / 2
         release_dir = Path(d) / "release"
         shutil.copytree(source.parent, release_dir, ignore=shutil.ignore_patterns("build"))
-        release = run("build", script.name, "--release", cwd=release_dir)
+        release = storyc("build", script.name, "--release", cwd=release_dir)
         one_pass = release_dir / "build" / script.stem / f"{script.stem}.mp4"
         print(f"{source.name}, {env_note}, storyc run as a user runs it (one process per command):")
         print(f"  clean build        {first:6.2f} s first, {again:.2f} s again after the edits: "
