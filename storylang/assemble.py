@@ -27,7 +27,7 @@ from pathlib import Path
 import ffmpeg as ffmpeg_graph
 
 from storylang import atomic
-from storylang.diagnostics import OneLineError
+from storylang.diagnostics import OneLineError, inert
 from storylang.timeline import Clip, Timeline
 from storylang.toolchain import Ffmpeg
 
@@ -419,7 +419,7 @@ def concat(files: list[Path], target: Path, ff: Ffmpeg, scratch: Path) -> None:
 
 def _meta_escape(text: str) -> str:
     out = []
-    for ch in text:
+    for ch in inert(text, newlines=True):
         if ch in "=;#\\\n":
             out.append("\\")
         out.append(ch)

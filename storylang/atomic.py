@@ -22,16 +22,18 @@ def _umask() -> int:
 
 
 @contextmanager
-def atomic_path(target: Path, suffix: str = ""):
+def atomic_path(target: Path, suffix: str = "", through_links: bool = False):
     """Yield a temporary path next to `target`; rename it over `target` if the block succeeds.
 
-    A symlink is written through (its target is replaced, the link stays); the file keeps the
-    mode it had, and a new file gets the usual mode (0666 less the umask), not mkstemp's 0600.
+    A symlink is replaced by the new file, so that a link planted in a build folder never makes
+    storyc write elsewhere; with `through_links` (a file the user named, as `storyc fmt` does) its
+    target is replaced and the link stays. The file keeps the mode it had, and a new file gets the
+    usual mode (0666 less the umask), not mkstemp's 0600.
     """
-    target = Path(os.path.realpath(target))
+    target = Path(os.path.realpath(target)) if through_links else Path(os.path.realpath(target.parent)) / target.name
     target.parent.mkdir(parents=True, exist_ok=True)
     try:
-        mode = stat.S_IMODE(target.stat().st_mode)
+        mode = stat.S_IMODE(target.stat().st_mode) if not target.is_symlink() else 0o666 & ~_umask()
     except FileNotFoundError:
         mode = 0o666 & ~_umask()
     # the writer's pid in the name tells a killed build's leftover from a running one's file
@@ -50,10 +52,10 @@ def atomic_path(target: Path, suffix: str = ""):
         raise
 
 
-def write_bytes(target: Path, data: bytes) -> None:
-    with atomic_path(target) as tmp:
+def write_bytes(target: Path, data: bytes, through_links: bool = False) -> None:
+    with atomic_path(target, through_links=through_links) as tmp:
         tmp.write_bytes(data)
 
 
-def write_text(target: Path, text: str) -> None:
-    write_bytes(target, text.encode("utf-8"))
+def write_text(target: Path, text: str, through_links: bool = False) -> None:
+    write_bytes(target, text.encode("utf-8"), through_links)

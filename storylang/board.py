@@ -22,6 +22,9 @@ from storylang import vocabulary as vocab
 from storylang.diagnostics import OneLineError
 from storylang.film import Film, Shot
 from storylang.timeline import Clip, Timeline
+from storylang.probe import limit_pillow
+
+limit_pillow()  # pictures from scripts and servers: a bomb is refused, never decoded
 
 THUMB_WIDTH = 640
 COLUMNS, ROWS = 3, 2  # panels on a landscape page

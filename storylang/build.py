@@ -13,7 +13,7 @@ import os
 import shutil
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
@@ -23,7 +23,8 @@ from storylang import output as output_mod
 from storylang import speech as speech_mod
 from storylang.render import Cancelled, RenderContext, camera, rel, stills
 from storylang.render.animatic import AnimaticRenderer
-from storylang.builddir import build_root
+from storylang.builddir import build_root, film_dir
+from storylang.filenames import film_folder
 from storylang.cache import Cache, digest, file_digest
 from storylang.diagnostics import Diagnostic, StoryError
 from storylang.film import Film
@@ -141,12 +142,12 @@ def build(script: Path, options: BuildOptions, progress: Progress | None = None)
     build_dir = build_root(script)
 
     def held_by(who: str) -> None:
-        lock = build_dir / script.stem / ".lock"
+        lock = film_dir(script, create=False) / ".lock"
         shown = os.path.relpath(lock) if lock.is_relative_to(Path.cwd()) else str(lock)
         progress.say(f"storyc: {script.stem} is being built by {who}; waiting for it to finish ({shown})")
         progress.stage("waiting", 1)
 
-    with builddir.film_lock(build_dir / script.stem, on_wait=held_by):
+    with builddir.film_lock(film_dir(script, create=False), on_wait=held_by):
         # what a killed build left behind: partial files and scratch directories
         builddir.remove(builddir.leftovers(build_dir, (options.output.resolve().parent,) if options.output else ()))
         with builddir.scratch(build_dir) as scratch:
@@ -159,9 +160,11 @@ def _build(script: Path, options: BuildOptions, progress: Progress, scratch: Pat
     root = script.resolve().parent
     build_dir = build_root(script, create=not options.dry_run)
     cache = Cache(build_dir / "cache")
-    film_dir = build_dir / script.stem
+    film_dir = build_dir / film_folder(script.stem)
     output = options.output or (film_dir / f"{script.stem}{'-preview' if options.preview else ''}.mp4")
     blocked = output_mod.problem(output, options.force)
+    if options.output is not None and not blocked:
+        blocked = output_mod.export_problem(output, options.force, stamp.inputs(film, script) | {script.resolve()})
     if blocked:
         raise BuildFailed([Diagnostic(severity="error", code="output", file=str(output), message=blocked)], sources)
     ff = find_ffmpeg(options.system_ffmpeg)
@@ -206,18 +209,22 @@ def _build(script: Path, options: BuildOptions, progress: Progress, scratch: Pat
 
     _go_on(options)
     timeline, notes = build_timeline(film, rendered.pictures, spoken, script_digest(film, root), timing)
-    srt, vtt = _write_edit(timeline, film_dir, script.stem)
+    sides = _edit_files(timeline, film_dir, script.stem)
+    srt, vtt = film_dir / f"{script.stem}.srt", film_dir / f"{script.stem}.vtt"
     origin = provenance.manifest(film, script, renderer.name, timeline, film_dir, expansion.prompts)
     if options.edit_only:
+        # the film is not made, so the film's own edit list stays the one it was cut from
+        edit = film_dir / "board-timeline.json"
+        atomic.write_text(edit, sides[film_dir / "timeline.json"])
         progress.close()
-        return BuildReport(output=output, timeline=film_dir / "timeline.json", subtitles=(srt, vtt),
+        return BuildReport(output=output, timeline=edit, subtitles=(srt, vtt),
                            frames=timeline.frames, fps=timeline.fps, shots=len(film.shots), rendered=rendered.made,
                            reused=rendered.reused, lines_spoken=len(to_speak), lines_reused=nlines - len(to_speak),
                            picture="not made", sound="not made", film="not made", notes=expansion.notes + notes,
                            warnings=warnings, sources=sources, failures=rendered.failures, renderer=renderer.name,
                            provenance=origin)
     states = _assemble(timeline, root, cache, scratch, output, options, ff, progress, renderer.name, origin,
-                       film_dir / "sound-level.json")
+                       film_dir / "sound-level.json", sides)
     explain.Record.of(film, timing, root, expansion.prompts).save(film_dir / "explain.json")
     if rendered.failures or expansion.notes or expansion.problems:
         stamp.remove(script)  # the next build retries the failed shots (and the prompts not expanded)
@@ -286,13 +293,25 @@ def _speak(speech, to_speak, jobs: int, progress: Progress, sources) -> None:
         raise BuildFailed(e.diagnostics, sources) from e
 
 
-def _write_edit(timeline, film_dir: Path, stem: str) -> tuple[Path, Path]:
-    """timeline.json and the subtitle sidecars."""
-    atomic.write_text(film_dir / "timeline.json", timeline.to_json())
-    srt, vtt = film_dir / f"{stem}.srt", film_dir / f"{stem}.vtt"
-    atomic.write_text(srt, to_srt(timeline))
-    atomic.write_text(vtt, to_vtt(timeline))
-    return srt, vtt
+def _edit_files(timeline, film_dir: Path, stem: str) -> dict[Path, str]:
+    """timeline.json and the subtitle sidecars: written with the film, never without it."""
+    return {film_dir / "timeline.json": timeline.to_json(), film_dir / f"{stem}.srt": to_srt(timeline),
+            film_dir / f"{stem}.vtt": to_vtt(timeline)}
+
+
+def _publish(film_file: Path, output: Path, sides: dict[Path, str]) -> bool:
+    """The film and its side files in place together: each is written under a temporary name
+    first and all are renamed at the end, so a failure leaves the last film's set whole.
+    Returns whether the film itself changed."""
+    changed = not (output.is_file() and output.stat().st_size == film_file.stat().st_size
+                   and file_digest(output) == file_digest(film_file))
+    with ExitStack() as stack:
+        for path, text in sides.items():
+            if not (path.is_file() and path.read_text(encoding="utf-8", errors="replace") == text):
+                stack.enter_context(atomic.atomic_path(path)).write_text(text, encoding="utf-8")
+        if changed:
+            shutil.copyfile(film_file, stack.enter_context(atomic.atomic_path(output, suffix=".mp4")))
+    return changed
 
 
 def _encoding(options: BuildOptions) -> assemble.Encoding:
@@ -423,7 +442,8 @@ def _make_picture(pic: Picture, timeline, root: Path, scratch: Path, enc, ff, op
 
 
 def _assemble(timeline, root: Path, cache: Cache, scratch: Path, output: Path, options: BuildOptions, ff,
-              progress: Progress, renderer: str, origin: dict, level_file: Path) -> dict[str, str]:
+              progress: Progress, renderer: str, origin: dict, level_file: Path,
+              sides: dict[Path, str]) -> dict[str, str]:
     """Picture, sound and mux, each skipped when its inputs are unchanged; then the film at `output`.
 
     Returns what happened to each: picture encoded/reused, sound mixed/reused, film written/reused.
@@ -457,10 +477,7 @@ def _assemble(timeline, root: Path, cache: Cache, scratch: Path, output: Path, o
     if not film_file.is_file():
         assemble.mux(pic.inputs(), sound_file, meta, film_file, ff, scratch)
         states["film"] = "written"
-    if not (output.is_file() and output.stat().st_size == film_file.stat().st_size
-            and file_digest(output) == file_digest(film_file)):
-        with atomic.atomic_path(output, suffix=".mp4") as tmp:
-            shutil.copyfile(film_file, tmp)
+    if _publish(film_file, output, sides):
         states["film"] = "written"
     _keep_used(cache, timeline, root, pic, [sound_file, *(made.files if made else ())], film_file, options, states)
     return states

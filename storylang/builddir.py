@@ -18,17 +18,100 @@ from pathlib import Path
 
 from storylang import atomic
 from storylang.diagnostics import OneLineError
+from storylang.filenames import film_folder
 
 _PART = re.compile(r"^\..*\.pid(\d+)\..*\.part$")
 _SCRATCH = re.compile(r"^(\d+)-")
 
 
+MARKER = "# storyc build outputs\n"  # the first line of the .gitignore storyc writes in every build folder
+LINKS_ENV = "STORYC_BUILD_LINK"  # "1": the user's own build folder may be a link (to a bigger disk, say)
+
+
+class UnsafeBuildFolder(OneLineError):
+    """A build folder with a link storyc did not make, which could make it write elsewhere."""
+
+
 def build_root(script: Path, create: bool = True) -> Path:
-    """The one build directory next to a script (ignored by git); its cache is shared by the films there."""
+    """The one build directory next to a script (ignored by git); its cache is shared by the films there.
+    With `create`, it is made if need be and checked: storyc writes into no link it finds there."""
     root = script.resolve().parent / "build"
-    if create and not (root / ".gitignore").is_file():
-        atomic.write_text(root / ".gitignore", "# storyc build outputs\n*\n")
+    if create:
+        guard(root)
+        if not (root / ".gitignore").is_file():
+            try:
+                atomic.write_text(root / ".gitignore", MARKER + "*\n")
+            except OSError as e:
+                raise OneLineError(f"cannot write in the build folder {root}: {e.strerror or e}; make it writable, "
+                                   f"or build a copy of the project somewhere writable") from None
     return root
+
+
+def _link_problem(path: Path) -> str:
+    return (f"{path} is a link to {os.path.realpath(path)}; storyc does not write through links in its build "
+            f"folder (remove the link)")
+
+
+def guard(root: Path) -> None:
+    """UnsafeBuildFolder if the build folder, or a folder storyc writes in under it (a film's, the
+    cache's and its stages', scratch), is a link: a cloned project could point one anywhere. The
+    folder itself may be a link when the user says so (STORYC_BUILD_LINK=1)."""
+    if root.is_symlink() and os.environ.get(LINKS_ENV) != "1":
+        raise UnsafeBuildFolder(_link_problem(root) + f", or set {LINKS_ENV}=1 if you made it")
+    if not root.is_dir():
+        return
+    for top in _scan(root):
+        if top.is_symlink():
+            raise UnsafeBuildFolder(_link_problem(Path(top.path)))
+        if top.is_dir():
+            for entry in _scan(Path(top.path)):
+                if entry.is_symlink() and (top.name == "cache" or entry.is_dir()):
+                    raise UnsafeBuildFolder(_link_problem(Path(entry.path)))
+                if top.name == "cache" and entry.is_dir():
+                    for sub in _scan(Path(entry.path)):
+                        if sub.is_symlink():
+                            raise UnsafeBuildFolder(_link_problem(Path(sub.path)))
+
+
+def _scan(folder: Path) -> list:
+    try:
+        return list(os.scandir(folder))
+    except (NotADirectoryError, FileNotFoundError):
+        return []
+
+
+def is_ours(root: Path) -> bool:
+    """Whether `root` carries the marker storyc writes in every build folder."""
+    try:
+        with open(root / ".gitignore", encoding="utf-8", errors="replace") as fh:
+            return fh.readline() == MARKER
+    except OSError:
+        return False
+
+
+def require_ours(root: Path) -> None:
+    """UnsafeBuildFolder unless `root` is a build folder storyc made, and not a link the user did not allow."""
+    guard(root)
+    if not is_ours(root):
+        raise UnsafeBuildFolder(f"{root} has no storyc marker (build/.gitignore), so storyc did not make it; "
+                                f"remove it yourself if it is yours")
+
+
+def remove_all(root: Path) -> int:
+    """Everything in a build folder of ours (see require_ours), never following a link (a link is
+    removed, not its target); the folder itself too unless it is the user's link. Returns the bytes freed."""
+    require_ours(root)
+    freed = remove([Path(e.path) for e in _scan(root) if e.name != ".gitignore"])
+    if root.is_symlink():
+        (root / ".gitignore").unlink(missing_ok=True)
+    else:
+        freed += remove([root])
+    return freed
+
+
+def film_dir(script: Path, create: bool = True) -> Path:
+    """The folder of one film's outputs in the build folder (filenames.film_folder)."""
+    return build_root(script, create) / film_folder(script.stem)
 
 
 def _alive(pid: int) -> bool:
@@ -73,14 +156,23 @@ def remove(paths: list[Path]) -> int:
     for p in paths:
         try:
             if p.is_dir() and not p.is_symlink():
-                freed += sum(f.stat().st_size for f in p.rglob("*") if f.is_file())
-                shutil.rmtree(p, ignore_errors=True)
+                freed += sum(e.stat(follow_symlinks=False).st_size for e in _walk(p))
+                shutil.rmtree(p, ignore_errors=True)  # it unlinks links inside, never follows them
             else:
                 freed += p.lstat().st_size
                 p.unlink()
         except FileNotFoundError:
             pass
     return freed
+
+
+def _walk(folder: Path):
+    """Every file and link under `folder`, never following a link."""
+    for entry in _scan(folder):
+        if entry.is_dir(follow_symlinks=False):
+            yield from _walk(Path(entry.path))
+        else:
+            yield entry
 
 
 @contextmanager

@@ -8,12 +8,14 @@ compile and validate every shot's graph. What check accepts, the build builds.
 from __future__ import annotations
 
 import os
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from storylang.builddir import build_root
 from storylang.cache import Cache
 from storylang.diagnostics import Diagnostic, StoryError
+from storylang.resources import user_cache_dir
 from storylang.film import Film
 from storylang.resolve import resolve_file
 from storylang.timing import Timing, time_film
@@ -58,11 +60,28 @@ def _lock_warnings(film: Film, path: Path) -> list[Diagnostic]:
         return [Diagnostic(severity="error", code="lock", file=str(path), message=str(e))]
 
 
+def speech_cache(script: Path) -> Path:
+    """Where check keeps the lines it speaks: the build's cache (the build reuses them), or, when
+    the project cannot be written (a read-only checkout in CI) or its build folder is unsafe,
+    the user's own cache folder, else a temporary one: check never needs to write the project."""
+    try:
+        folder = build_root(script) / "cache"
+        folder.mkdir(parents=True, exist_ok=True)
+        if os.access(folder, os.W_OK):
+            return folder
+    except (OSError, StoryError):
+        pass
+    mine = user_cache_dir()
+    if mine is not None:
+        return mine / "speech-check"
+    return Path(tempfile.mkdtemp(prefix="storyc-speech-"))
+
+
 def _timing(film: Film, path: Path, jobs: int, diags: list[Diagnostic]) -> Timing | None:
     from storylang.speech import speak_film
 
     try:
-        spoken = speak_film(film, Cache(build_root(path) / "cache"), jobs) if any(s.lines for s in film.shots) else None
+        spoken = speak_film(film, Cache(speech_cache(path)), jobs) if any(s.lines for s in film.shots) else None
     except StoryError as e:
         diags.extend(e.diagnostics)
         return None

@@ -11,6 +11,13 @@ import click
 from storylang import __version__
 
 
+def _echo(message="", err: bool = False, nl: bool = True) -> None:
+    """Every line storyc prints: words from a script or a server can hold no live control character."""
+    from storylang.diagnostics import inert
+
+    click.echo(inert(str(message), newlines=True), err=err, nl=nl)
+
+
 def _display(path: Path) -> str:
     return str(path)
 
@@ -20,9 +27,9 @@ def _print_diagnostics(diagnostics, sources, fmt: str = "text") -> None:
 
     diagnostics = sorted(diagnostics, key=sort_key)
     if fmt == "json":
-        click.echo(render_json(diagnostics))
+        _echo(render_json(diagnostics))
     elif diagnostics:
-        click.echo(render_text(diagnostics, sources), err=True)
+        _echo(render_text(diagnostics, sources), err=True)
 
 
 def _summary(diagnostics) -> str:
@@ -44,11 +51,46 @@ def _node_list_options(command):
                         help="Validate against this ComfyUI server's /object_info instead.")(command)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Commands(click.Group):
+    """The last word on any error a command did not report itself: one line that names the
+    thing, never a traceback (a read-only folder, a full disk, a file that vanished)."""
+
+    def invoke(self, ctx):
+        from storylang.diagnostics import StoryError
+
+        try:
+            return super().invoke(ctx)
+        except StoryError as e:
+            if e.diagnostics:
+                _print_diagnostics(e.diagnostics, e.sources)
+            _echo(f"storyc: {e if not e.diagnostics else _summary(e.diagnostics)}", err=True)
+            sys.exit(1)
+        except OSError as e:
+            where = f"{e.filename}: " if e.filename else ""
+            _echo(f"storyc: {where}{e.strerror or e}", err=True)
+            sys.exit(1)
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="storyc")
-def main() -> None:
+@click.option("--allow-read", "allow_read", multiple=True, metavar="DIR",
+              type=click.Path(path_type=Path, file_okay=False),
+              help="Let scripts read files in this folder too (repeatable; by default only their project's).")
+def main(allow_read: tuple[Path, ...]) -> None:
     """storyc: compile a .story screenplay into a film."""
     _stop_on_terminate()
+    _allow_reads(allow_read)
+
+
+def _allow_reads(folders: tuple[Path, ...]) -> None:
+    """--allow-read goes into the environment, so that every stage and worker process sees it."""
+    import os
+
+    from storylang import trust
+
+    if folders:
+        known = [p for p in os.environ.get(trust.READ_ENV, "").split(os.pathsep) if p]
+        os.environ[trust.READ_ENV] = os.pathsep.join(known + [str(f.resolve()) for f in folders])
 
 
 def _interrupt(signum, frame) -> None:
@@ -87,7 +129,7 @@ def check(files: tuple[Path, ...], fmt: str, dump: bool, comfy: str | None, obje
         try:
             checked = check_film(path, _display(path), comfy or object_info)
         except OSError as e:
-            click.echo(f"storyc: {e}", err=True)
+            _echo(f"storyc: {e}", err=True)
             sys.exit(1)
         film = checked.film
         all_diags.extend(checked.diagnostics)
@@ -96,13 +138,13 @@ def check(files: tuple[Path, ...], fmt: str, dump: bool, comfy: str | None, obje
             dumps.append(film.model_dump_json(indent=2))
         if film is not None and fmt == "text" and not dump:
             seconds = checked.timing.frames / film.fps
-            click.echo(f"{path}: {_count(len(film.scenes), 'scene')}, {_count(len(film.shots), 'shot')}, "
+            _echo(f"{path}: {_count(len(film.scenes), 'scene')}, {_count(len(film.shots), 'shot')}, "
                        f"{_duration_text(float(seconds))} at {film.width}x{film.height} {float(film.fps):g}fps", err=True)
     _print_diagnostics(all_diags, sources, fmt)
     for d in dumps:
-        click.echo(d)
+        _echo(d)
     if fmt == "text" and all_diags:
-        click.echo(f"storyc: {_summary(all_diags)}", err=True)
+        _echo(f"storyc: {_summary(all_diags)}", err=True)
     if has_errors(all_diags):
         sys.exit(1)
 
@@ -112,7 +154,7 @@ def _count(n: int, noun: str) -> str:
 
 
 def _say(text: str) -> None:
-    click.echo(text, err=True)
+    _echo(text, err=True)
 
 
 def _progress(console, live: bool = True):
@@ -159,15 +201,15 @@ def fmt(files: tuple[Path, ...], check_only: bool, number: bool, diff: bool) -> 
             continue
         changed += 1
         if diff:
-            click.echo("".join(difflib.unified_diff(text.splitlines(True), new.splitlines(True),
+            _echo("".join(difflib.unified_diff(text.splitlines(True), new.splitlines(True),
                                                     f"{path}", f"{path} (formatted)")))
         if check_only:
-            click.echo(f"would reformat {path}", err=True)
+            _echo(f"would reformat {path}", err=True)
         elif not diff:
-            atomic.write_text(path, new)
-            click.echo(f"reformatted {path}", err=True)
+            atomic.write_text(path, new, through_links=True)
+            _echo(f"reformatted {path}", err=True)
     if failed:
-        click.echo(f"storyc: {failed} file{'s' * (failed != 1)} could not be read", err=True)
+        _echo(f"storyc: {failed} file{'s' * (failed != 1)} could not be read", err=True)
         sys.exit(1)
     if check_only and changed:
         sys.exit(1)
@@ -206,7 +248,7 @@ def build(script: Path, output, renderer, comfy, skip_missing, strict, jobs, bur
     formats = [f.strip() for f in exports.split(",") if f.strip()]
     unknown = [f for f in formats if f not in ("otio", "edl", "fcp7", "fcpx")]
     if unknown:
-        click.echo(f"storyc: --export {unknown[0]!r}: the timelines are otio, edl, fcp7 and fcpx "
+        _echo(f"storyc: --export {unknown[0]!r}: the timelines are otio, edl, fcp7 and fcpx "
                    "(storyc export --format fountain writes the screenplay)", err=True)
         sys.exit(2)
     if _nothing_changed(script, output, renderer, comfy, burn_subtitles, preview, release, system_ffmpeg,
@@ -224,7 +266,7 @@ def build(script: Path, output, renderer, comfy, skip_missing, strict, jobs, bur
         renderer, settings = _comfy_settings(script, renderer, comfy, skip_missing, strict)
         limit = _size(cache_size)
     except (StoryError, click.BadParameter) as e:
-        click.echo(f"storyc: {e}", err=True)
+        _echo(f"storyc: {e}", err=True)
         sys.exit(2)
     options = BuildOptions(output=output, renderer=renderer, jobs=jobs or max(os.cpu_count() or 1, 1),
                            burn_subtitles=burn_subtitles, preview=preview, system_ffmpeg=system_ffmpeg,
@@ -238,9 +280,9 @@ def build(script: Path, output, renderer, comfy, skip_missing, strict, jobs, bur
         progress.close()
         if e.diagnostics:
             _print_diagnostics(e.diagnostics, e.sources)
-            click.echo(f"storyc: {failed}: {_summary(e.diagnostics)}", err=True)
+            _echo(f"storyc: {failed}: {_summary(e.diagnostics)}", err=True)
         else:
-            click.echo(f"storyc: {failed}: {e}", err=True)
+            _echo(f"storyc: {failed}: {e}", err=True)
         sys.exit(1)
     except OSError as e:  # the disk, not the script: name the file and the fix
         progress.close()
@@ -249,17 +291,17 @@ def build(script: Path, output, renderer, comfy, skip_missing, strict, jobs, bur
         fix = {errno.ENOSPC: "free some space (storyc clean --all removes old builds)",
                errno.EACCES: "check the permissions of that folder", errno.EROFS: "build somewhere writable"}
         where = f" {e.filename}:" if e.filename else ""
-        click.echo(f"storyc: build failed:{where} {e.strerror or e}; {fix.get(e.errno, 'nothing half-written was kept')}",
+        _echo(f"storyc: build failed:{where} {e.strerror or e}; {fix.get(e.errno, 'nothing half-written was kept')}",
                    err=True)
         sys.exit(1)
     except KeyboardInterrupt:
         progress.close()
-        click.echo("storyc: interrupted; nothing half-written was kept", err=True)
+        _echo("storyc: interrupted; nothing half-written was kept", err=True)
         sys.exit(130)
     if report.warnings:
         _print_diagnostics(report.warnings, report.sources)
     for note in report.notes:
-        click.echo(f"note: {note}", err=True)
+        _echo(f"note: {note}", err=True)
     if report.failures:
         _print_diagnostics(report.failures, report.sources)
     if not dry_run:
@@ -267,7 +309,7 @@ def build(script: Path, output, renderer, comfy, skip_missing, strict, jobs, bur
             for fmt in formats:
                 _timeline_export(script, report, fmt)
         except StoryError as e:
-            click.echo(f"storyc: export failed: {e}", err=True)
+            _echo(f"storyc: export failed: {e}", err=True)
             sys.exit(1)
     _print_summary(report, script, dry_run, time.perf_counter() - t0)
 
@@ -276,23 +318,23 @@ def _print_summary(report, script: Path, dry_run: bool, elapsed: float) -> None:
     """The plan of a dry run, or what a build did; exit 1 when shots failed to render."""
     if dry_run:
         for reason in report.reasons:
-            click.echo(f"  {reason}")
-        click.echo(f"plan for {script}: {_count(report.shots, 'shot')} ({report.rendered} to render, {report.reused} up to date), "
+            _echo(f"  {reason}")
+        _echo(f"plan for {script}: {_count(report.shots, 'shot')} ({report.rendered} to render, {report.reused} up to date), "
                    f"{_count(report.lines_spoken + report.lines_reused, 'line')} ({report.lines_spoken} to speak), "
                    f"{_duration_text(report.seconds)} of film -> {_shown(report.output)}")
         return
     own = report.shots - report.rendered - report.reused
     lines = report.lines_spoken + report.lines_reused
     made = "rendered" if report.renderer == "comfy" else "drawn"
-    click.echo(f"{_count(report.shots, 'shot')}: {report.rendered} {made}, {report.reused} reused"
+    _echo(f"{_count(report.shots, 'shot')}: {report.rendered} {made}, {report.reused} reused"
                + (f", {own} from their own images or footage" if own else "") + "; "
                f"{_count(lines, 'line')}: {report.lines_spoken} spoken, "
                f"{report.lines_reused} reused; picture {report.picture}, sound {report.sound}", err=True)
     state = "up to date" if report.film == "reused" else "written"
-    click.echo(f"{_shown(report.output)}: {_duration_text(report.seconds)} ({report.frames} frames), {state}, "
+    _echo(f"{_shown(report.output)}: {_duration_text(report.seconds)} ({report.frames} frames), {state}, "
                f"in {elapsed:.1f}s", err=True)
     if report.failures:
-        click.echo(f"storyc: {_count(len(report.failures), 'shot')} failed to render and were cut in as cards",
+        _echo(f"storyc: {_count(len(report.failures), 'shot')} failed to render and were cut in as cards",
                    err=True)
         sys.exit(1)
 
@@ -311,7 +353,7 @@ def _nothing_changed(script: Path, output, renderer, comfy, burn_subtitles, prev
     film = stamp.up_to_date(script, options, __version__)
     if film is None:
         return False
-    click.echo(f"{_shown(film)}: up to date (nothing it reads has changed), in {time.perf_counter() - t0:.2f}s",
+    _echo(f"{_shown(film)}: up to date (nothing it reads has changed), in {time.perf_counter() - t0:.2f}s",
                err=True)
     return True
 
@@ -332,7 +374,7 @@ def _comfy_settings(script: Path, renderer, flags, skip_missing: bool, strict: b
     """(renderer, ComfySettings or None) from the flags, STORYC_COMFY and storyc.toml."""
     from storylang import config
 
-    servers, found = config.comfy_servers(script, tuple(flags))
+    servers, found, trusted = config.comfy_servers(script, tuple(flags))
     if renderer is None:
         renderer = "comfy" if servers else "animatic"
     if renderer != "comfy":
@@ -343,7 +385,22 @@ def _comfy_settings(script: Path, renderer, flags, skip_missing: bool, strict: b
     from storylang.render.comfy import ComfySettings
 
     extra = {k: found[k] for k in ("inflight", "stall", "poll", "schedule") if k in found}
-    return renderer, ComfySettings(servers=servers, skip_missing=skip_missing, strict=strict, **extra)
+    _untrusted_notice(servers, trusted, "STORYC_COMFY_TOKEN")
+    return renderer, ComfySettings(servers=servers, skip_missing=skip_missing, strict=strict, trusted=trusted, **extra)
+
+
+def _untrusted_notice(servers, trusted, secret: str) -> None:
+    """One line per server the project named but the user did not: it gets no credentials."""
+    import os
+
+    from storylang.comfy.client import shown
+
+    if not any(k == secret or k.startswith(secret + "_") for k in os.environ):
+        return
+    for url in servers:
+        if url not in trusted:
+            _say(f"storyc: {shown(url)} comes from storyc.toml, not from you: it gets no {secret}; "
+                 f"name it with --comfy or in your own config to send it (docs/security.md)")
 
 
 @main.command()
@@ -366,7 +423,7 @@ def watch(script: Path, preview: bool, open_player: bool, jobs, comfy, renderer)
     try:
         renderer, settings = _comfy_settings(script, renderer, comfy, False, False)
     except StoryError as e:
-        click.echo(f"storyc: {e}", err=True)
+        _echo(f"storyc: {e}", err=True)
         sys.exit(2)
     options = BuildOptions(renderer=renderer, comfy=settings, jobs=jobs or max(os.cpu_count() or 1, 1))
     opened = {"done": not open_player}
@@ -378,15 +435,15 @@ def watch(script: Path, preview: bool, open_player: bool, jobs, comfy, renderer)
             if r.error.diagnostics:
                 _print_diagnostics(r.error.diagnostics, r.error.sources)
             else:
-                click.echo(f"storyc: {r.error}", err=True)
-            click.echo(f"{stamp} {_shown(script)}: build failed; the last good film stays in place", err=True)
+                _echo(f"storyc: {r.error}", err=True)
+            _echo(f"{stamp} {_shown(script)}: build failed; the last good film stays in place", err=True)
             return
-        click.echo(f"{stamp} {what}: {r.redone} in {r.seconds:.1f}s -> {_shown(r.output)}", err=True)
+        _echo(f"{stamp} {what}: {r.redone} in {r.seconds:.1f}s -> {_shown(r.output)}", err=True)
         if not opened["done"]:
             opened["done"] = True
             click.launch(str(r.output))
 
-    click.echo(f"watching {script} (Ctrl-C to stop)", err=True)
+    _echo(f"watching {script} (Ctrl-C to stop)", err=True)
     stop, finished = threading.Event(), threading.Event()
     watcher = Watcher(script, options, emit, preview_first=preview, say=_say)
 
@@ -405,7 +462,7 @@ def watch(script: Path, preview: bool, open_player: bool, jobs, comfy, renderer)
     except KeyboardInterrupt:
         stop.set()
         finished.wait()
-        click.echo("storyc: stopped watching; nothing half-written was kept", err=True)
+        _echo("storyc: stopped watching; nothing half-written was kept", err=True)
         sys.exit(130)
 
 
@@ -437,7 +494,7 @@ def graph(script: Path, shots, output, explain, comfy, object_info) -> None:
     import json
 
     from storylang import atomic
-    from storylang.builddir import build_root
+    from storylang.builddir import build_root, film_dir
     from storylang.check import check_film
     from storylang.comfy.graphs import compile_film, explain as explain_graph, graph_json
     from storylang.comfy.schema import load_object_info
@@ -447,38 +504,40 @@ def graph(script: Path, shots, output, explain, comfy, object_info) -> None:
     film, diags, sources = checked.film, checked.diagnostics, checked.sources
     if film is None:
         _print_diagnostics(diags, sources)
-        click.echo(f"storyc: {_summary(diags)}", err=True)
+        _echo(f"storyc: {_summary(diags)}", err=True)
         sys.exit(1)
     _known_shots(film, shots, script)
     try:
         info = load_object_info(comfy or object_info)
     except OSError as e:
-        click.echo(f"storyc: {e}", err=True)
+        _echo(f"storyc: {e}", err=True)
         sys.exit(1)
     expansion = _lock_prompts(film, script)
     compiled = compile_film(film, script.resolve().parent, info, set(shots) or None, checked.timing,
                             expansion.prompts)
     for note in expansion.notes:
-        click.echo(f"note: {note}", err=True)
+        _echo(f"note: {note}", err=True)
     for sg in compiled:
         diags.extend(sg.diagnostics)
     _print_diagnostics(diags, sources)
     if any(d.severity == "error" for d in diags):
-        click.echo(f"storyc: {_summary(diags)}; no graphs written", err=True)
+        _echo(f"storyc: {_summary(diags)}; no graphs written", err=True)
         sys.exit(1)
-    out_dir = output or build_root(script) / script.stem / "graphs"
+    from storylang.filenames import safe_stem
+
+    out_dir = output or film_dir(script) / "graphs"
     index = {}
     for sg in compiled:
-        name = f"shot_{sg.shot.id.replace('~', 'x')}.json"
+        name = f"shot_{safe_stem(sg.shot.id)}.json"
         atomic.write_text(out_dir / name, graph_json(sg.graph))
         index[sg.shot.id] = {"graph": name, "template": sg.template,
                              "inputs": [{"name": i.name, "file": i.file, "kind": i.kind} for i in sg.inputs]}
         if explain:
-            click.echo(explain_graph(sg, film))
-            click.echo("")
+            _echo(explain_graph(sg, film))
+            _echo("")
     atomic.write_text(out_dir / "index.json", json.dumps(index, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
     _graph_provenance(film, script, compiled, expansion.prompts, out_dir / "index.json")
-    click.echo(f"{len(compiled)} graphs written to {_shown(out_dir)} (validated against {info.origin})", err=True)
+    _echo(f"{len(compiled)} graphs written to {_shown(out_dir)} (validated against {info.origin})", err=True)
 
 
 @contextmanager
@@ -490,11 +549,11 @@ def _one_line_errors(progress, what: str, interrupted: str):
         yield
     except StoryError as e:
         progress.close()
-        click.echo(f"storyc: {what}{e}", err=True)
+        _echo(f"storyc: {what}{e}", err=True)
         sys.exit(1)
     except KeyboardInterrupt:
         progress.close()
-        click.echo(f"storyc: interrupted; {interrupted}", err=True)
+        _echo(f"storyc: interrupted; {interrupted}", err=True)
         sys.exit(130)
 
 
@@ -503,7 +562,7 @@ def _known_shots(film, shots, script: Path) -> None:
     known = {s.id for s in film.shots}
     unknown = [s for s in shots if s not in known]
     if unknown:
-        click.echo(f"storyc: no shot {unknown[0]} in {script} (shots: {', '.join(s.id for s in film.shots)})", err=True)
+        _echo(f"storyc: no shot {unknown[0]} in {script} (shots: {', '.join(s.id for s in film.shots)})", err=True)
         sys.exit(1)
 
 
@@ -529,7 +588,7 @@ def _lock_prompts(film, script: Path):
     try:
         return expand_film(film, script, Options(requests=False))
     except StoryError as e:
-        click.echo(f"storyc: {e}", err=True)
+        _echo(f"storyc: {e}", err=True)
         sys.exit(1)
 
 
@@ -548,7 +607,7 @@ def expand(script: Path, shots, refresh: bool, jobs: int) -> None:
     film, diags, sources = resolve_file(script, _display(script))
     if film is None or any(d.severity == "error" for d in diags):
         _print_diagnostics(diags, sources)
-        click.echo(f"storyc: {_summary(diags)}", err=True)
+        _echo(f"storyc: {_summary(diags)}", err=True)
         sys.exit(1)
     _known_shots(film, shots, script)
     console = Console(stderr=True)
@@ -559,13 +618,13 @@ def expand(script: Path, shots, refresh: bool, jobs: int) -> None:
     progress.close()
     order = {s.id: i for i, s in enumerate(film.shots)}
     for shot, before, after in sorted(result.changed, key=lambda c: order[c[0].id]):
-        click.echo(expand_mod.diff(shot, before, after), nl=False)
+        _echo(expand_mod.diff(shot, before, after), nl=False)
     _print_diagnostics(result.problems, sources)
     lock = expand_mod.lock_mod.lock_path(script)
-    click.echo(f"{_shown(lock)}: {result.asked} asked, {result.reused} from the lock, {len(result.changed)} changed"
+    _echo(f"{_shown(lock)}: {result.asked} asked, {result.reused} from the lock, {len(result.changed)} changed"
                + (f", {len(result.dropped)} dropped (shots no longer in the film)" if result.dropped else ""), err=True)
     if result.problems:
-        click.echo(f"storyc: {_count(len(result.problems), 'shot')} not expanded", err=True)
+        _echo(f"storyc: {_count(len(result.problems), 'shot')} not expanded", err=True)
         sys.exit(1)
 
 
@@ -588,12 +647,16 @@ def draft(prose: Path, output: Path, shots, style, music_dir, force: bool) -> No
     from storylang.expand import endpoint
 
     if output.exists() and not force:
-        click.echo(f"storyc: {output} exists; choose another -o, or --force to replace it", err=True)
+        _echo(f"storyc: {output} exists; choose another -o, or --force to replace it", err=True)
         sys.exit(1)
     console = Console(stderr=True)
     progress = _progress(console)
     with _one_line_errors(progress, "draft failed: ", "nothing was written"):
         ep = endpoint(None, output.resolve())
+        from storylang.expand.llm import untrusted_notice
+
+        if untrusted_notice(ep):
+            _say("storyc: " + untrusted_notice(ep))
         result = run_draft(prose, output, ep, shots, style,
                            check=lambda p: check_film(p, p.name, graphs=False).diagnostics, progress=progress,
                            music_dir=music_dir)
@@ -601,7 +664,7 @@ def draft(prose: Path, output: Path, shots, style, music_dir, force: bool) -> No
     progress.close()
     o = result.outline
     n = sum(len(s.shots) for s in o.scenes)
-    click.echo(f"{_shown(output)}: {_count(len(o.scenes), 'scene')}, {_count(n, 'shot')}, "
+    _echo(f"{_shown(output)}: {_count(len(o.scenes), 'scene')}, {_count(n, 'shot')}, "
                f"{_count(len(o.characters), 'character')} (outline asked {result.rounds} time"
                f"{'s' if result.rounds != 1 else ''}); edit it, then storyc build {_shown(output)}", err=True)
 
@@ -630,22 +693,22 @@ def template_import(workflow: Path, output, comfy, object_info) -> None:
         info = load_object_info(comfy or object_info)
         converted = convert(data, info)
     except (ValueError, UnicodeDecodeError) as e:
-        click.echo(f"{workflow}: error: not a JSON workflow ({e})", err=True)
+        _echo(f"{workflow}: error: not a JSON workflow ({e})", err=True)
         sys.exit(1)
     except (ImportProblem, OSError) as e:
-        click.echo(f"{workflow}: error: {e}", err=True)
+        _echo(f"{workflow}: error: {e}", err=True)
         sys.exit(1)
     for note in converted.notes:
-        click.echo(f"{workflow}: note: {note}", err=True)
+        _echo(f"{workflow}: note: {note}", err=True)
     problems = validate(converted.graph, info)
     for p in problems:
-        click.echo(f"{workflow}: error: {p.text()}" + (f" ({p.hint})" if p.hint else ""), err=True)
+        _echo(f"{workflow}: error: {p.text()}" + (f" ({p.hint})" if p.hint else ""), err=True)
     if problems:
-        click.echo(f"storyc: {len(problems)} problem{'s' * (len(problems) != 1)}; nothing written", err=True)
+        _echo(f"storyc: {len(problems)} problem{'s' * (len(problems) != 1)}; nothing written", err=True)
         sys.exit(1)
     target = output or Path("templates") / "graphs" / (workflow.stem + ".json")
     atomic.write_text(target, graph_json(converted.graph))
-    click.echo(f"{target}: {len(converted.graph)} nodes, valid on {info.origin}; put Jinja expressions "
+    _echo(f"{target}: {len(converted.graph)} nodes, valid on {info.origin}; put Jinja expressions "
                "such as {{ prompt.positive }} where the film's values go and save it as .json.j2", err=True)
 
 
@@ -658,11 +721,13 @@ def template_import(workflow: Path, output, comfy, object_info) -> None:
               help="Where to write it (default: build/<film>/<film>.<ext>).")
 @click.option("--media", type=click.Path(path_type=Path, file_okay=False),
               help="Copy (or hard-link) every file it uses into this folder, with shot-numbered names.")
-def export(script: Path, fmt: str, output, media) -> None:
+@click.option("--force", is_flag=True, help="Replace an -o file that storyc did not write.")
+def export(script: Path, fmt: str, output, media, force: bool) -> None:
     """The film's edit list as an editor's timeline (builds first; a built film is reused)."""
     from storylang.build import BuildOptions, build as run_build
     from storylang.diagnostics import StoryError
 
+    _may_write(script, output, force)
     if fmt == "fountain":
         _export_fountain(script, output)
         return
@@ -672,7 +737,23 @@ def export(script: Path, fmt: str, output, media) -> None:
     except StoryError as e:
         if e.diagnostics:
             _print_diagnostics(e.diagnostics, e.sources)
-        click.echo(f"storyc: export failed: {e if not e.diagnostics else _summary(e.diagnostics)}", err=True)
+        _echo(f"storyc: export failed: {e if not e.diagnostics else _summary(e.diagnostics)}", err=True)
+        sys.exit(1)
+
+
+def _may_write(script: Path, output: Path | None, force: bool) -> None:
+    """Exit with one line if -o would replace the script, a file the film reads, or (without
+    --force) a file storyc did not write."""
+    if output is None:
+        return
+    from storylang import output as output_mod, stamp
+    from storylang.resolve import resolve_file
+
+    film, _diags, _sources = resolve_file(script, _display(script))
+    inputs = stamp.inputs(film, script) if film is not None else {script.resolve()}
+    problem = output_mod.export_problem(output, force, inputs | {script.resolve()})
+    if problem:
+        _echo(f"storyc: {problem}", err=True)
         sys.exit(1)
 
 
@@ -687,7 +768,7 @@ def _timeline_export(script: Path, report, fmt: str, output=None, media=None) ->
     target = output or report.timeline.parent / f"{script.stem}{export_mod.FORMATS[fmt][1]}"
     gathered = export_mod.write(timeline, film, script.resolve().parent, fmt, target, media,
                                 prompts=_lock_prompts(film, script).prompts, origin=report.provenance)
-    click.echo(f"{_shown(target)}: {len(timeline.clips)} clips, {len(timeline.speech)} lines, "
+    _echo(f"{_shown(target)}: {len(timeline.clips)} clips, {len(timeline.speech)} lines, "
                f"{len(timeline.chapters)} scenes ({fmt})"
                + (f"; {gathered} media files in {_shown(media)}" if media else ""), err=True)
 
@@ -706,30 +787,32 @@ def provenance(output: Path, as_json: bool) -> None:
     try:
         found = prov.read(output, find_ffmpeg().path)
     except (StoryError, ValueError) as e:
-        click.echo(f"storyc: {e}", err=True)
+        _echo(f"storyc: {e}", err=True)
         sys.exit(1)
-    click.echo(json.dumps(found, indent=2, sort_keys=True, ensure_ascii=False) if as_json else prov.describe(found))
+    _echo(json.dumps(found, indent=2, sort_keys=True, ensure_ascii=False) if as_json else prov.describe(found))
 
 
 @main.command()
 @click.argument("script", type=click.Path(path_type=Path, dir_okay=False, exists=True))
 @click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False),
               help="board.pdf or board.html (default: build/<film>/<film>-board.pdf).")
-def board(script: Path, output) -> None:
+@click.option("--force", is_flag=True, help="Replace an -o file that storyc did not write.")
+def board(script: Path, output, force: bool) -> None:
     """The storyboard to print: a panel per shot with its picture, words and camera (builds first)."""
     from storylang import board as board_mod
     from storylang.provenance import write_beside
     from storylang.build import BuildOptions, build as run_build
-    from storylang.builddir import build_root
+    from storylang.builddir import build_root, film_dir
     from storylang.diagnostics import StoryError
     from storylang.resolve import resolve_file
     from storylang.timeline import Timeline
     from storylang.toolchain import find_ffmpeg
 
-    target = output or build_root(script) / script.stem / f"{script.stem}-board.pdf"
+    target = output or film_dir(script) / f"{script.stem}-board.pdf"
     if target.suffix.lower() not in (".pdf", ".html", ".htm"):
-        click.echo(f"storyc: {target.name}: a board is written as .pdf or .html", err=True)
+        _echo(f"storyc: {target.name}: a board is written as .pdf or .html", err=True)
         sys.exit(2)
+    _may_write(script, output, force)
     try:
         report = run_build(script, BuildOptions(edit_only=True))  # the pictures and the edit list, no film
         film, _diags, _sources = resolve_file(script, _display(script))
@@ -745,17 +828,17 @@ def board(script: Path, output) -> None:
     except StoryError as e:
         if e.diagnostics:
             _print_diagnostics(e.diagnostics, e.sources)
-        click.echo(f"storyc: board failed: {e if not e.diagnostics else _summary(e.diagnostics)}", err=True)
+        _echo(f"storyc: board failed: {e if not e.diagnostics else _summary(e.diagnostics)}", err=True)
         sys.exit(1)
     panels = sum(len(p.panels) for p in parts)
-    click.echo(f"{_shown(target)}: {_count(panels, 'panel')}, {_count(len(parts), 'scene')}"
+    _echo(f"{_shown(target)}: {_count(panels, 'panel')}, {_count(len(parts), 'scene')}"
                + (f", {_count(pages, 'page')}" if pages else ""), err=True)
 
 
 def _export_fountain(script: Path, output) -> None:
     """The screenplay of a script as Fountain (no build needed)."""
     from storylang import atomic
-    from storylang.builddir import build_root
+    from storylang.builddir import build_root, film_dir
     from storylang.diagnostics import StoryError
     from storylang.fountain import to_fountain
     from storylang.syntax.parse import parse_file
@@ -763,16 +846,16 @@ def _export_fountain(script: Path, output) -> None:
     tree, diags, text = parse_file(script, _display(script))
     if tree is None or any(d.severity == "error" for d in diags):
         _print_diagnostics(diags, {_display(script): text} if text else {})
-        click.echo(f"storyc: export failed: {_summary(diags)}", err=True)
+        _echo(f"storyc: export failed: {_summary(diags)}", err=True)
         sys.exit(1)
-    target = output or build_root(script) / script.stem / f"{script.stem}.fountain"
+    target = output or film_dir(script) / f"{script.stem}.fountain"
     try:
         atomic.write_text(target, to_fountain(tree))
     except StoryError as e:
-        click.echo(f"storyc: export failed: {e}", err=True)
+        _echo(f"storyc: export failed: {e}", err=True)
         sys.exit(1)
     scenes = sum(1 for item in tree.items if type(item).__name__ == "Scene")
-    click.echo(f"{_shown(target)}: the screenplay, {_count(scenes, 'scene')} (fountain)", err=True)
+    _echo(f"{_shown(target)}: the screenplay, {_count(scenes, 'scene')} (fountain)", err=True)
 
 
 @main.command("import")
@@ -790,16 +873,16 @@ def import_(screenplay: Path, output: Path, force: bool) -> None:
     from storylang.resolve import resolve_file
 
     if output.exists() and not force:
-        click.echo(f"storyc: {output} exists; choose another -o, or --force to replace it", err=True)
+        _echo(f"storyc: {output} exists; choose another -o, or --force to replace it", err=True)
         sys.exit(1)
     try:
         text = screenplay.read_text(encoding="utf-8-sig")
         story = import_text(text, screenplay.name, output.name)
     except UnicodeDecodeError as e:
-        click.echo(f"storyc: {screenplay}: not UTF-8 text (byte {e.start}); save it as UTF-8", err=True)
+        _echo(f"storyc: {screenplay}: not UTF-8 text (byte {e.start}); save it as UTF-8", err=True)
         sys.exit(1)
     except StoryError as e:
-        click.echo(f"storyc: import failed: {e}", err=True)
+        _echo(f"storyc: import failed: {e}", err=True)
         sys.exit(1)
     probe = output.with_name(f".{output.stem}.import-{os.getpid()}.story")
     try:
@@ -810,12 +893,12 @@ def import_(screenplay: Path, output: Path, force: bool) -> None:
     errors = [d for d in diags if d.severity == "error"]
     if film is None or errors:
         _print_diagnostics(errors, {_display(output): story})
-        click.echo(f"storyc: import failed: the script made from {screenplay.name} does not check "
+        _echo(f"storyc: import failed: the script made from {screenplay.name} does not check "
                    f"({_summary(errors)}); nothing was written", err=True)
         sys.exit(1)
     atomic.write_text(output, story)
     guesses = story.count('note "guess:')
-    click.echo(f"{_shown(output)}: {_count(len(film.scenes), 'scene')}, {_count(len(film.shots), 'shot')}, "
+    _echo(f"{_shown(output)}: {_count(len(film.scenes), 'scene')}, {_count(len(film.shots), 'shot')}, "
                f"{_count(len(film.characters), 'character')}"
                + (f"; {guesses} {'guess' if guesses == 1 else 'guesses'} left as notes" if guesses else "") + "; storyc check it", err=True)
 
@@ -829,21 +912,25 @@ def clean(script: Path, everything: bool) -> None:
 
     root = builddir.build_root(script, create=False)
     if not root.is_dir():
-        click.echo(f"{_shown(root)}: nothing to clean", err=True)
+        _echo(f"{_shown(root)}: nothing to clean", err=True)
         return
     if everything:
         try:
-            with builddir.film_lock(root / script.stem, wait=False):
-                freed = builddir.remove([p for p in root.iterdir() if p.name != script.stem] + [root / script.stem])
+            builddir.require_ours(root)
+            with builddir.film_lock(builddir.film_dir(script, create=False), wait=False):
+                freed = builddir.remove_all(root)
         except builddir.Busy as e:
-            click.echo(f"storyc: {e}; wait for it to finish", err=True)
+            _echo(f"storyc: {e}; wait for it to finish", err=True)
+            sys.exit(1)
+        except builddir.UnsafeBuildFolder as e:
+            _echo(f"storyc: {e}", err=True)
             sys.exit(1)
         what = "everything"
     else:
         found = builddir.leftovers(root)
         freed = builddir.remove(found)
         what = _count(len(found), "leftover")
-    click.echo(f"{_shown(root)}: removed {what}, {freed / 1e6:.1f} MB freed", err=True)
+    _echo(f"{_shown(root)}: removed {what}, {freed / 1e6:.1f} MB freed", err=True)
 
 
 @main.command()
@@ -854,27 +941,27 @@ def doctor() -> None:
     ok = True
     try:
         ff = find_ffmpeg()
-        click.echo(f"ffmpeg        {ff.version}  ({ff.origin}: {ff.path})")
+        _echo(f"ffmpeg        {ff.version}  ({ff.origin}: {ff.path})")
     except ToolMissing as e:
         ok = False
-        click.echo(f"ffmpeg        missing: {e}")
+        _echo(f"ffmpeg        missing: {e}")
     try:
         from storylang.speech import engine
 
         eng = engine()
-        click.echo(f"voice engine  {eng.name}  (pyttsx3, library from {eng.origin}; {len(eng.voices())} voices)")
+        _echo(f"voice engine  {eng.name}  (pyttsx3, library from {eng.origin}; {len(eng.voices())} voices)")
     except Exception as e:  # the engine's own failures vary by machine
         ok = False
-        click.echo(f"voice engine  missing: {e}; fix: pip install pyttsx3 espeakng-loader")
+        _echo(f"voice engine  missing: {e}; fix: pip install pyttsx3 espeakng-loader")
     try:
         from storylang.render.cards import font
 
         f = font(20)
         name = getattr(f, "path", None) or "Pillow's built-in font"
-        click.echo(f"card font     {name}")
+        _echo(f"card font     {name}")
     except Exception as e:  # pragma: no cover
         ok = False
-        click.echo(f"card font     missing: {e}")
+        _echo(f"card font     missing: {e}")
     if not ok:
         sys.exit(1)
 
@@ -889,9 +976,9 @@ def voices(language: str | None) -> None:
     for v in eng.voices():
         if language and not any(lang.startswith(language) for lang in v.languages) and not v.id.startswith(language):
             continue
-        click.echo(f"{v.id:<16} {v.name}")
+        _echo(f"{v.id:<16} {v.name}")
     if eng.variants:
-        click.echo("\nvariants: " + " ".join(f"+{x}" for x in eng.variants))
+        _echo("\nvariants: " + " ".join(f"+{x}" for x in eng.variants))
 
 
 if __name__ == "__main__":  # pragma: no cover

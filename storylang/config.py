@@ -24,6 +24,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from storylang import trust
 from storylang.diagnostics import OneLineError
 
 try:
@@ -87,8 +88,10 @@ def llm_settings(script: Path) -> tuple[dict, Path | None]:
     return settings, path.parent
 
 
-def comfy_servers(script: Path, flags: tuple[str, ...]) -> tuple[list[str], dict]:
-    """The render pool's URLs and the [comfy] settings of the project file."""
+def comfy_servers(script: Path, flags: tuple[str, ...]) -> tuple[list[str], dict, tuple[str, ...]]:
+    """The render pool's URLs, the [comfy] settings of the project file, and the servers that
+    may be sent credentials: those the user named (flags, STORYC_COMFY) or allowed (trust.py),
+    never one only the project file names."""
     settings = load(script).get("comfy", {})
     if flags:
         servers = list(flags)
@@ -99,4 +102,5 @@ def comfy_servers(script: Path, flags: tuple[str, ...]) -> tuple[list[str], dict
     for url in servers:
         if not url.startswith(("http://", "https://")):
             raise ConfigError(f"{url!r} is not a server URL; write it as http://host:8188")
-    return servers, settings
+    named = tuple(servers) if (flags or os.environ.get("STORYC_COMFY")) else ()
+    return servers, settings, tuple(u for u in servers if trust.server_trusted(u, named))

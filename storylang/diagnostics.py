@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
 from collections.abc import Iterable, Sequence
 from typing import Literal
 
@@ -60,6 +61,28 @@ class OneLineError(StoryError):
         super().__init__(message=message)
 
 
+# C0 and C1 controls and DEL: escape sequences, bells, OSC titles/clipboard/links on a terminal
+_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_CONTROLS_AND_BREAKS = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _escaped(m: re.Match) -> str:
+    return f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100 else f"\\u{ord(m.group()):04x}"
+
+
+def inert(text: str, newlines: bool = False) -> str:
+    """Text from a script or a server made harmless to show or write: every control character
+    (ESC, BEL, C1 such as U+009B, and line breaks unless `newlines`) written as `\\x1b`. The one
+    helper for the terminal, subtitles and tags."""
+    return (_CONTROLS if newlines else _CONTROLS_AND_BREAKS).sub(_escaped, text)
+
+
+def first_control(text: str) -> int:
+    """The index of the first control character a script should not hold (not tab or newline), or -1."""
+    m = _CONTROLS.search(text.replace("\t", " "))
+    return m.start() if m else -1
+
+
 def did_you_mean(word: str, choices: Iterable[str], cutoff: float = 0.6) -> str | None:
     """The closest of `choices` to `word`, or None when nothing is close."""
     choices = list(choices)
@@ -77,6 +100,13 @@ def sort_key(d: Diagnostic) -> tuple:
     return (d.file, s.line if s else 0, s.column if s else 0, d.code)
 
 
+LINE_SHOWN = 200  # a longer source line is cut around the caret: a 30 MB line is not printed
+
+
+def _cut(line: str, at: int) -> str:
+    return line if len(line) <= LINE_SHOWN + at else line[:at + LINE_SHOWN] + " …"
+
+
 def render_text(diagnostics: Iterable[Diagnostic], sources: dict[str, str]) -> str:
     """Render diagnostics as text: a one-line summary, the source line, a caret and a hint."""
     out: list[str] = []
@@ -84,7 +114,7 @@ def render_text(diagnostics: Iterable[Diagnostic], sources: dict[str, str]) -> s
         where = d.file
         if d.span:
             where = f"{d.file}:{d.span.line}:{d.span.column}"
-        out.append(f"{where}: {d.severity}: {d.message}")
+        out.append(inert(f"{where}: {d.severity}: {d.message}"))
         text = sources.get(d.file)
         if d.span and text is not None:
             lines = text.split("\n")
@@ -97,11 +127,13 @@ def render_text(diagnostics: Iterable[Diagnostic], sources: dict[str, str]) -> s
                     width = max(d.span.end_column - start, 1)
                 else:
                     width = max(len(src) - start + 1, 1)
+                # escapes are wider than what they stand for: the caret moves with them
+                before, under = inert(src[:start - 1]), inert(src[start - 1:start - 1 + width])
                 out.append(f"{pad} |")
-                out.append(f"{gutter} | {src}")
-                out.append(f"{pad} | {' ' * (start - 1)}{'^' * width}")
+                out.append(f"{gutter} | {_cut(inert(src), len(before))}")
+                out.append(f"{pad} | {' ' * min(len(before), LINE_SHOWN)}{'^' * max(min(len(under), LINE_SHOWN), 1)}")
         if d.hint:
-            out.append(f"  = hint: {d.hint}")
+            out.append(inert(f"  = hint: {d.hint}"))
     return "\n".join(out)
 
 
@@ -120,4 +152,6 @@ def render_json(diagnostics: Iterable[Diagnostic]) -> str:
         if d.hint:
             item["hint"] = d.hint
         items.append(item)
-    return json.dumps(items, indent=2, ensure_ascii=False)
+    # JSON escapes C0 itself; DEL and C1 too, so that a terminal showing it never acts on them
+    return re.sub(r"[\x7f-\x9f\u2028\u2029]", lambda m: f"\\u{ord(m.group()):04x}",
+                  json.dumps(items, indent=2, ensure_ascii=False))

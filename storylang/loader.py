@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from storylang import trust
 from storylang.diagnostics import Diagnostic, Span, did_you_mean
 from storylang.syntax import tree as t
 from storylang.syntax.parse import decode_source, parse_text, paused_gc
@@ -32,6 +34,39 @@ class Loaded:
     sources: dict[str, str] = field(default_factory=dict)  # display name → text, for messages
     diagnostics: list[Diagnostic] = field(default_factory=list)
     recovered: bool = False  # some statement had a syntax error and was set aside
+    reads: trust.Reads | None = None  # the folders its scripts and media may be read from
+
+
+MAX_INCLUDE_DEPTH = 32  # deeper is a mistake or an attack, never a film
+
+_NOT_FILES = ((stat.S_ISDIR, "is a folder, not a file"), (stat.S_ISFIFO, "is a named pipe, not a file"),
+              (stat.S_ISCHR, "is a device, not a file"), (stat.S_ISBLK, "is a device, not a file"),
+              (stat.S_ISSOCK, "is a socket, not a file"))
+
+
+def not_a_file(path: Path) -> str | None:
+    """What `path` is when it exists but is not a regular file (a folder, a device, a pipe), else None."""
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return None
+    return next((what for test, what in _NOT_FILES if test(mode)), None)
+
+
+def unreadable_file(src: ScriptFile, v: t.Value, what: str, reads: trust.Reads) -> Diagnostic | None:
+    """The one diagnostic for a named file that may not or cannot be read: outside the project,
+    not a regular file, or missing. None when it is a regular file inside the allowed folders."""
+    target = src.path.parent / v.text
+    if "\x00" in v.text or not reads.allows(target):
+        return Diagnostic(severity="error", code="outside-project", file=src.display, span=v.span,
+                          message=f'{what} "{v.text}" is outside the project', hint=trust.outside_hint(reads))
+    kind = not_a_file(target)
+    if kind:
+        return Diagnostic(severity="error", code="not-a-file", message=f'{what} "{v.text}" {kind}',
+                          file=src.display, span=v.span, hint="name a file")
+    if not target.is_file():
+        return missing_file(src, v, what)
+    return None
 
 
 def missing_file(src: ScriptFile, v: t.Value, what: str) -> Diagnostic:
@@ -66,17 +101,18 @@ class Loader:
         if known is None or known[0] != content:
             text, diags = decode_source(data, display)
             tree = None
-            if text is not None:
+            if text is not None and not diags:
                 with paused_gc():
                     tree, diags = parse_text(text, display)
             known = self._parsed[display] = (content, (tree, diags, text))
         tree, diags, text = known[1]
         return tree, list(diags), text
 
-    def load(self, path: Path, display: str | None = None) -> Loaded:
-        """A script and, in place, everything it includes."""
+    def load(self, path: Path, display: str | None = None, reads: trust.Reads | None = None) -> Loaded:
+        """A script and, in place, everything it includes (only from the folders `reads` allows:
+        by default its project and what the user allowed)."""
         display = display or str(path)
-        out = Loaded()
+        out = Loaded(reads=reads or trust.reads_for(path))
         root = path.resolve().parent
         out.items = self._load(path, display, (path.resolve(),), root, out)
         return out
@@ -113,13 +149,18 @@ class Loader:
         if len(s.values) != 1 or s.values[0].kind != "string":
             return error(s.span, "include", "include needs one file name in quotes", 'include "characters.story"')
         v = s.values[0]
+        problem = unreadable_file(src, v, "included script", out.reads)
+        if problem:
+            out.diagnostics.append(problem)
+            return []
         target = (src.path.parent / v.text).resolve()
         display = os.path.normpath(os.path.join(os.path.dirname(src.display), v.text))
         if target in stack:
             chain = " → ".join(p.name for p in (*stack, target))
             return error(v.span, "include-cycle", f"this include makes a cycle: {chain}",
                          "a file cannot include itself, directly or through other files")
-        if not target.is_file():
-            out.diagnostics.append(missing_file(src, v, "included script"))
-            return []
+        if len(stack) >= MAX_INCLUDE_DEPTH:
+            chain = " → ".join(p.name for p in (*stack[:2], Path("..."), *stack[-2:], target))
+            return error(v.span, "include-depth", f"includes nest deeper than {MAX_INCLUDE_DEPTH} files: {chain}",
+                         "include the files from one script instead of each from the one before")
         return self._load(target, display, (*stack, target), root, out)

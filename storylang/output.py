@@ -36,6 +36,35 @@ def problem(path: Path, force: bool = False) -> str | None:
     return None
 
 
+SIDECAR = ".provenance.json"  # provenance.SIDECAR: what storyc writes beside an output without room for it
+HEAD = 1 << 20
+
+
+def export_problem(path: Path, force: bool, inputs: set[Path]) -> str | None:
+    """None if an export (a timeline, a board, a screenplay) may be written at `path`: never over
+    the script or a file the film reads, not even with --force; over another file only if storyc
+    wrote it (its provenance in it or beside it) or with --force."""
+    real = Path(os.path.realpath(path))
+    if real in {Path(os.path.realpath(p)) for p in inputs}:
+        return f"{path} is a file the film reads; storyc never writes over it, choose another -o"
+    if not os.path.lexists(path):
+        return problem(path, force=True)
+    found = problem(path, force=True)
+    if found or force or _carries_provenance(path):
+        return found
+    return f"{path} exists and was not written by storyc; pass --force to replace it"
+
+
+def _carries_provenance(path: Path) -> bool:
+    if written_by_storyc(path) or path.with_name(path.name + SIDECAR).is_file():
+        return True
+    try:
+        with open(path, "rb") as fh:
+            return b"storylang" in fh.read(HEAD)
+    except OSError:
+        return False
+
+
 def written_by_storyc(path: Path) -> bool:
     """Whether `path` is an MP4 whose metadata (in its moov box) carries storyc's mark."""
     try:

@@ -33,13 +33,34 @@ def problem(path: Path, kind: str) -> str | None:
     return _MEMO[memo]
 
 
-def _image(path: Path) -> str | None:
-    from PIL import Image, UnidentifiedImageError
+MAX_SIDE = 8192  # pixels: a reference or keyframe larger than this is a mistake or a decompression bomb
+MAX_PIXELS = MAX_SIDE * MAX_SIDE
 
+
+def limit_pillow():
+    """Pillow, told to refuse (not warn of) images over MAX_PIXELS: every module that opens a
+    picture from a script or a server calls this. Returns the Image module."""
+    import warnings
+
+    from PIL import Image
+
+    Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+    warnings.simplefilter("error", Image.DecompressionBombWarning)
+    return Image
+
+
+def _image(path: Path) -> str | None:
+    from PIL import UnidentifiedImageError
+
+    Image = limit_pillow()
     try:
         with Image.open(path) as im:
+            w, h = im.size  # from the header: nothing is decoded before the size is known
+            if w > MAX_SIDE or h > MAX_SIDE:
+                return f"is {w}x{h} pixels; the most is {MAX_SIDE} on a side"
             im.verify()
-            w, h = im.size
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        return f"is larger than {MAX_SIDE}x{MAX_SIDE} pixels"
     except UnidentifiedImageError:
         return "is not an image"
     except (OSError, SyntaxError, ValueError) as e:  # Pillow reports damage as any of these

@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from storylang.diagnostics import inert
+
 
 class Progress:
     """The interface stages report to; this base class reports nothing but what it is told to `say`."""
@@ -46,7 +48,7 @@ class RichProgress(Progress):
         self.t0 = time.perf_counter()
 
     def say(self, text: str) -> None:
-        self.bar.console.print(text, markup=False, highlight=False)
+        self.bar.console.print(inert(text, newlines=True), markup=False, highlight=False)
 
     def stage(self, name: str, total: int) -> None:
         if self.task is not None:
@@ -67,9 +69,9 @@ class RichProgress(Progress):
             if task is not None:
                 self.bar.remove_task(self.rows.pop(key))
         elif task is None:
-            self.rows[key] = self.bar.add_task(f"{key}  {text}", total=None)
+            self.rows[key] = self.bar.add_task(inert(f"{key}  {text}"), total=None)
         else:
-            self.bar.update(task, description=f"{key}  {text}")
+            self.bar.update(task, description=inert(f"{key}  {text}"))
 
     def close(self) -> None:
         if self.task is not None:

@@ -34,3 +34,19 @@ def user_cache_dir() -> Path | None:
     except OSError:
         return None
     return folder if os.access(folder, os.W_OK) else None
+
+
+def template_loader(search: list[str]):
+    """A Jinja2 file loader for template folders that never reads outside them: a project's
+    template that is a link to a file elsewhere is refused as if it were not there."""
+    import jinja2
+
+    class _Confined(jinja2.FileSystemLoader):
+        def get_source(self, environment, template):
+            source, filename, uptodate = super().get_source(environment, template)
+            real = os.path.realpath(filename)
+            if not any(real.startswith(os.path.realpath(p) + os.sep) for p in self.searchpath):
+                raise jinja2.TemplateNotFound(template)
+            return source, filename, uptodate
+
+    return _Confined(search)

@@ -90,7 +90,9 @@ def project_config(script: Path) -> Path | None:
 
 
 def stamp_path(script: Path) -> Path:
-    return script.resolve().parent / "build" / script.stem / "stamp.json"
+    from storylang.filenames import film_folder
+
+    return script.resolve().parent / "build" / film_folder(script.stem) / "stamp.json"
 
 
 def key(options: dict, version: str) -> dict:

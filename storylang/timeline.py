@@ -13,7 +13,7 @@ from typing import Literal
 
 from storylang import film as f
 from storylang.cache import canonical_json
-from storylang.diagnostics import StoryError
+from storylang.diagnostics import StoryError, inert
 from storylang.render import END_CARD, TITLE_CARD, Overlay, ShotPicture  # noqa: F401 (part of the edit list's vocabulary)
 from storylang.timing import Timing, line_key, time_film
 
@@ -189,16 +189,21 @@ def _ms(t: Timeline, frames: int) -> int:
     return round(t.seconds(frames) * 1000)
 
 
+def _cue_text(text: str) -> str:
+    """A cue's words on their lines, with no blank line (it would end the cue) and no live control character."""
+    return "\n".join(inert(line) for line in text.split("\n") if line.strip())
+
+
 def to_srt(t: Timeline) -> str:
     out = []
     for i, s in enumerate(t.subtitles, 1):
-        out.append(f"{i}\n{_timecode(_ms(t, s.start), ',')} --> {_timecode(_ms(t, s.end), ',')}\n{s.text}\n")
+        out.append(f"{i}\n{_timecode(_ms(t, s.start), ',')} --> {_timecode(_ms(t, s.end), ',')}\n{_cue_text(s.text)}\n")
     return "\n".join(out)
 
 
 def to_vtt(t: Timeline) -> str:
     out = ["WEBVTT", ""]
     for s in t.subtitles:
-        text = s.text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+        text = _cue_text(s.text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
         out.append(f"{_timecode(_ms(t, s.start), '.')} --> {_timecode(_ms(t, s.end), '.')}\n{text}\n")
     return "\n".join(out)

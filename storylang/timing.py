@@ -73,7 +73,25 @@ def time_film(film: Film, spoken_seconds: dict[str, float]) -> Timing:
             errors.append(_overrun(shot, needed, fps, "error"))
     overlap = sum(s.transition.frames for s in film.shots[:-1] if s.transition)
     total = film.title_frames + sum(t.frames for t in shots.values()) - overlap + film.end_frames
+    if total > MAX_FILM_SECONDS * fps:
+        errors.append(_too_long(film, shots, fps))
     return Timing(shots=shots, frames=total, notes=tuple(notes), errors=tuple(errors), warnings=tuple(warnings))
+
+
+MAX_FILM_SECONDS = 6 * 3600  # a longer film is a mistake (or an attack on the disk), not a film
+
+
+def _too_long(film: Film, shots: dict[str, ShotTiming], fps: Fraction) -> Diagnostic:
+    """The error at the shot that takes the film past MAX_FILM_SECONDS."""
+    running = film.title_frames
+    for shot in film.shots:
+        running += shots[shot.id].frames
+        if running > MAX_FILM_SECONDS * fps:
+            break
+    w = shot.where
+    return Diagnostic(severity="error", code="film-too-long", file=w.file, span=w.span(4),
+                      message=f"the film is longer than {MAX_FILM_SECONDS // 3600} hours by shot {shot.id}",
+                      hint="split it into several films")
 
 
 def _overrun(shot: Shot, needed: int, fps: Fraction, severity: str) -> Diagnostic:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from storylang import explain, stamp
 from storylang.build import BuildOptions, Superseded, build
-from storylang.builddir import build_root
+from storylang.builddir import build_root, film_dir
 from storylang.diagnostics import StoryError
 from storylang.loader import Loader
 from storylang.progress import Progress
@@ -122,7 +122,7 @@ class Watcher:
         self.rebuilds = 0
         self.watched: set[Path] = set()  # folders the observer watches
         self.handler = None
-        self.record_file = build_root(script) / script.stem / "explain.json"
+        self.record_file = film_dir(script) / "explain.json"
 
     # ------------------------------------------------------------------ one rebuild
 

@@ -57,3 +57,11 @@ def write_story(tmp_path):
         return path
 
     return write
+
+
+@pytest.fixture(autouse=True)
+def _no_user_trust(tmp_path_factory, monkeypatch):
+    """The tests never see the machine user's own storyc config or trust settings."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path_factory.mktemp("config")))
+    for name in ("STORYC_ALLOW_READ", "STORYC_TRUST_SERVERS"):
+        monkeypatch.delenv(name, raising=False)

@@ -61,7 +61,7 @@ def test_clean_all_removes_the_build_directory(write_story):
     assert CliRunner().invoke(main, ["build", str(path), "--preview"]).exit_code == 0
     result = CliRunner().invoke(main, ["clean", str(path), "--all"])
     assert result.exit_code == 0
-    assert [p.name for p in (path.parent / "build").iterdir()] == []
+    assert not (path.parent / "build").exists()
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])

@@ -87,11 +87,13 @@ class Reply:
 
 
 class Client:
-    def __init__(self, url: str, timeout: float = 30.0):
+    def __init__(self, url: str, timeout: float = 30.0, authenticate: bool = True):
+        """`authenticate`: the user named or allowed this server, so it may get their credentials
+        (trust.py); otherwise nothing of theirs is sent to it."""
         self.url = url.rstrip("/")
         self.name = shown(self.url)
         self.timeout = timeout
-        self._auth = credentials(self.url)
+        self._auth = credentials(self.url) if authenticate else None
         parts = urllib.parse.urlsplit(self.url)
         netloc = parts.hostname + (f":{parts.port}" if parts.port else "") if parts.hostname else parts.netloc
         self._base = urllib.parse.urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))

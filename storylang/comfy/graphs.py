@@ -22,7 +22,7 @@ from storylang.comfy.prompts import Prompt, assemble_prompt, expanded_prompt
 from storylang.comfy.schema import GraphProblem, ObjectInfo, validate
 from storylang.diagnostics import Diagnostic, did_you_mean
 from storylang.film import Film, Shot
-from storylang.resources import templates_dir
+from storylang.resources import template_loader, templates_dir
 from storylang.timing import Timing
 
 
@@ -88,7 +88,7 @@ def template_env(project_templates: Path | None) -> SandboxedEnvironment:
         search.append(str(project_templates))
     search.append(str(templates_dir()))
     return SandboxedEnvironment(
-        loader=jinja2.FileSystemLoader(search),
+        loader=template_loader(search),
         finalize=_finalize,
         autoescape=True,  # with finalize: only JSON reaches the output, never raw text
         undefined=jinja2.StrictUndefined,

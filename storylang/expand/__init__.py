@@ -11,16 +11,17 @@ shot asks for expansion and requests are allowed. See docs/expand.md.
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from storylang import config, waiting
+from storylang import config, trust, waiting
 from storylang.diagnostics import Diagnostic, StoryError
 from storylang.expand import book as book_mod
 from storylang.expand import lock as lock_mod
-from storylang.expand.llm import Endpoint, LlmError, ask, connect
+from storylang.expand.llm import OPENAI_URL, Endpoint, LlmError, ask, connect, untrusted_notice
 from storylang.expand.request import DEFAULT_MODEL, Request, ShotPrompt, message_env, shot_request
 from storylang.film import Film, Shot
 from storylang.progress import Progress
@@ -75,8 +76,12 @@ def endpoint(film: Film | None, script: Path) -> Endpoint:
     if film is not None and film.llm is not None:
         model = film.llm.model
         base_url = film.llm.server or base_url
+    # the script and storyc.toml may come from a stranger: only a server the user named or allowed
+    # gets the key (with the package's own default, OPENAI_BASE_URL or OpenAI's, the user chose)
+    trusted = base_url is None or trust.server_trusted(base_url, (os.environ.get("OPENAI_BASE_URL", ""), OPENAI_URL))
     return Endpoint(model=model, base_url=base_url, key_env=settings.get("key_env", "OPENAI_API_KEY"),
-                    timeout=float(settings.get("timeout", 120)), retries=int(settings.get("retries", 4)))
+                    timeout=float(settings.get("timeout", 120)), retries=int(settings.get("retries", 4)),
+                    trusted=trusted)
 
 
 def prompt_book(script: Path) -> tuple[list[dict], Path | None]:
@@ -84,6 +89,10 @@ def prompt_book(script: Path) -> tuple[list[dict], Path | None]:
     if "book" not in settings:
         return [], None
     path = (where / settings["book"]).resolve()
+    reads = trust.reads_for(script)
+    if not reads.allows(path):
+        raise config.ConfigError(f"{where / config.NAME}: [llm] book = {settings['book']!r} is outside the project; "
+                                 f"{trust.outside_hint(reads)}")
     return book_mod.load(path), path
 
 
@@ -191,6 +200,9 @@ def _ask_all(film, script, ep: Endpoint, to_ask, old: lock_mod.Lock, new: lock_m
     except LlmError as e:
         _no_requests(e, to_ask, result, opts)
         return
+    notice = untrusted_notice(ep)
+    if notice:
+        result.notes.append(notice)
     by_key: dict[str, list[Shot]] = {}
     for shot, request in to_ask:
         by_key.setdefault(request.key, []).append(shot)

@@ -38,6 +38,7 @@ class Endpoint:
     key_env: str = "OPENAI_API_KEY"
     timeout: float = 120.0
     retries: int = 4
+    trusted: bool = True  # the user named or allowed the server: it may be sent their key (trust.py)
 
     @property
     def url(self) -> str:
@@ -62,11 +63,19 @@ class Answer:
     raw: str
 
 
+def untrusted_notice(ep: Endpoint) -> str | None:
+    """The one line to show when a key is held back from a server the user did not name."""
+    if ep.trusted or not os.environ.get(ep.key_env):
+        return None
+    return (f"{ep.shown} is named by the script or storyc.toml, not by you: it gets no {ep.key_env}; "
+            f"name it in OPENAI_BASE_URL or your own config to send it (docs/security.md)")
+
+
 def connect(ep: Endpoint):
     """An `openai.OpenAI` client for the endpoint; LlmError when there is no key where one is needed."""
     import openai  # ~0.6 s: only when a request is really made
 
-    key = os.environ.get(ep.key_env)
+    key = os.environ.get(ep.key_env) if ep.trusted else None
     if not key:
         if urlsplit(ep.url).hostname in ("api.openai.com",):
             raise LlmError(f"no API key for {ep.shown}: set {ep.key_env} in the environment", endpoint=True)

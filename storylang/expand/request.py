@@ -18,7 +18,7 @@ from storylang import vocabulary as vocab
 from storylang.cache import digest
 from storylang.comfy.prompts import camera_words
 from storylang.film import Film, Shot
-from storylang.resources import templates_dir
+from storylang.resources import template_loader, templates_dir
 
 if TYPE_CHECKING:
     from jinja2.sandbox import SandboxedEnvironment
@@ -95,7 +95,7 @@ def message_env(project_templates=None) -> SandboxedEnvironment:
     if project_templates is not None and project_templates.is_dir():
         search.append(str(project_templates))
     search.append(str(templates_dir()))
-    env = SandboxedEnvironment(loader=jinja2.FileSystemLoader(search), undefined=jinja2.StrictUndefined,
+    env = SandboxedEnvironment(loader=template_loader(search), undefined=jinja2.StrictUndefined,
                                keep_trailing_newline=False, autoescape=False)
     # writer text is data: `tojson` gives a plain JSON value (Jinja's own escapes ' and < for HTML,
     # which a model would read as noise)

@@ -16,6 +16,9 @@ from functools import lru_cache
 from PIL import Image, ImageDraw, ImageFont
 
 from storylang.film import Film, Scene, Shot
+from storylang.probe import limit_pillow
+
+limit_pillow()  # pictures from scripts and servers: a bomb is refused, never decoded
 
 STAGE_VERSION = "card-4"
 OVERLAY_VERSION = "overlay-1"

@@ -45,6 +45,9 @@ from storylang.render import Plan, RenderContext, Rendered, ShotPicture, rel
 from storylang.render.animatic import AnimaticRenderer
 from storylang.timing import Timing
 from storylang.toolchain import find_ffmpeg
+from storylang.probe import limit_pillow
+
+limit_pillow()  # pictures from scripts and servers: a bomb is refused, never decoded
 
 STAGE_VERSION = "comfy-render-1"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
@@ -63,6 +66,11 @@ class ComfySettings:
     max_failures: int = 3  # retryable failures in a row before a server is set aside
     timeout: float = 30.0  # seconds an HTTP request may take before the server counts as failing
     schedule: str = "models"  # "models": shots sharing models back to back on one server; "film": script order
+    # servers that may be sent the user's credentials; None: all of `servers` (the caller named them)
+    trusted: tuple[str, ...] | None = None
+
+    def may_authenticate(self, url: str) -> bool:
+        return self.trusted is None or url in self.trusted
 
 
 @dataclass
@@ -99,7 +107,7 @@ class ComfyRenderer:
         from concurrent.futures import ThreadPoolExecutor
 
         def ask(url: str) -> Live | str:
-            client = Client(url, timeout=self.settings.timeout)
+            client = Client(url, timeout=self.settings.timeout, authenticate=self.settings.may_authenticate(url))
             try:
                 stats = client.system_stats()
                 info = live_object_info(client)
@@ -368,7 +376,7 @@ class ComfyRenderer:
                     im.verify()
                 with Image.open(target) as im:
                     record["size"] = list(im.size)
-        except (OSError, ValueError) as e:
+        except (OSError, ValueError, Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
             target.unlink(missing_ok=True)
             raise ShotFailed(f"the output {name} from {server.name} is not a readable "
                              f"{'video' if is_video else 'image'} ({e})") from e

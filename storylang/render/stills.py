@@ -17,6 +17,9 @@ from PIL import Image, ImageOps
 from storylang.diagnostics import OneLineError
 from storylang.render import camera
 from storylang.timeline import Clip
+from storylang.probe import limit_pillow
+
+limit_pillow()  # pictures from scripts and servers: a bomb is refused, never decoded
 
 STAGE_VERSION = "stills-1"  # part of the picture's cache key: bump when a frame would change
 OVERSAMPLE = 4  # moving stills are sampled from a source this many times finer than they show

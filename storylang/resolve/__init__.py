@@ -29,6 +29,7 @@ class _Resolver(Settings):
     def resolve(self, loaded: Loaded, display: str) -> f.Film | None:
         """The film of a loaded script (None if it has errors); diagnostics go to self.diagnostics."""
         self.files = loaded.files
+        self.reads = loaded.reads or self.reads
         items = loaded.items
         if not items:
             return None if has_errors(self.diagnostics) else self._empty(display)

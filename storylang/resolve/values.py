@@ -12,9 +12,13 @@ from storylang import film as f, probe
 from storylang import vocabulary as vocab
 from storylang.diagnostics import Diagnostic, Span, did_you_mean
 from storylang.syntax import tree as t
-from storylang.loader import ScriptFile, missing_file
+from storylang import trust
+from storylang.loader import ScriptFile, unreadable_file
 from storylang.resolve.rules import CARD_SECONDS, round_frames, _clean, _num
 
+
+
+MAX_DURATION_SECONDS = 3600  # one shot, card, pause or cue: longer is a typo, and would fail deep in ffmpeg
 
 
 class Values:
@@ -25,6 +29,7 @@ class Values:
         self.diagnostics: list[Diagnostic] = []
         self.files: list[str] = []
         self.fps = Fraction(24)
+        self.reads = trust.Reads((root,))  # the loaded script's (see resolve)
 
     # -- messages
 
@@ -51,9 +56,10 @@ class Values:
         if v.kind != "string":
             self.error(src, v.span, "expected-file", f"{what} needs a file name in quotes", f'write it as "{v.text}"')
             return None
-        target = (src.path.parent / v.text)
-        if not target.is_file():
-            self.diagnostics.append(missing_file(src, v, what))
+        target = src.path.parent / v.text
+        unreadable = unreadable_file(src, v, what, self.reads)
+        if unreadable:
+            self.diagnostics.append(unreadable)
             return None
         wrong = probe.problem(target, kind)
         if wrong:
@@ -139,6 +145,10 @@ class Values:
             self.error(src, v.span, "expected-duration", f'{what} needs a duration such as 3s, not "{v.raw}"')
             return None
         m = re.fullmatch(r"(\d+(?:\.\d+)?)(ms|s|f)", v.text)
+        if len(m.group(1)) > 12:  # a Fraction of a thousand digits costs before any limit could be checked
+            self.error(src, v.span, "too-long", f"{what} is longer than {MAX_DURATION_SECONDS // 60} minutes",
+                       "split it into several shots")
+            return None
         amount, unit = Fraction(m.group(1)), m.group(2)
         if unit == "f":
             if amount.denominator != 1:
@@ -149,6 +159,10 @@ class Values:
             frames = round_frames(amount / 1000 if unit == "ms" else amount, self.fps)
         if frames <= 0 and not allow_zero:
             self.error(src, v.span, "too-short", f"{what} is shorter than one frame at {_num(float(self.fps))} fps")
+            return None
+        if frames > MAX_DURATION_SECONDS * self.fps:
+            self.error(src, v.span, "too-long", f"{what} is longer than {MAX_DURATION_SECONDS // 60} minutes",
+                       "split it into several shots")
             return None
         return frames
 

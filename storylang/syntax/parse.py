@@ -13,7 +13,7 @@ from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 from lark.lark import PostLex
 
-from storylang.diagnostics import Diagnostic, Span, did_you_mean
+from storylang.diagnostics import Diagnostic, Span, did_you_mean, first_control
 from storylang.resources import grammar_path
 from storylang.syntax import keywords
 from storylang.syntax import tree as t
@@ -79,16 +79,19 @@ class _Indenter(PostLex):
             yield Token("_DEDENT", "", pos, line, column, line, column, pos)
 
     def _collect_comments(self, tok: Token) -> None:
-        for m in re.finditer(r"//[^\n]*", tok.value):
-            before = tok.value[: m.start()]
-            nl = before.rfind("\n")
-            if nl < 0:
-                line, column = tok.line, tok.column + m.start()
-            else:
-                line, column = tok.line + before.count("\n"), m.start() - nl
+        # one pass: lines are counted from the last comment on, never from the token's start
+        # (a run of 300,000 comment lines is one token)
+        value = tok.value
+        line, seen = tok.line, 0
+        for m in _COMMENT.finditer(value):
+            line += value.count("\n", seen, m.start())
+            seen = m.start()
+            nl = value.rfind("\n", 0, m.start())
+            column = tok.column + m.start() if nl < 0 else m.start() - nl
             self.comments.append((line, column, m.group().rstrip()))
 
 
+_COMMENT = re.compile(r"//[^\n]*")
 _ESCAPES = {'"': '"', "\\": "\\", "n": "\n", "t": "\t"}
 
 
@@ -333,7 +336,8 @@ def _kept_tokens() -> frozenset[str]:
 
 
 def decode_source(data: bytes, file: str) -> tuple[str | None, list[Diagnostic]]:
-    """Bytes → normalised text (UTF-8, no BOM, \\n line ends), or a diagnostic saying why not."""
+    """Bytes → normalised text (UTF-8, no BOM, \\n line ends), or a diagnostic saying why not
+    (with the text, when it could be decoded, to show the line in)."""
 
     def fail(code, message, line=1, column=1, hint=None):
         span = Span(line=line, column=column, end_line=line, end_column=column + 1)
@@ -358,6 +362,13 @@ def decode_source(data: bytes, file: str) -> tuple[str | None, list[Diagnostic]]
     if text.startswith("\ufeff"):
         text = text[1:]
     text = text.replace("\r\n", "\n").replace("\r", "\n")
+    at = first_control(text)
+    if at >= 0:
+        line = text.count("\n", 0, at) + 1
+        column = at - (text.rfind("\n", 0, at) + 1) + 1
+        char = f"U+{ord(text[at]):04X}"
+        return text, fail("control-character", f"this script holds the control character {char}", line, column,
+                          "remove it: a script is plain text (a terminal or a player could act on it)")[1]
     return text, []
 
 
@@ -586,8 +597,8 @@ def parse_file(path: Path, display: str | None = None) -> tuple[t.Script | None,
         reason = e.strerror or str(e)
         return None, [Diagnostic(severity="error", code="unreadable", message=f"cannot read {file}: {reason}", file=file)], None
     text, diags = decode_source(data, file)
-    if text is None:
-        return None, diags, None
+    if text is None or diags:
+        return None, diags, text
     with paused_gc():
         tree, diags = parse_text(text, file)
     return tree, diags, text
