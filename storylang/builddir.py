@@ -18,12 +18,13 @@ from pathlib import Path
 
 from storylang import atomic
 from storylang.diagnostics import OneLineError
-from storylang.filenames import film_folder
+from storylang.filenames import BUILD_FOLDERS, film_folder
 
 _PART = re.compile(r"^\..*\.pid(\d+)\..*\.part$")
 _SCRATCH = re.compile(r"^(\d+)-")
 
 
+LOCK = ".lock"  # in every film's folder: builds of one film take turns on it
 MARKER = "# storyc build outputs\n"  # the first line of the .gitignore storyc writes in every build folder
 LINKS_ENV = "STORYC_BUILD_LINK"  # "1": the user's own build folder may be a link (to a bigger disk, say)
 
@@ -90,28 +91,47 @@ def is_ours(root: Path) -> bool:
 
 
 def require_ours(root: Path) -> None:
-    """UnsafeBuildFolder unless `root` is a build folder storyc made, and not a link the user did not allow."""
-    guard(root)
+    """UnsafeBuildFolder unless `root` is a build folder storyc made, and not a link the user did not allow
+    (links inside it are removed as links)."""
+    if root.is_symlink() and os.environ.get(LINKS_ENV) != "1":
+        raise UnsafeBuildFolder(_link_problem(root) + f", or set {LINKS_ENV}=1 if you made it")
     if not is_ours(root):
         raise UnsafeBuildFolder(f"{root} has no storyc marker (build/.gitignore), so storyc did not make it; "
                                 f"remove it yourself if it is yours")
 
 
+def _made_by_storyc(entry) -> bool:
+    """The build folder's own folders, a film's folder (it holds a .lock), a leftover partial file."""
+    if entry.is_symlink():
+        return True  # a link is removed as a link
+    if entry.is_dir():
+        return entry.name in BUILD_FOLDERS or os.path.isfile(os.path.join(entry.path, LOCK))
+    return bool(_PART.match(entry.name))
+
+
 def remove_all(root: Path) -> int:
-    """Everything in a build folder of ours (see require_ours), never following a link (a link is
-    removed, not its target); the folder itself too unless it is the user's link. Returns the bytes freed."""
+    """What storyc made in a build folder of ours (see require_ours), never following a link (a link
+    is removed, not its target); then the folder itself if it is empty and not the user's link.
+    Returns the bytes freed."""
     require_ours(root)
-    freed = remove([Path(e.path) for e in _scan(root) if e.name != ".gitignore"])
-    if root.is_symlink():
-        (root / ".gitignore").unlink(missing_ok=True)
-    else:
-        freed += remove([root])
+    freed = remove([Path(e.path) for e in _scan(root) if _made_by_storyc(e)])
+    (root / ".gitignore").unlink(missing_ok=True)
+    if not root.is_symlink():
+        try:
+            root.rmdir()  # only when nothing of anyone else's is left in it
+        except OSError:
+            pass
     return freed
 
 
 def film_dir(script: Path, create: bool = True) -> Path:
-    """The folder of one film's outputs in the build folder (filenames.film_folder)."""
-    return build_root(script, create) / film_folder(script.stem)
+    """The folder of one film's outputs in the build folder (filenames.film_folder); made with its
+    `.lock`, which also marks it as storyc's (see remove_all)."""
+    folder = build_root(script, create) / film_folder(script.stem)
+    if create:
+        folder.mkdir(exist_ok=True)
+        (folder / LOCK).touch()
+    return folder
 
 
 def _alive(pid: int) -> bool:
@@ -195,7 +215,7 @@ class Busy(OneLineError):
 def film_lock(film_dir: Path, wait: bool = True, on_wait=None):
     """Hold the film's lock for a build; a second build of the same film waits (or raises Busy)."""
     film_dir.mkdir(parents=True, exist_ok=True)
-    path = film_dir / ".lock"
+    path = film_dir / LOCK
     with open(path, "a+") as fh:
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)

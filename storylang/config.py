@@ -27,10 +27,7 @@ from pathlib import Path
 from storylang import trust
 from storylang.diagnostics import OneLineError
 
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib
+import tomllib
 
 NAME = "storyc.toml"
 COMFY_KEYS = {"servers": list, "inflight": int, "stall": (int, float), "poll": (int, float), "schedule": str}
@@ -103,4 +100,5 @@ def comfy_servers(script: Path, flags: tuple[str, ...]) -> tuple[list[str], dict
         if not url.startswith(("http://", "https://")):
             raise ConfigError(f"{url!r} is not a server URL; write it as http://host:8188")
     named = tuple(servers) if (flags or os.environ.get("STORYC_COMFY")) else ()
-    return servers, settings, tuple(u for u in servers if trust.server_trusted(u, named))
+    return servers, settings, tuple(u for u in servers
+                                    if trust.server_trusted(u, named) or os.environ.get(trust.host_token_var(u)))

@@ -107,6 +107,20 @@ def _cut(line: str, at: int) -> str:
     return line if len(line) <= LINE_SHOWN + at else line[:at + LINE_SHOWN] + " …"
 
 
+def _source_line(text: str, line: int) -> str | None:
+    """Line `line` (from 1) of `text`, found without splitting the whole text (a file of three
+    million short lines would cost hundreds of MB to split for one message)."""
+    if line < 1:
+        return None
+    start = 0
+    for _ in range(line - 1):
+        start = text.find("\n", start) + 1
+        if start == 0:
+            return None
+    end = text.find("\n", start)
+    return text[start:] if end < 0 else text[start:end]
+
+
 def render_text(diagnostics: Iterable[Diagnostic], sources: dict[str, str]) -> str:
     """Render diagnostics as text: a one-line summary, the source line, a caret and a hint."""
     out: list[str] = []
@@ -116,22 +130,21 @@ def render_text(diagnostics: Iterable[Diagnostic], sources: dict[str, str]) -> s
             where = f"{d.file}:{d.span.line}:{d.span.column}"
         out.append(inert(f"{where}: {d.severity}: {d.message}"))
         text = sources.get(d.file)
-        if d.span and text is not None:
-            lines = text.split("\n")
-            if 1 <= d.span.line <= len(lines):
-                src = lines[d.span.line - 1].replace("\t", " ")
-                gutter = str(d.span.line)
-                pad = " " * len(gutter)
-                start = max(d.span.column, 1)
-                if d.span.end_line == d.span.line:
-                    width = max(d.span.end_column - start, 1)
-                else:
-                    width = max(len(src) - start + 1, 1)
-                # escapes are wider than what they stand for: the caret moves with them
-                before, under = inert(src[:start - 1]), inert(src[start - 1:start - 1 + width])
-                out.append(f"{pad} |")
-                out.append(f"{gutter} | {_cut(inert(src), len(before))}")
-                out.append(f"{pad} | {' ' * min(len(before), LINE_SHOWN)}{'^' * max(min(len(under), LINE_SHOWN), 1)}")
+        src = _source_line(text, d.span.line) if d.span and text is not None else None
+        if src is not None:
+            src = src.replace("\t", " ")
+            gutter = str(d.span.line)
+            pad = " " * len(gutter)
+            start = max(d.span.column, 1)
+            if d.span.end_line == d.span.line:
+                width = max(d.span.end_column - start, 1)
+            else:
+                width = max(len(src) - start + 1, 1)
+            # escapes are wider than what they stand for: the caret moves with them
+            before, under = inert(src[:start - 1]), inert(src[start - 1:start - 1 + width])
+            out.append(f"{pad} |")
+            out.append(f"{gutter} | {_cut(inert(src), len(before))}")
+            out.append(f"{pad} | {' ' * min(len(before), LINE_SHOWN)}{'^' * max(min(len(under), LINE_SHOWN), 1)}")
         if d.hint:
             out.append(inert(f"  = hint: {d.hint}"))
     return "\n".join(out)

@@ -20,10 +20,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib
+import tomllib
 
 READ_ENV = "STORYC_ALLOW_READ"  # folders, separated by os.pathsep (the CLI's --allow-read sets it)
 SERVERS_ENV = "STORYC_TRUST_SERVERS"  # server URLs, separated by commas or spaces
@@ -117,6 +114,13 @@ def trusted_servers(named: tuple[str, ...] = ()) -> set[tuple[str, str, int | No
     urls = list(named) + os.environ.get(SERVERS_ENV, "").replace(",", " ").split()
     urls += _strings(user_trust().get("servers"))
     return {_origin(u) for u in urls if u}
+
+
+def host_token_var(url: str) -> str:
+    """STORYC_COMFY_TOKEN_<HOST>: the user's token for one ComfyUI host (setting it allows that host)."""
+    import re
+
+    return "STORYC_COMFY_TOKEN_" + re.sub(r"[^A-Za-z0-9]", "_", (urllib.parse.urlsplit(url).hostname or "")).upper()
 
 
 def server_trusted(url: str, named: tuple[str, ...] = ()) -> bool:

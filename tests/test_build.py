@@ -399,6 +399,9 @@ def test_the_film_opens_on_its_title_card_and_closes_on_its_end_card(write_story
 
 
 def test_a_huge_word_in_an_action_builds_a_card(write_story):
-    path = write_story('format 384x216 @ 12fps\nEXT. A - DAY\n  shot 1 wide 1s\n    action "' + "x" * 1_200_000 + '"\n')
+    path = write_story('format 384x216 @ 12fps\nEXT. A - DAY\n  shot 1 wide 1s\n    action "' + "x" * 19_000 + '"\n')
     result = CliRunner().invoke(main, ["build", str(path), "--preview"])
     assert result.exit_code == 0 and "Traceback" not in result.output, result.output[-500:]
+    path.write_text('format 384x216 @ 12fps\nEXT. A - DAY\n  shot 1 wide 1s\n    action "' + "x" * 1_200_000 + '"\n')
+    result = CliRunner().invoke(main, ["build", str(path), "--preview"])
+    assert result.exit_code == 1 and "film.story:4:1: error: line 4 is longer than 20,000 characters" in result.output

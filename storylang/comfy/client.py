@@ -19,7 +19,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from storylang import atomic
+from storylang import atomic, trust
 from storylang.diagnostics import OneLineError
 
 IMAGE_LIMIT = 256 << 20  # bytes: a server that sends more for one image is cut off
@@ -49,8 +49,7 @@ def shown(url: str) -> str:
 def credentials(url: str) -> str | None:
     """The Authorization header for a server, from the environment (never from the URL we print)."""
     parts = urllib.parse.urlsplit(url)
-    host_var = "STORYC_COMFY_TOKEN_" + re.sub(r"[^A-Za-z0-9]", "_", (parts.hostname or "")).upper()
-    token = os.environ.get(host_var) or os.environ.get("STORYC_COMFY_TOKEN")
+    token = os.environ.get(trust.host_token_var(url)) or os.environ.get("STORYC_COMFY_TOKEN")
     if parts.username and not token:
         token = urllib.parse.unquote(parts.username) + ":" + urllib.parse.unquote(parts.password or "")
     if not token:

@@ -20,10 +20,7 @@ from pathlib import Path
 
 from storylang.diagnostics import OneLineError
 
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib
+import tomllib
 
 EXAMPLES = 3
 

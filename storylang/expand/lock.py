@@ -14,10 +14,7 @@ from pathlib import Path
 from storylang import atomic
 from storylang.diagnostics import OneLineError
 
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib
+import tomllib
 
 VERSION = 1
 WIDTH = 88

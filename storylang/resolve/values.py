@@ -18,6 +18,7 @@ from storylang.resolve.rules import CARD_SECONDS, round_frames, _clean, _num
 
 
 
+MAX_TEXT = 20_000  # characters of one quoted text (a """long text""" too)
 MAX_DURATION_SECONDS = 3600  # one shot, card, pause or cue: longer is a typo, and would fail deep in ffmpeg
 
 
@@ -101,6 +102,10 @@ class Values:
         v = s.values[0]
         if v.kind != "string":
             self.error(src, v.span, "expected-text", message, f"for example: {example}")
+            return None
+        if len(v.text) > MAX_TEXT:
+            self.error(src, v.span, "text-too-long", f'"{s.key}" text is longer than {MAX_TEXT:,} characters',
+                       "no statement needs that much: a prompt is read as a few hundred words")
             return None
         self.extra(src, s.values[1 + options:], example)
         return v

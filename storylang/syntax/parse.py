@@ -19,6 +19,8 @@ from storylang.syntax import keywords
 from storylang.syntax import tree as t
 
 MAX_BYTES = 32 * 1024 * 1024
+MAX_LINE = 20_000  # characters: a longer line is no screenplay's, and would cost its length many times over
+_LONG_LINE = re.compile(f"[^\n]{{{MAX_LINE + 1}}}")
 MAX_SYNTAX_ERRORS = 25
 TAB_WIDTH = 4
 
@@ -45,14 +47,17 @@ class _Indenter(PostLex):
     always_accept = ("_NL",)
 
     def __init__(self) -> None:
-        self.comments: list[tuple[int, int, str]] = []
+        self.comments: list[tuple[int, int, str, bool]] = []  # (line, column, text, on a line of its own)
+        self._statement = False  # a statement's token has been seen: a comment with no line break before it trails one
 
     def process(self, stream):
         levels = [0]
         last = None
+        self._statement = False
         for tok in stream:
             last = tok
             if tok.type != "_NL":
+                self._statement = True
                 yield tok
                 continue
             self._collect_comments(tok)
@@ -88,7 +93,8 @@ class _Indenter(PostLex):
             seen = m.start()
             nl = value.rfind("\n", 0, m.start())
             column = tok.column + m.start() if nl < 0 else m.start() - nl
-            self.comments.append((line, column, m.group().rstrip()))
+            # the token's regex allows only blanks between a line break and a comment
+            self.comments.append((line, column, m.group().rstrip(), nl >= 0 or not self._statement))
 
 
 _COMMENT = re.compile(r"//[^\n]*")
@@ -362,6 +368,11 @@ def decode_source(data: bytes, file: str) -> tuple[str | None, list[Diagnostic]]
     if text.startswith("\ufeff"):
         text = text[1:]
     text = text.replace("\r\n", "\n").replace("\r", "\n")
+    long_line = _LONG_LINE.search(text)
+    if long_line:
+        line = text.count("\n", 0, long_line.start()) + 1
+        return text, fail("line-too-long", f"line {line} is longer than {MAX_LINE:,} characters", line, 1,
+                          "no statement needs that much: a prompt is read as a few hundred words")[1]
     at = first_control(text)
     if at >= 0:
         line = text.count("\n", 0, at) + 1
@@ -554,7 +565,7 @@ def parse_text(text: str, file: str) -> tuple[t.Script | None, list[Diagnostic]]
     """
     if not text.endswith("\n"):
         text += "\n"
-    lines = text.split("\n")
+    lines: list[str] | None = None  # split only after an error (3 million short lines cost 150 MB)
     errors: list[Diagnostic] = []
     current = text
     for _ in range(MAX_SYNTAX_ERRORS + 1):
@@ -569,21 +580,16 @@ def parse_text(text: str, file: str) -> tuple[t.Script | None, list[Diagnostic]]
             d = _syntax_diagnostic(e, current, file)
             errors.append(d)
             line = d.span.line if d.span else 0
+            lines = lines if lines is not None else text.split("\n")
             if len(errors) > MAX_SYNTAX_ERRORS or not _blank_block(lines, line):
                 break
             current = "\n".join(lines)
             continue
-        comments = tuple(
-            t.Comment(
-                text=c,
-                own_line=not lines[ln - 1][: col - 1].strip(),
-                span=Span(line=ln, column=col, end_line=ln, end_column=col + len(c)),
-            )
-            for ln, col, c in indenter.comments
-        )
+        comments = tuple(t.Comment(c, own, ln, col) for ln, col, c, own in indenter.comments)
         # After syntax errors this is the rest of the script, for the checks that do not depend
         # on what was set aside; it is marked so that nothing treats it as the whole script.
-        script = t.Script(file=file, items=items, comments=comments, recovered=bool(errors))
+        # the items are validated nodes already; the comments are not validated one by one again
+        script = t.Script.model_construct(file=file, items=tuple(items), comments=comments, recovered=bool(errors))
         return script, errors + ctx.diagnostics
     return None, errors
 

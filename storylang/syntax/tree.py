@@ -6,7 +6,7 @@ The tree keeps every statement in source order (and the comments beside it) so t
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal, NamedTuple, Union
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -89,11 +89,20 @@ class Character(Node):
 Item = Annotated[Union[SettingsLine, Character, Scene, Transition], Field(discriminator="type")]
 
 
-class Comment(Node):
-    """A `//` comment; `own_line` is False for a comment that trails a statement."""
+class Comment(NamedTuple):
+    """A `//` comment; `own_line` is False for a comment that trails a statement.
+
+    A plain tuple, not a model: a file may hold hundreds of thousands of comments, and each
+    must cost what its text does (docs/security.md)."""
 
     text: str
     own_line: bool
+    line: int
+    column: int
+
+    @property
+    def span(self) -> Span:
+        return Span(line=self.line, column=self.column, end_line=self.line, end_column=self.column + len(self.text))
 
 
 class Script(BaseModel):

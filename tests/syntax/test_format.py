@@ -29,7 +29,7 @@ def meaning(tree):
         return x
 
     data = strip(tree.model_dump())
-    data["comments"] = [c["text"] for c in data["comments"]]
+    data["comments"] = [c[0] for c in data["comments"]]
     return data
 
 
