@@ -25,6 +25,7 @@ import json
 import math
 import re
 import tempfile
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -131,7 +132,9 @@ class Window:
     def stream(self):
         """The window's mix (film fades applied, no gain), exactly hi - lo samples."""
         length = self.hi - self.lo
-        buses = [self._voice(s) for s in self.speech] + [self._music(m) for m in self.music]
+        sources = self._sources()
+        buses = ([self._voice(s, next(sources[s.file])) for s in self.speech]
+                 + [self._music(m, next(sources[m.file])) for m in self.music])
         if not buses:
             return ffmpeg_graph.input(f"anullsrc=r={SAMPLE_RATE}:cl=stereo", f="lavfi").audio \
                 .filter("atrim", end_sample=length)
@@ -149,13 +152,24 @@ class Window:
                 .filter("aresample", SAMPLE_RATE)
                 .filter("aformat", sample_fmts="fltp", channel_layouts="stereo"))
 
-    def _voice(self, s: Speech):
-        return self._input(s.file).filter("adelay", delays=f"{_at(self.t, s.start)}S", all=1)
+    def _sources(self) -> dict:
+        """Per file, the streams of its uses in the window. A file heard twice (the same line said
+        again, one cue in two scenes) is read once and split: ffmpeg-python makes one node of two
+        identical inputs, and a node may feed one filter only."""
+        uses = Counter(s.file for s in self.speech) + Counter(m.file for m in self.music)
+        out = {}
+        for file, n in uses.items():
+            one = self._input(file)
+            out[file] = iter([one]) if n == 1 else iter(one.filter_multi_output("asplit", n).stream(i) for i in range(n))
+        return out
 
-    def _music(self, m: Music):
+    def _voice(self, s: Speech, source):
+        return source.filter("adelay", delays=f"{_at(self.t, s.start)}S", all=1)
+
+    def _music(self, m: Music, source):
         t = self.t
         length = _at(t, m.end) - _at(t, m.start)
-        a = self._input(m.file).filter("atrim", end_sample=length).filter("asetpts", "PTS-STARTPTS")
+        a = source.filter("atrim", end_sample=length).filter("asetpts", "PTS-STARTPTS")
         if m.fade_in:
             a = a.filter("afade", type="in", start_sample=0, nb_samples=_at(t, m.fade_in))
         if m.fade_out:

@@ -211,3 +211,18 @@ def test_after_a_piece_fails_the_pieces_not_begun_are_not_run():
     with ThreadPoolExecutor(max_workers=1) as pool, pytest.raises(RuntimeError):
         mix._each(pool, work, list(range(20)))
     assert len(ran) <= 3
+
+
+def test_a_line_said_again_is_heard_every_time(write_story, tmp_path):
+    # the same words in the same voice are one file, read once and split: ffmpeg-python joined
+    # the two readings into one node and the build ended in a traceback
+    from media import mean_volume
+
+    text = ('format 256x144 @ 24fps\ncharacter MARA\n  voice "en-us"\n'
+            'EXT. A - DAY\n  shot 1 close on MARA 2s\n    MARA: Again.\n'
+            '  shot 2 close on MARA 2s\n    MARA: Again.\n  shot 3 wide 2s\n    action "quiet"\n'
+            '  shot 4 close on MARA 2s\n    MARA: Again.\n')
+    report = build(write_story(text), BuildOptions(preview=True))
+    volumes = [mean_volume(report.output, start, 1.0) for start in (0.2, 2.2, 4.2, 6.2)]
+    assert volumes[0] > -40 and volumes[1] > -40 and volumes[3] > -40, volumes
+    assert volumes[2] < volumes[0] - 20, volumes
