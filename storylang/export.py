@@ -202,23 +202,60 @@ def _fcp7_format(text: str, t: Timeline) -> str:
     return text[:m.start()] + "\n".join(lines) + text[m.end():]
 
 
+FCP_SIZES = {(1280, 720): "720", (1920, 1080): "1080", (3840, 2160): "3840x2160", (4096, 2160): "4096x2160"}
+FCP_RATES = {Fraction(24000, 1001): "2398", Fraction(24): "24", Fraction(25): "25", Fraction(30000, 1001): "2997",
+             Fraction(30): "30", Fraction(50): "50", Fraction(60000, 1001): "5994", Fraction(60): "60"}
+
+
+def fcp_format_name(t: Timeline) -> str:
+    """Final Cut's name of the film's video format (FFVideoFormat720p24), or "" for a size it has no name for."""
+    size, rate = FCP_SIZES.get((t.width, t.height)), FCP_RATES.get(Fraction(t.fps_num, t.fps_den))
+    return f"FFVideoFormat{size}p{rate}" if size and rate else ""
+
+
+def _find(parent, path: str, attr: str, value: str):
+    """parent.find(f"{path}[@{attr}='{value}']") for any value: the adapter's own XPath breaks on a
+    quote in a clip's name ("It's late.": "invalid predicate")."""
+    return next((e for e in parent.findall(path) if e.get(attr) == value), None)
+
+
 @contextmanager
-def _fcpx_knows_rate(t: Timeline):
-    """The FCPXML adapter finds a rate's frameDuration in a table keyed by 23.98 and 29.97, and reads
-    rates back truncated to whole numbers (23 for 24000/1001), so the exact NTSC rates find none: the
-    format gets an empty frameDuration and the adapter fails on it. While it writes our timeline, the
-    table knows the film's exact rate under both keys."""
+def _fcpx_adapter_fixed(t: Timeline):
+    """The FCPXML adapter, put right while it writes our timeline:
+    - it finds a rate's frameDuration in a table keyed by 23.98 and 29.97, and reads rates back
+      truncated to whole numbers (23 for 24000/1001), so the exact NTSC rates find none: the table
+      knows the film's exact rate under both keys;
+    - it names the format by running whatever `ffprobe` is on PATH on each clip's file, so its
+      output depended on the machine: the format's name is the film's own (fcp_format_name);
+    - it looks elements up by name with XPath built from the name: a quote in a line broke it."""
     import opentimelineio as otio
 
     # the module OTIO's plugin system loaded (by file), not a second import of it
-    table = otio.adapters.from_name("fcpx_xml").module().FRAMERATE_FRAMEDURATION
+    module = otio.adapters.from_name("fcpx_xml").module()
+    table = module.FRAMERATE_FRAMEDURATION
     frame = Fraction(t.fps_den, t.fps_num)
     added = [k for k in (float(t.fps), int(t.fps)) if k not in table]
     for k in added:
         table[k] = f"{frame.numerator}/{frame.denominator}s"
+    writer = module.FcpxOtio
+    patched = {
+        "_asset_by_path": lambda self, path: _find(self.resource_element, "./asset", "src", path),
+        "_asset_by_id": lambda self, asset_id: _find(self.resource_element, "./asset", "id", asset_id),
+        "_media_by_name": lambda self, name: _find(self.resource_element, "./media", "name", name),
+        "_media_by_id": lambda self, media_id: _find(self.resource_element, "./media", "id", media_id),
+        "_asset_clip_by_name": lambda self, name: _find(self.event_resource, "./asset-clip", "name", name),
+    }
+    saved = {name: writer.__dict__[name] for name in patched}
+    saved_format_name = module.format_name
+    module.format_name = lambda frame_rate, path: fcp_format_name(t)
+    for name, fn in patched.items():
+        setattr(writer, name, fn)
     try:
         yield
     finally:
+        module.format_name = saved_format_name
+        for name, fn in saved.items():
+            setattr(writer, name, fn)
         for k in added:
             table.pop(k, None)
 
@@ -241,7 +278,7 @@ def write(t: Timeline, film: Film, root: Path, fmt: str, target: Path, media: Pa
     if fmt == "edl":  # CMX3600 has one video track and no audio of ours worth keeping
         timeline.tracks[:] = [timeline.tracks[0]]
     try:
-        with _fcpx_knows_rate(t) if fmt == "fcpx" else nullcontext():
+        with _fcpx_adapter_fixed(t) if fmt == "fcpx" else nullcontext():
             text = otio.adapters.write_to_string(timeline, adapter_name=adapter)
     except Exception as e:  # noqa: BLE001 - an adapter's own exception types vary
         raise ExportError(f"cannot write {fmt}: {e}") from e

@@ -100,10 +100,17 @@ def lighthouse(tmp_path_factory):
     return d / "ex" / "lighthouse.story"
 
 
+@pytest.mark.parametrize("tools", ["as installed", "an ffprobe on PATH"])
 @pytest.mark.parametrize("fmt, ext", [("otio", "otio"), ("edl", "edl"), ("fcp7", "xml"), ("fcpx", "fcpxml")])
-def test_the_demo_exports_as_its_golden_file(lighthouse, fmt, ext):
-    """Set STORYLANG_UPDATE_GOLDEN=1 to rewrite the golden files after a deliberate change."""
+def test_the_demo_exports_as_its_golden_file(lighthouse, fmt, ext, tools, tmp_path, monkeypatch):
+    """Set STORYLANG_UPDATE_GOLDEN=1 to rewrite the golden files after a deliberate change.
+    What is installed on the machine never changes an export (the FCPXML adapter ran `ffprobe`)."""
     import os
+
+    if tools == "an ffprobe on PATH":
+        (tmp_path / "ffprobe").write_text("#!/bin/sh\necho 1920x1080\n")
+        (tmp_path / "ffprobe").chmod(0o755)
+        monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
 
     out = lighthouse.parent / "handoff" / f"lighthouse.{ext}"
     result = CliRunner().invoke(main, ["export", str(lighthouse), "--format", fmt, "-o", str(out),
@@ -179,3 +186,15 @@ def test_fcp7_xml_has_the_films_format_and_file_urls_resolve_reads_with_non_asci
 
     assert all(__import__("os").path.isfile(unquote(urlparse(c.media_reference.target_url).path))
                for c in tl.find_clips())
+
+
+@pytest.mark.parametrize("fmt", ["otio", "edl", "fcp7", "fcpx"])
+def test_quotes_and_repeated_lines_export_in_every_format(tmp_path, fmt):
+    (tmp_path / "film.story").write_text(
+        'format 384x216 @ 24fps\ncharacter MARA\n  voice "en-us"\nEXT. A - DAY\n'
+        '  shot "Ida\'s \\"boat\\"" close on MARA 2s\n    MARA: It\'s late.\n'
+        '  shot 2 close on MARA 2s\n    MARA: It\'s late.\n')
+    out = tmp_path / f"film.{fmt}"
+    result = CliRunner().invoke(main, ["export", str(tmp_path / "film.story"), "--format", fmt, "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "It's late." in out.read_text() or "It&apos;s late." in out.read_text() or fmt == "edl"
