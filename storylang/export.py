@@ -86,6 +86,7 @@ def to_otio(t: Timeline, film: Film, root: Path, prompts: dict | None = None):
                                       "format": f"{t.width}x{t.height}"}
     video = otio.schema.Track(name="picture", kind=otio.schema.TrackKind.Video)
     halves = _halves(t)
+    reels = _reels([clip.shot for clip in t.clips])
     for i, clip in enumerate(t.clips):
         head, tail = halves[i]
         if head:
@@ -101,7 +102,7 @@ def to_otio(t: Timeline, film: Film, root: Path, prompts: dict | None = None):
                                                                   rt(clip.frames - head - tail)))
         meta = _shot_metadata(film, clip.shot, root, prompts or {}) if not clip.shot.startswith("#") else {"card": clip.shot}
         c.metadata["storylang"] = {**meta, "source": clip.source, "files": list(clip.files)}
-        c.metadata["cmx_3600"] = {"reel": _reel(clip.shot)}
+        c.metadata["cmx_3600"] = {"reel": reels[clip.shot]}
         for s in t.speech:
             if s.shot == clip.shot:
                 c.markers.append(otio.schema.Marker(
@@ -122,12 +123,26 @@ def to_otio(t: Timeline, film: Film, root: Path, prompts: dict | None = None):
     return timeline
 
 
-def _reel(shot: str) -> str:
-    """A CMX3600 reel name: at most 8 characters, unique per shot (numbers and letters only)."""
-    if shot.startswith("#"):
-        return {"#title": "TITLE", "#end": "END"}[shot]
-    clean = "".join(ch for ch in shot.upper() if ch.isalnum())
-    return ("SH" + clean)[:8]
+def _reels(shots: list[str]) -> dict[str, str]:
+    """CMX3600 reel names: at most 8 characters (ASCII letters and digits), one per shot and never
+    the same for two (`SH12A`; a long name cut to 8 that another already has ends in a number)."""
+    out: dict[str, str] = {}
+    taken: set[str] = set()
+    for shot in shots:
+        if shot in out:
+            continue
+        if shot.startswith("#"):
+            reel = {"#title": "TITLE", "#end": "END"}[shot]
+        else:
+            reel = ("SH" + "".join(ch for ch in shot.upper() if ch.isascii() and ch.isalnum()))[:8]
+            n = 1
+            while reel in taken or reel in ("TITLE", "END"):
+                suffix = str(n)
+                reel = reel[:8 - len(suffix)].ljust(8 - len(suffix), "X")[:8 - len(suffix)] + suffix
+                n += 1
+        out[shot] = reel
+        taken.add(reel)
+    return out
 
 
 def _audio_track(otio, name: str, items, root: Path, rate: float, total: int):
@@ -140,9 +155,12 @@ def _audio_track(otio, name: str, items, root: Path, rate: float, total: int):
         frames = min(frames, total - start)
         if frames <= 0:
             continue
+        # its place on the track in its metadata: FCP7 XML's writer takes two clips that serialise
+        # alike (a line said twice) for one and writes the second as a reference to the first
         track.append(otio.schema.Clip(name=label[:60], media_reference=_media(otio, root, file, frames, rate),
                                       source_range=otio.opentime.TimeRange(otio.opentime.RationalTime(0, rate),
-                                                                           otio.opentime.RationalTime(frames, rate))))
+                                                                           otio.opentime.RationalTime(frames, rate)),
+                                      metadata={"storylang": {"start": start}}))
         at = start + frames
     return track
 
@@ -284,8 +302,9 @@ def write(t: Timeline, film: Film, root: Path, fmt: str, target: Path, media: Pa
         raise ExportError(f"cannot write {fmt}: {e}") from e
     if fmt == "fcp7":
         text = _fcp7_format(text, t)
-    if fmt == "edl":
-        # Premiere misreads the adapter's "* FROM CLIP: <path>" comments; clip names and reels stay
+    if fmt == "edl" and not media:
+        # without --media they would name files deep in the build cache, which Premiere then
+        # misreads; with it they name the gathered copies, relative to the EDL, for relinking
         text = "".join(line for line in text.splitlines(keepends=True)
                        if not line.startswith(("* FROM CLIP: ", "* TO CLIP: ")))
     atomic.write_text(target, text)
