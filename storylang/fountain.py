@@ -54,11 +54,16 @@ def _reads_back(lines: list[str], expected: list[tuple[str, str]]) -> bool:
     what a screenplay shows must import back as itself, or it stays in the boneyard."""
     from fountain_parser import parse
 
-    play = parse("\n".join(lines) + "\n")
-    if play.title_page:
+    # read where it stands, after a scene heading: alone at the top of a file, a line such as
+    # "His minion approaches offscreen:" would be taken for a title page's key
+    play = parse(_CONTEXT + "\n".join(lines) + "\n")
+    if play.title_page or not play.elements or type(play.elements[0]).__name__ != "SceneHeading":
         return False
-    got = [(type(e).__name__, _read_text(e)) for e in play.elements]
+    got = [(type(e).__name__, _read_text(e)) for e in play.elements[1:]]
     return got == expected
+
+
+_CONTEXT = "EXT. CONTEXT - DAY\n\n"
 
 
 def _read_text(e) -> str:
@@ -171,7 +176,11 @@ def _body(w: _Writer, items, depth: int) -> None:
 def _item(w: _Writer, item, depth: int) -> None:
     if isinstance(item, t.Transition):
         w.keep(statement_text(item, depth))
-        w.show([f"> {_transition_words(item)}"])
+        words = _transition_words(item)
+        # the spec's plain form (an upper-case line ending in TO:) where it reads back as one;
+        # forced with > otherwise (FADE IN:, FADE TO BLACK.), which some readers print as it is
+        plain_form = words.endswith("TO:") and _reads_back([words], [("Transition", words)])
+        w.show([words if plain_form else f"> {words}"])
     elif isinstance(item, t.Dialogue):
         text, paren = _clean(item.text), item.parenthetical
         lines = [item.speaker] + ([f"({paren})"] if paren else []) + [_escaped(text)]
@@ -188,8 +197,12 @@ def _item(w: _Writer, item, depth: int) -> None:
 
 def _setting(w: _Writer, s: t.Setting, depth: int) -> None:
     text = _clean(s.values[0].text) if len(s.values) == 1 and s.values[0].kind == "string" else ""
-    if s.key == "action" and depth == 2 and _shows(text) and _reads_back([_action_text(text)], [("Action", text)]):
-        w.show([_action_text(text)])
+    action = _action_text(text)
+    if s.key == "action" and depth == 2 and _shows(text) and not action.startswith("!") \
+            and not _reads_back([action], [("Action", text)]):
+        action = "!" + action  # forced: whatever else a reader might take it for
+    if s.key == "action" and depth == 2 and _shows(text) and _reads_back([action], [("Action", text)]):
+        w.show([action])
     elif s.key == "narrate" and depth == 2 and _shows(text) and _reads_back(
             [f"{NARRATOR} (V.O.)", _escaped(text)], [("Character", NARRATOR), ("Dialogue", text)]):
         w.show([f"{NARRATOR} (V.O.)", _escaped(text)])

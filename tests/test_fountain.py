@@ -352,3 +352,16 @@ def test_any_screenplay_of_the_specs_pieces_imports_into_a_script_that_resolves(
     with tempfile.TemporaryDirectory() as d:
         film, errors = resolved(story, Path(d), "f.story")
         assert film is not None and not errors, (story, errors)
+
+
+def test_an_action_ending_in_a_colon_is_printed_and_plain_transitions_are_not_forced(tmp_path):
+    from storylang.fountain import to_fountain
+    from storylang.syntax.parse import parse_text
+
+    tree, _ = parse_text('EXT. A - DAY\n  shot 1 wide 2s\n    action "His minion approaches offscreen:"\n'
+                         '  > dissolve 0.5s\n  shot 2 wide 2s\n    action "x"\n', "f.story")
+    text = to_fountain(tree)
+    # what a Fountain app prints: every line outside the /* storylang ... */ blocks
+    outside = [line for block in text.split("*/") for line in block.split("/* storylang")[0].splitlines()]
+    assert any(line.lstrip("!") == "His minion approaches offscreen:" for line in outside)
+    assert "DISSOLVE TO:" in outside and "> DISSOLVE TO:" not in text
