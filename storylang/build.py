@@ -212,6 +212,7 @@ def _build(script: Path, options: BuildOptions, progress: Progress, scratch: Pat
     sides = _edit_files(timeline, film_dir, script.stem)
     srt, vtt = film_dir / f"{script.stem}.srt", film_dir / f"{script.stem}.vtt"
     origin = provenance.manifest(film, script, renderer.name, timeline, film_dir, expansion.prompts)
+    sides[film_dir / ("timeline.json" + provenance.SIDECAR)] = provenance.manifest_json(origin)
     if options.edit_only:
         # the film is not made, so the film's own edit list stays the one it was cut from
         edit = film_dir / "board-timeline.json"

@@ -40,10 +40,13 @@ def git_state(root: Path, files: list[Path]) -> dict | None:
     top, head = git("rev-parse", "--show-toplevel"), git("rev-parse", "HEAD")
     if not top or not head:
         return None
-    top_dir = Path(top.strip())
-    inside = [os.path.relpath(f, top_dir) for f in files if top_dir in f.resolve().parents]
-    status = git("status", "--porcelain", "--", *inside) if inside else ""
-    return {"commit": head.strip(), "dirty": bool(status and status.strip())}
+    top_dir = Path(top.strip()).resolve()
+    inside = [os.path.relpath(f.resolve(), top_dir) for f in files if top_dir in f.resolve().parents]
+    # pathspecs are relative to -C's folder: name them from the top (a script in a subfolder was
+    # always "clean"); an untracked file read is a difference too
+    status = git("-C", str(top_dir), "status", "--porcelain", "--untracked-files=all", "--",
+                 *[f":(top){p}" for p in inside]) if inside else ""
+    return {"commit": head.strip(), "dirty": status is None or bool(status.strip())}
 
 
 def manifest(film, script: Path, renderer: str, timeline, build_dir: Path | None, prompts: dict) -> dict:
@@ -73,9 +76,13 @@ def text(m: dict) -> str:
     return json.dumps(m, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
+def manifest_json(m: dict) -> str:
+    return json.dumps(m, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
 def write_beside(target: Path, m: dict) -> Path:
     side = target.with_name(target.name + SIDECAR)
-    atomic.write_text(side, json.dumps(m, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+    atomic.write_text(side, manifest_json(m))
     return side
 
 

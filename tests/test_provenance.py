@@ -73,3 +73,27 @@ def test_a_file_without_provenance_is_one_line(tmp_path):
     assert result.exit_code == 1 and result.output.startswith("storyc: ") and len(result.output.splitlines()) == 1
     result = run("provenance", EXAMPLES / "lighthouse.story")
     assert result.exit_code == 1 and "no storylang provenance" in result.output
+
+
+def test_a_script_in_a_subfolder_or_not_yet_committed_is_dirty_when_it_differs(tmp_path):
+    repo = tmp_path / "repo"
+    (repo / "films").mkdir(parents=True)
+    (repo / ".gitignore").write_text("build/\n")
+    script = repo / "films" / "short.story"
+    script.write_text('format 384x216 @ 24fps\nEXT. A - DAY\n  shot 1 wide 1s\n    action "x"\n')
+    git(repo, "init", "-q")
+    git(repo, "add", ".")
+    git(repo, "commit", "-q", "-m", "x")
+    film = repo / "films" / "build" / "short" / "short.mp4"
+    assert run("build", script).exit_code == 0
+    assert json.loads(run("provenance", "--json", film).output)["git"]["dirty"] is False
+    script.write_text(script.read_text().replace('"x"', '"y"'))
+    assert run("build", script).exit_code == 0
+    assert json.loads(run("provenance", "--json", film).output)["git"]["dirty"] is True
+    new = repo / "films" / "new.story"
+    new.write_text(script.read_text())
+    assert run("build", new).exit_code == 0
+    assert json.loads(run("provenance", "--json", repo / "films" / "build" / "new" / "new.mp4").output)["git"]["dirty"]
+    timeline = repo / "films" / "build" / "new" / "timeline.json"
+    result = run("provenance", timeline)
+    assert result.exit_code == 0 and "new.story" in result.output
