@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -64,6 +65,9 @@ class _Commands(click.Group):
             if e.diagnostics:
                 _print_diagnostics(e.diagnostics, e.sources)
             _echo(f"storyc: {e if not e.diagnostics else _summary(e.diagnostics)}", err=True)
+            sys.exit(1)
+        except BrokenPipeError:  # `storyc voices | head`: the reader has all it wants
+            sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - Python flushes it at exit
             sys.exit(1)
         except OSError as e:
             where = f"{e.filename}: " if e.filename else ""
@@ -976,7 +980,9 @@ def voices(language: str | None) -> None:
     for v in eng.voices():
         if language and not any(lang.startswith(language) for lang in v.languages) and not v.id.startswith(language):
             continue
-        _echo(f"{v.id:<16} {v.name}")
+        # a script may name a voice by its id or by its language (en-gb is the voice "en")
+        also = [lang for lang in v.languages if lang != v.id]
+        _echo(f"{v.id:<16} {v.name}" + (f"  (also: {', '.join(also)})" if also else ""))
     if eng.variants:
         _echo("\nvariants: " + " ".join(f"+{x}" for x in eng.variants))
 

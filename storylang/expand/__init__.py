@@ -213,8 +213,10 @@ def _ask_all(film, script, ep: Endpoint, to_ask, old: lock_mod.Lock, new: lock_m
     for key in by_key:
         work.put(key)
 
+    stop = threading.Event()  # an endpoint failure: no worker starts another request
+
     def worker() -> None:
-        while True:
+        while not stop.is_set():
             try:
                 key = work.get_nowait()
             except queue.Empty:
@@ -225,6 +227,8 @@ def _ask_all(film, script, ep: Endpoint, to_ask, old: lock_mod.Lock, new: lock_m
             try:
                 answers.put((key, ask(client, ep, bodies[key].body(), ShotPrompt, label), None))
             except LlmError as e:
+                if e.endpoint:
+                    stop.set()
                 answers.put((key, None, e))
             finally:
                 progress.row(label, None)

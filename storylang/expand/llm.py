@@ -126,8 +126,9 @@ _FAILURES = (
     ("NotFoundError", '{url} has no model "{model}" (404): {said}; set llm "model" in the script or '
                       "[llm] model in storyc.toml", True),
     ("RateLimitError", "{what}: {url} is still rate-limiting after {retries} retries; try later or lower --jobs", True),
+    # a server that hangs is given up on for the whole run, not waited out again for every shot
     ("APITimeoutError", "{what}: {url} gave no answer within {timeout:g} s ({retries} retries); "
-                        "raise [llm] timeout in storyc.toml", False),
+                        "raise [llm] timeout in storyc.toml", True),
     ("APIConnectionError", 'no LLM server answers at {url}: start it, or set llm ... server "URL" in the script '
                            "or [llm] base_url in storyc.toml", True),
     ("APIStatusError", "{what}: {url} failed ({status}): {said}", False),

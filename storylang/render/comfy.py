@@ -122,7 +122,7 @@ class ComfyRenderer:
         trouble = [a for a in answers if isinstance(a, str)]
         if not live:
             raise ComfyError("no ComfyUI server answers: " + "; ".join(trouble)
-                             + " (start one, or build without --comfy for the animatic)")
+                             + " (start one, or build with --renderer animatic for the animatic)")
         self.trouble = trouble
         return live
 

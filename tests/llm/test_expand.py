@@ -379,3 +379,14 @@ def test_check_says_which_lock_entries_are_stale_or_missing_and_asks_nothing(fil
     assert "film.story:17:3: warning: shot 3: its entry in film.story.lock no longer matches the shot" in result.output
     assert "film.story:14:3: warning: shot 2 asks for an expanded prompt that film.story.lock does not have yet" \
         in result.output
+
+
+def test_a_server_that_hangs_is_waited_for_once_not_once_per_shot(film_dir, llm):
+    (film_dir / "storyc.toml").write_text(f'[llm]\nbase_url = "{llm.url}"\ntimeout = 0.3\nretries = 0\n')
+    for _ in range(3):
+        llm.then(delay=2)
+    t0 = time.monotonic()
+    result = run("expand", "--jobs", "1", film_dir / "film.story")
+    assert result.exit_code == 1
+    assert "gave no answer within 0.3 s" in result.output
+    assert len(llm.requests) == 1 and time.monotonic() - t0 < 1.5, result.output
