@@ -47,7 +47,7 @@ def _summary(diagnostics) -> str:
 def _node_list_options(command):
     """--comfy URL and --object-info: which ComfyUI node list graphs are validated against."""
     command = click.option("--object-info", "object_info", default="full", show_default=True,
-                           help="Offline node list: core, full, or a saved /object_info JSON file.")(command)
+                           help="Offline node list: core or full (ComfyUI 0.33 stock, or with popular packs), 0.3.64 or 0.33 (full), core-0.3.64, full-0.3.64, ..., or a saved /object_info JSON file.")(command)
     return click.option("--comfy", "comfy", metavar="URL",
                         help="Validate against this ComfyUI server's /object_info instead.")(command)
 

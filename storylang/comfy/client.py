@@ -93,6 +93,7 @@ class Client:
         self.name = shown(self.url)
         self.timeout = timeout
         self._auth = credentials(self.url) if authenticate else None
+        self._jobs: bool | None = None  # whether the server has the jobs API (found out on first use)
         parts = urllib.parse.urlsplit(self.url)
         netloc = parts.hostname + (f":{parts.port}" if parts.port else "") if parts.hostname else parts.netloc
         self._base = urllib.parse.urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
@@ -146,6 +147,31 @@ class Client:
 
     def queue(self) -> dict:
         return self.get_json("/queue")
+
+    def job_status(self, prompt_id: str) -> str | None:
+        """The prompt's state from the jobs API of ComfyUI 0.33 and later (`pending`, `in_progress`,
+        `completed`, `failed`, `cancelled`); "unknown" when the server does not know it; None when
+        the server has no jobs API (0.3.64: ask history and queue instead)."""
+        if self._jobs is False:
+            return None
+        try:
+            reply = self.get_json(f"/api/jobs/{urllib.parse.quote(prompt_id)}")
+        except ComfyError as e:
+            if e.status != 404:
+                raise
+            if self._jobs is None:  # is it the job that is unknown, or the whole API?
+                try:
+                    self.get_json("/api/jobs")
+                    self._jobs = True
+                except ComfyError as e2:
+                    if e2.status != 404:
+                        raise
+                    self._jobs = False
+                    return None
+            return "unknown"
+        self._jobs = True
+        status = (reply or {}).get("status") if isinstance(reply, dict) else None
+        return status if isinstance(status, str) else "unknown"
 
     def history(self, prompt_id: str) -> dict:
         """The prompt's history entry, or {} (not finished yet, or unknown: ask `queue` which)."""

@@ -54,13 +54,20 @@ def describe_node_errors(body: dict, graph: dict) -> tuple[str, str | None]:
             detail = err.get("details") or ""
             parts.append(f'{ct} (node "{nid}")' + (f" input {name}" if name else "") + f": {err.get('message', '')}"
                          + (f" ({detail})" if detail else ""))
+    hint = None
     if not parts:
         error = body.get("error") or {}
-        if isinstance(error, dict):
+        if isinstance(error, dict) and error.get("type") == "missing_node_type":
+            # 0.33: a node type the server does not have (0.3.64 said invalid_prompt)
+            extra = error.get("extra_info") or {}
+            ct = extra.get("class_type") or graph.get(str(extra.get("node_id")), {}).get("class_type") or "?"
+            parts.append(f'{ct} (node "{extra.get("node_id", "?")}") is not installed on the server')
+            hint = "install the custom node pack that provides it, or render this shot elsewhere (--skip-missing)"
+        elif isinstance(error, dict):
             parts.append(error.get("message") or "the server refused the graph")
         else:
             parts.append(str(error))
-    return "; ".join(parts), None
+    return "; ".join(parts), hint
 
 
 def describe_execution_error(data: dict) -> tuple[str, str | None]:
@@ -322,6 +329,18 @@ def wait_for(server: Server, prompt_id: str, events, stall: float, poll: float, 
             return _finished(entry)
         if kind is not None:
             continue  # success was announced before history was written: look again shortly
+        state = client.job_status(prompt_id)
+        if state is not None:  # 0.33: the jobs API tells queued from running from unknown, for this prompt alone
+            if state == "pending":
+                last_sign = time.monotonic()
+            elif state == "in_progress":
+                if time.monotonic() - last_sign > stall:
+                    raise ComfyError(f"{client.name}: no progress on the shot for {stall:.0f}s", retry=True)
+            elif state == "unknown":
+                raise Lost()
+            elif state == "cancelled":
+                raise Interrupted("cancelled on the server", "someone cancelled it there; build again")
+            continue  # finished: its history entry is read on the next turn
         q = client.queue()
         if any(item[1] == prompt_id for item in q.get("queue_pending", [])):
             last_sign = time.monotonic()  # waiting its turn is not a stall

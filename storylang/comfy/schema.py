@@ -106,17 +106,39 @@ class ObjectInfo:
         return bool(self.nodes[class_type].get("output_node"))
 
 
-@lru_cache(maxsize=4)
-def snapshot(name: str = "full") -> ObjectInfo:
-    """The object_info shipped with storylang: "core" (stock ComfyUI) or "full" (with popular packs)."""
-    with gzip.open(DATA / f"object_info.{name}.json.gz", "rt", encoding="utf-8") as fh:
-        return ObjectInfo(json.load(fh), f"the shipped {name} snapshot (ComfyUI 0.3.64)")
+VERSIONS = ("0.33", "0.3.64")  # the shipped snapshots' ComfyUI versions, newest first
+NEWEST = VERSIONS[0]
+
+
+def snapshot_names() -> list[str]:
+    """What --object-info takes besides a file or a URL: core, full (the newest version), a version
+    (its full snapshot), or core-VERSION / full-VERSION."""
+    return ["core", "full", *VERSIONS, *(f"{kind}-{v}" for v in VERSIONS for kind in ("core", "full"))]
+
+
+@lru_cache(maxsize=8)
+def snapshot(name: str = "full", version: str = NEWEST) -> ObjectInfo:
+    """The object_info shipped with storylang: "core" (stock ComfyUI) or "full" (with popular packs)
+    of a ComfyUI version (VERSIONS)."""
+    with gzip.open(DATA / f"object_info.{name}-{version}.json.gz", "rt", encoding="utf-8") as fh:
+        return ObjectInfo(json.load(fh), f"the shipped {name} snapshot (ComfyUI {version})")
+
+
+def _named_snapshot(source: str) -> ObjectInfo | None:
+    kind, _, version = source.partition("-")
+    if source in VERSIONS:
+        return snapshot("full", source)
+    if kind in ("core", "full") and (version or NEWEST) in VERSIONS:
+        return snapshot(kind, version or NEWEST)
+    return None
 
 
 def load_object_info(source: str) -> ObjectInfo:
-    """`core`, `full`, a JSON file, or a server URL (its /object_info and model folders are read)."""
-    if source in ("core", "full"):
-        return snapshot(source)
+    """A shipped snapshot (snapshot_names), a JSON file, or a server URL (its /object_info and model
+    folders are read)."""
+    named = _named_snapshot(source)
+    if named is not None:
+        return named
     if source.startswith(("http://", "https://")):
         from storylang.comfy.client import Client, ComfyError
 
@@ -199,6 +221,15 @@ def _check_literal(problems, node_id, ct, name, spec, value, info: ObjectInfo):
                 hint = f'did you mean "{guess}"?' if guess else f"choices: {shown}"
             bad("value_not_in_list", msg, hint)
         return
+    if kind == DYNAMIC_COMBO:
+        keys = [o.get("key") for o in opts.get("options", [])]
+        if value not in keys:
+            guess = did_you_mean(str(value), [str(k) for k in keys])
+            bad("value_not_in_list", f'"{value}" is not one of the choices',
+                f'did you mean "{guess}"?' if guess else f"choices: {', '.join(str(k) for k in keys)}")
+        return
+    if kind == MATCHTYPE:
+        return  # its type follows what it is given; the node checks a value itself
     if kind == "BOOLEAN":
         if not isinstance(value, bool):
             bad("invalid_input_type", f"{json.dumps(value)} is not a JSON boolean",
@@ -224,6 +255,47 @@ def _check_literal(problems, node_id, ct, name, spec, value, info: ObjectInfo):
         bad("value_smaller_than_min", f"{value} is below the minimum {lo}")
     elif hi is not None and value > hi:
         bad("value_bigger_than_max", f"{value} is above the maximum {hi}")
+
+
+DYNAMIC_COMBO, AUTOGROW, MATCHTYPE, DYNAMIC_SLOT = ("COMFY_DYNAMICCOMBO_V3", "COMFY_AUTOGROW_V3",
+                                                     "COMFY_MATCHTYPE_V3", "COMFY_DYNAMICSLOT_V3")
+
+
+def dynamic_inputs(declared: dict, given: dict, prefix: str = "") -> dict[str, tuple[str, list]]:
+    """The inputs that V3 dynamic inputs (ComfyUI 0.33) open, named as the server names them
+    (comfy_api/latest/_io.py: `parent.child`):
+    - a dynamic combo (SaveVideo's `format`) opens the inputs of the option chosen, recursively;
+    - an autogrow list (`images`) opens `images.image0`, `images.image1`, ... after its template,
+      the first `min` of them required;
+    - a dynamic slot opens its nested inputs once it is given.
+    The server's validator does not insist on a chosen option's nested inputs (it runs a graph
+    without them, with the node's defaults), so they are declared optional here."""
+    out: dict[str, tuple[str, list]] = {}
+    for name, (section, spec) in declared.items():
+        kind, opts = (spec[0] if spec else None), _options(spec)
+        full = f"{prefix}{name}"
+        nested: dict[str, tuple[str, list]] = {}
+        if kind == DYNAMIC_COMBO and full in given:
+            chosen = next((o for o in opts.get("options", []) if o.get("key") == given[full]), None)
+            for sec, inputs in ((chosen or {}).get("inputs") or {}).items():
+                for child, child_spec in (inputs or {}).items():
+                    nested[child] = ("optional" if sec in ("required", "optional") else sec, child_spec)
+        elif kind == AUTOGROW:
+            template = opts.get("template") or {}
+            names = template.get("names") or [f"{template.get('prefix', '')}{i}" for i in range(template.get("max", 0))]
+            inputs = next(iter((template.get("input") or {}).values()), {})
+            child_spec = next(iter(inputs.values()), ["*", {}])
+            for i, child in enumerate(names):
+                nested[child] = ("required" if i < template.get("min", 0) else "optional", child_spec)
+        elif kind == DYNAMIC_SLOT and full in given:
+            for sec, inputs in (opts.get("inputs") or {}).items():
+                for child, child_spec in (inputs or {}).items():
+                    nested[child] = ("optional", child_spec)
+        if nested:
+            for child, entry in nested.items():
+                out[f"{full}.{child}"] = entry
+            out.update(dynamic_inputs(nested, given, f"{full}."))
+    return out
 
 
 def format_widgets(declared: dict, given: dict) -> dict[str, tuple[str, list]]:
@@ -257,7 +329,10 @@ def validate(graph: dict, info: ObjectInfo) -> list[GraphProblem]:
             problems.append(GraphProblem(node_id, ct, None, "invalid_prompt", "inputs is not an object"))
             continue
         declared.update(format_widgets(declared, given))
-        for name, (section, _spec) in declared.items():
+        declared.update(dynamic_inputs(declared, given))
+        for name, (section, spec) in declared.items():
+            if (spec[0] if spec else None) == AUTOGROW:
+                continue  # its own name is no input: its grown entries are (dynamic_inputs)
             if section == "required" and name not in given:
                 problems.append(GraphProblem(node_id, ct, name, "required_input_missing", "required input is missing"))
         for name, value in given.items():
@@ -283,7 +358,11 @@ def validate(graph: dict, info: ObjectInfo) -> list[GraphProblem]:
                                                  f'links to output {slot} of node "{src_id}" ({src_ct}), '
                                                  f"which has {len(outs)} output{'s' * (len(outs) != 1)}"))
                     continue
-                wanted = "COMBO" if combo_options(spec) is not None else spec[0]
+                wanted = "COMBO" if combo_options(spec) is not None or spec[0] == DYNAMIC_COMBO else spec[0]
+                if wanted == MATCHTYPE:
+                    wanted = str((_options(spec).get("template") or {}).get("allowed_types", "*"))
+                elif wanted == DYNAMIC_SLOT:
+                    wanted = str(_options(spec).get("slotType", "*"))
                 received = outs[slot]
                 if isinstance(received, list):
                     received = "COMBO"

@@ -32,7 +32,7 @@ from storylang.toolchain import find_ffmpeg
 
 from loop_server import LoopServer
 
-SNAPSHOT = Path(__file__).resolve().parents[2] / "storylang" / "comfy" / "data" / "object_info.full.json.gz"
+SNAPSHOT = Path(__file__).resolve().parents[2] / "storylang" / "comfy" / "data" / "object_info.full-0.3.64.json.gz"
 FOLDERS = {("CheckpointLoaderSimple", "ckpt_name"): "checkpoints", ("LoraLoader", "lora_name"): "loras",
            ("VAELoader", "vae_name"): "vae", ("UpscaleModelLoader", "model_name"): "upscale_models",
            ("ControlNetLoader", "control_net_name"): "controlnet",
@@ -54,11 +54,13 @@ DEFAULT_MODELS = {"checkpoints": ["dreamshaper_8.safetensors", "random_sd15.safe
 _INFO_CACHE: dict = {}
 
 
-def _snapshot() -> dict:
-    if "full" not in _INFO_CACHE:
-        with gzip.open(SNAPSHOT, "rt", encoding="utf-8") as fh:
-            _INFO_CACHE["full"] = json.load(fh)
-    return _INFO_CACHE["full"]
+def _snapshot(version: str = "0.3.64") -> dict:
+    """The shipped full snapshot of a ComfyUI version: what a real server of it answers."""
+    version = "0.33" if version.startswith("0.33") else "0.3.64"
+    if version not in _INFO_CACHE:
+        with gzip.open(SNAPSHOT.with_name(f"object_info.full-{version}.json.gz"), "rt", encoding="utf-8") as fh:
+            _INFO_CACHE[version] = json.load(fh)
+    return _INFO_CACHE[version]
 
 
 def _err(kind, message, details="", extra=None):
@@ -136,8 +138,37 @@ class FakeComfy(LoopServer):
             r.add_post(prefix + "/interrupt", self.h_interrupt)
             r.add_get(prefix + "/view", self.h_view)
             r.add_post(prefix + "/upload/image", self.h_upload)
+        if self.v033:  # the jobs API (404 on 0.3.64)
+            r.add_get("/api/jobs", self.h_jobs)
+            r.add_get("/api/jobs/{pid}", self.h_job)
         r.add_get("/ws", self.h_ws)
         return app
+
+    @property
+    def v033(self) -> bool:
+        return self.version.startswith("0.33")
+
+    def _job_state(self, pid: str) -> str | None:
+        if pid in self.history:
+            return "completed" if self.history[pid]["status"]["status_str"] == "success" else "failed"
+        if self.running == pid:
+            return "in_progress"
+        if any(item[1] == pid for item in self.queue):
+            return "pending"
+        return None
+
+    async def h_jobs(self, request):
+        pids = [*self.history, *([self.running] if self.running else []), *(i[1] for i in self.queue)]
+        self.job_questions = getattr(self, "job_questions", 0) + 1
+        return web.json_response({"jobs": [{"id": p, "status": self._job_state(p)} for p in pids]})
+
+    async def h_job(self, request):
+        pid = request.match_info["pid"]
+        self.job_questions = getattr(self, "job_questions", 0) + 1
+        state = self._job_state(pid)
+        if state is None:
+            return web.json_response({"error": "Job not found"}, status=404)
+        return web.json_response({"id": pid, "status": state})
 
     def _started(self) -> None:
         self._wake = asyncio.Event()
@@ -169,7 +200,7 @@ class FakeComfy(LoopServer):
         return self._info
 
     def _build_info(self) -> dict:
-        info = {k: v for k, v in _snapshot().items() if k not in self.without
+        info = {k: v for k, v in _snapshot(self.version).items() if k not in self.without
                 and f"pack:{v.get('python_module', '')}" not in self.without}
         out = {}
         for ct, node in info.items():
@@ -218,6 +249,10 @@ class FakeComfy(LoopServer):
             if not isinstance(node, dict) or "class_type" not in node:
                 return _err("invalid_prompt", "Cannot execute because a node is missing the class_type property.",
                             f"Node ID '#{nid}'"), {}
+            if node["class_type"] not in info and self.v033:
+                return _err("missing_node_type", f"Node '{node['class_type']}' not found. The custom node may not "
+                            "be installed.", f"Node ID '#{nid}'", {"node_id": nid, "class_type": node["class_type"],
+                                                                   "node_title": node["class_type"]}), {}
             if node["class_type"] not in info:
                 return _err("invalid_prompt", f"Cannot execute because node {node['class_type']} does not exist.",
                             f"Node ID '#{nid}'"), {}
@@ -258,6 +293,14 @@ class FakeComfy(LoopServer):
         if error:
             return web.json_response({"error": error, "node_errors": node_errors}, status=400)
         pid = str(body.get("prompt_id") or uuid.uuid4())
+        if self.v033 and body.get("prompt_id") is not None:
+            try:
+                valid = str(uuid.UUID(str(body["prompt_id"]))) == body["prompt_id"]
+            except ValueError:
+                valid = False
+            if not valid:
+                return web.json_response({"error": _err("invalid_prompt_id", "prompt_id must be a valid UUID"),
+                                          "node_errors": {}}, status=400)
         number = next(self.counter)
         extra = dict(body.get("extra_data") or {})
         if body.get("client_id"):

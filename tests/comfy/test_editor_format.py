@@ -9,7 +9,13 @@ from click.testing import CliRunner
 
 from storylang.cli import main
 from storylang.comfy.editor_format import ImportProblem, convert
-from storylang.comfy.schema import snapshot, validate
+from storylang.comfy.schema import validate
+from storylang.comfy.schema import snapshot as shipped
+
+
+def snapshot(name: str):
+    """The workflows of comfyui-workflow-templates 0.1.95 were saved from ComfyUI 0.3.x editors."""
+    return shipped(name, "0.3.64")
 
 TEMPLATES = resources.files("comfyui_workflow_templates") / "templates"
 # Saved with older versions of paid API nodes whose inputs have since been reordered: their

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from storylang.comfy.graphs import compile_film, graph_json, template_env, compile_shot
 from storylang.comfy.prompts import assemble_prompt
-from storylang.comfy.schema import snapshot, validate
+from storylang.comfy.schema import load_object_info, snapshot, validate
 from storylang.film import Character, Film, RenderSettings, Scene, Shot, Voice, Where
 from storylang.resolve import resolve_file
 
@@ -25,14 +25,14 @@ def with_template(film, name):
     return film.model_copy(update={"shots": tuple(shots)})
 
 
-@pytest.mark.parametrize("snapshot_name", ["core", "full"])
+@pytest.mark.parametrize("snapshot_name", ["core-0.3.64", "full-0.3.64", "core-0.33", "full-0.33"])
 @pytest.mark.parametrize("template", TEMPLATES)
 @pytest.mark.parametrize("example", ["lighthouse", "harbour", "everything"])
 def test_every_example_shot_validates_with_every_template(example, template, snapshot_name):
     path = EXAMPLES / f"{example}.story"
     film, diags, _ = resolve_file(path)
     film = with_template(film, template)
-    info = snapshot(snapshot_name)
+    info = load_object_info(snapshot_name)
     for sg in compile_film(film, path.parent, info):
         errors = [d.message for d in sg.diagnostics if d.severity == "error"]
         assert not errors

@@ -448,3 +448,28 @@ def test_a_render_plan_names_the_setting_lora_or_template_that_changed(server, w
     (graphs / "still.json.j2").write_text(source.replace('"batch_size": 1', '"batch_size": 2'))
     assert reasons(text) == [f"shot {n} render: template file changed (film.story:{line})"
                              for n, line in (("1", 6), ("2", 8), ("3", 12))]
+
+
+def test_todays_comfyui_renders_every_kind_of_shot_and_is_followed_through_its_jobs_api(tmp_path):
+    # 0.33.0's node list (SaveVideo's format is a dynamic combo), its jobs API and its UUID rule
+    script = copy_example(tmp_path, "everything")
+    s = FakeComfy(version="0.33.0").start()
+    try:
+        report = build(script, comfy(s, preview=True))
+        assert not report.failures, report.failures
+        timeline = json.loads(report.timeline.read_text())
+        assert any(c["source"] == "video" and "renders" in c["files"][0] for c in timeline["clips"])
+        assert count_frames(report.output) == timeline["frames"]
+        assert getattr(s, "job_questions", 0) > 0
+    finally:
+        s.stop()
+
+
+def test_a_node_type_todays_server_lacks_is_named_with_its_class(write_story):
+    from storylang.comfy.run import describe_node_errors
+
+    body = {"error": {"type": "missing_node_type", "message": "Node 'Foo' not found. The custom node may not be "
+                      "installed.", "details": "Node ID '#7'",
+                      "extra_info": {"node_id": "7", "class_type": "FooNode", "node_title": "Foo"}}, "node_errors": {}}
+    text, hint = describe_node_errors(body, {"7": {"class_type": "FooNode"}})
+    assert text == 'FooNode (node "7") is not installed on the server' and "custom node pack" in hint
