@@ -160,7 +160,8 @@ class Window:
         out = {}
         for file, n in uses.items():
             one = self._input(file)
-            out[file] = iter([one]) if n == 1 else iter(one.filter_multi_output("asplit", n).stream(i) for i in range(n))
+            split = one.filter_multi_output("asplit", n) if n > 1 else None
+            out[file] = iter([one] if split is None else [split.stream(i) for i in range(n)])
         return out
 
     def _voice(self, s: Speech, source):
