@@ -20,6 +20,7 @@ from pathlib import Path
 
 from storylang import __version__, assemble, atomic, builddir, explain, mix, provenance, stamp, waiting
 from storylang import output as output_mod
+from storylang.check import no_shots
 from storylang import speech as speech_mod
 from storylang.render import Cancelled, RenderContext, camera, rel, stills
 from storylang.render.animatic import AnimaticRenderer
@@ -263,8 +264,7 @@ def _resolved(script: Path, options: BuildOptions) -> tuple[Film, dict[str, str]
     if film is None or any(d.severity == "error" for d in diags):
         raise BuildFailed(diags, sources)
     if not film.shots:
-        raise BuildFailed([Diagnostic(severity="error", code="no-shots", message="this film has no shots yet",
-                                      file=str(script), hint="add a scene heading and a shot under it")], sources)
+        raise BuildFailed([no_shots(str(script))], sources)
     if options.renderer not in RENDERERS:
         raise BuildFailed([Diagnostic(severity="error", code="renderer", file=str(script),
                                       message=f'unknown renderer "{options.renderer}"',

@@ -36,6 +36,8 @@ def check_film(path: Path, display: str | None = None, object_info: str = "full"
     result = Checked(film, diags, sources)
     if film is None:
         return result
+    if not film.shots:  # what check accepts, the build builds: a film of nothing is not one
+        diags.append(no_shots(display or str(path)))
     if speak:
         result.timing = _timing(film, path, jobs or os.cpu_count() or 1, diags)
     diags.extend(_lock_warnings(film, path))
@@ -58,6 +60,11 @@ def _lock_warnings(film: Film, path: Path) -> list[Diagnostic]:
         return lock_warnings(film, path)
     except StoryError as e:  # an unreadable lockfile or prompt book: one line, at the script
         return [Diagnostic(severity="error", code="lock", file=str(path), message=str(e))]
+
+
+def no_shots(file: str) -> Diagnostic:
+    return Diagnostic(severity="error", code="no-shots", message="this film has no shots yet", file=file,
+                      hint="add a scene heading and a shot under it")
 
 
 def speech_cache(script: Path) -> Path:
