@@ -237,6 +237,40 @@ def _find(parent, path: str, attr: str, value: str):
     return next((e for e in parent.findall(path) if e.get(attr) == value), None)
 
 
+def _kinds(t: Timeline) -> list[str]:
+    """The kind of every transition an editor sees (not cuts), in the film's order."""
+    return [c.transition.kind for c in t.clips[:-1] if c.transition and c.transition.kind != "cut" and c.transition.frames]
+
+
+# Final Cut Pro 7's own effects for our transitions (the adapter writes Cross Dissolve for all)
+FCP7_EFFECTS = {"wipe": "Edge Wipe", "fade": "Dip to Color Dissolve"}
+
+
+def _fcp7_effects(text: str, t: Timeline) -> str:
+    """Each transition's effect in FCP7 XML: a wipe an Edge Wipe, a fade through black a Dip to
+    Color Dissolve (black by default), the rest Cross Dissolve."""
+    kinds = iter(_kinds(t))
+
+    def effect(m: re.Match) -> str:
+        name = FCP7_EFFECTS.get(next(kinds, "dissolve"))
+        if name is None:
+            return m.group(0)
+        return f"{m.group(1)}{name}{m.group(2)}{name}{m.group(3)}"
+
+    return re.sub(r"(<effect>\s*<name>)[^<]*(</name>\s*<effectid>)Cross Dissolve(</effectid>)", effect, text)
+
+
+def _edl_wipes(text: str, t: Timeline) -> str:
+    """A wipe as CMX3600 says it (`W001`, the standard horizontal wipe) instead of the adapter's
+    dissolve `D`; a fade through black stays a dissolve (one event cannot dip to black)."""
+    kinds = iter(_kinds(t))
+
+    def event(m: re.Match) -> str:
+        return m.group(1) + ("W001 " + m.group(3) + " " if next(kinds, "") == "wipe" else m.group(2))
+
+    return re.sub(r"^(\d{3}\s+\S+\s+\S+\s+)(D (\d{3})    )", event, text, flags=re.M)
+
+
 @contextmanager
 def _fcpx_adapter_fixed(t: Timeline):
     """The FCPXML adapter, put right while it writes our timeline:
@@ -301,7 +335,9 @@ def write(t: Timeline, film: Film, root: Path, fmt: str, target: Path, media: Pa
     except Exception as e:  # noqa: BLE001 - an adapter's own exception types vary
         raise ExportError(f"cannot write {fmt}: {e}") from e
     if fmt == "fcp7":
-        text = _fcp7_format(text, t)
+        text = _fcp7_effects(_fcp7_format(text, t), t)
+    if fmt == "edl":
+        text = _edl_wipes(text, t)
     if fmt == "edl" and not media:
         # without --media they would name files deep in the build cache, which Premiere then
         # misreads; with it they name the gathered copies, relative to the EDL, for relinking

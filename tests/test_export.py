@@ -198,3 +198,22 @@ def test_quotes_and_repeated_lines_export_in_every_format(tmp_path, fmt):
     result = CliRunner().invoke(main, ["export", str(tmp_path / "film.story"), "--format", fmt, "-o", str(out)])
     assert result.exit_code == 0, result.output
     assert "It's late." in out.read_text() or "It&apos;s late." in out.read_text() or fmt == "edl"
+
+
+def test_wipes_and_fades_keep_their_kind_where_the_format_can_say_it(tmp_path):
+    import io
+
+    import pycmx
+
+    (tmp_path / "film.story").write_text(
+        'format 384x216 @ 24fps\nEXT. A - DAY\n  shot 1 wide 2s\n  > wipe 0.5s\n  shot 2 wide 2s\n'
+        '  > fade through black 1s\n  shot 3 wide 2s\n  > dissolve 0.5s\n  shot 4 wide 2s\n')
+    for fmt in ("edl", "fcp7"):
+        out = tmp_path / f"film.{fmt}"
+        assert CliRunner().invoke(main, ["export", str(tmp_path / "film.story"), "--format", fmt,
+                                         "-o", str(out)]).exit_code == 0
+    edl = pycmx.parse_cmx3600(io.StringIO((tmp_path / "film.edl").read_text()))
+    kinds = [e.transition.kind for ev in edl.events for e in ev.edits if e.transition and e.transition.kind != "C"]
+    assert kinds[0] == "W"
+    effects = re.findall(r"<effectid>([^<]+)</effectid>", (tmp_path / "film.fcp7").read_text())
+    assert effects == ["Edge Wipe", "Dip to Color Dissolve", "Cross Dissolve"]
