@@ -9,7 +9,7 @@ from __future__ import annotations
 from fractions import Fraction
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from storylang.diagnostics import Span
 
@@ -40,6 +40,8 @@ class Lora(Model):
     file: str
     model: float = 1.0
     clip: float = 1.0
+    # where the file was named, for messages about it; never part of what the film is made of
+    where: Where | None = Field(default=None, exclude=True)
 
 
 class Reference(Model):

@@ -302,6 +302,12 @@ def compile_shot(film: Film, shot: Shot, root: Path, env: SandboxedEnvironment, 
 
 
 def _problem(shot: Shot, label: str, p: GraphProblem) -> Diagnostic:
+    """At the shot; a LoRA file the server lacks at the `lora` line that names it (the line to change)."""
+    lora = next((lo for lo in shot.render.loras if lo.where and p.input == "lora_name" and f'"{lo.file}"' in p.message),
+                None)
+    if lora is not None:
+        return Diagnostic(severity="error", code=f"graph-{p.code}", message=f"{label}: {p.text()}",
+                          file=lora.where.file, span=lora.where.span(len(lora.file) + 2), hint=p.hint)
     return _diag(shot, "error", f"graph-{p.code}", f"{label}: {p.text()}", p.hint)
 
 

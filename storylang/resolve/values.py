@@ -245,7 +245,8 @@ class Values:
         self.extra(src, s.values[3:], example)
         model = strengths[0] if strengths else 1.0
         clip = strengths[1] if len(strengths) > 1 else model
-        return f.Lora(file=v.text, model=model, clip=clip)
+        return f.Lora(file=v.text, model=model, clip=clip,
+                      where=f.Where(file=src.display, line=v.span.line, column=v.span.column))
 
     def music(self, src, s: t.Setting, target: dict) -> None:
         example = 'music "music/storm.ogg" volume -12dB fade in 2s fade out 3s duck -10dB'

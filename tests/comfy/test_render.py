@@ -473,3 +473,16 @@ def test_a_node_type_todays_server_lacks_is_named_with_its_class(write_story):
                       "extra_info": {"node_id": "7", "class_type": "FooNode", "node_title": "Foo"}}, "node_errors": {}}
     text, hint = describe_node_errors(body, {"7": {"class_type": "FooNode"}})
     assert text == 'FooNode (node "7") is not installed on the server' and "custom node pack" in hint
+
+
+def test_a_lora_the_server_lacks_is_reported_at_the_lora_line(write_story):
+    s = FakeComfy(models={"loras": ["other.safetensors"]}).start()
+    try:
+        script = write_story(SMALL.replace('model "dreamshaper_8.safetensors"  steps 4',
+                                           'model "dreamshaper_8.safetensors"  steps 4\nlora "ink_style.safetensors" 0.7'))
+        result = CliRunner().invoke(main, ["check", str(script), "--comfy", s.url])
+        assert result.exit_code == 1
+        line = next(ln for ln in result.output.splitlines() if 'LoRA "ink_style.safetensors" is not on' in ln)
+        assert line.startswith(f"{script}:4:6: error:"), result.output
+    finally:
+        s.stop()
