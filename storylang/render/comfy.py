@@ -99,6 +99,7 @@ class ComfyRenderer:
         self.lock = threading.Lock()
         self.steps: dict = {}  # (row, node) → (time, value) of the first step seen, for ETAs
         self.trouble: list[str] = []  # servers pre-flight could not use, and why
+        self.lost: list[str] = []  # servers set aside during the build, and why
 
     # ------------------------------------------------------------------ pre-flight
 
@@ -240,6 +241,7 @@ class ComfyRenderer:
             for server in servers:
                 server.events.close()
                 ctx.progress.row(f"server {server.name}", None)
+            self.lost = [f"{s.name}: {s.down}" for s in servers if s.down]
         if pool.pending:  # every server that could run them was set aside: the build cannot go on
             why = "; ".join(f"{s.name}: {s.down}" for s in servers if s.down) or "no server could run them"
             shots = ", ".join(j.shot_id for j in pool.pending)
@@ -412,7 +414,9 @@ class ComfyRenderer:
         self._manifest(film, ctx, live, results)
         made = len([1 for sid in results if sid in outcomes])
         used = sum(o.seconds for o in outcomes.values() if o.entry)  # execution time on the servers
-        notes[:0] = [f"ComfyUI server set aside: {why}" for why in self.trouble]
+        notes[:0] = ([f"ComfyUI server set aside: {why}" for why in self.trouble]
+                     + [f"ComfyUI server lost during the build: {why}; its shots went to the others"
+                        for why in self.lost])
         notes.insert(0, f"ComfyUI: {made} rendered, {reused} cached, {len(failures)} failed, "
                         f"{len(missing)} skipped on {', '.join(lv.server.name for lv in live)}; "
                         f"{used:.1f} GPU-seconds")

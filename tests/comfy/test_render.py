@@ -174,6 +174,8 @@ def test_a_pool_of_three_builds_the_22_shot_example_with_one_server_killed(tmp_p
         timeline = json.loads(report.timeline.read_text())
         assert not report.failures and report.rendered == 22
         assert count_frames(report.output) == timeline["frames"]
+        assert any(n.startswith(f"ComfyUI server lost during the build: {victim.url}") for n in report.notes), \
+            report.notes
         manifest = json.loads((script.parent / "build" / "harbour" / "renders.json").read_text())
         used = {rec["server"] for rec in manifest["shots"].values()}
         assert len(manifest["shots"]) == 22 and {servers[0].url, servers[2].url} <= used
