@@ -20,8 +20,8 @@ from storylang.probe import limit_pillow
 
 limit_pillow()  # pictures from scripts and servers: a bomb is refused, never decoded
 
-STAGE_VERSION = "card-4"
-OVERLAY_VERSION = "overlay-1"
+STAGE_VERSION = "card-5"  # 5: a title too long for its card ends in an ellipsis
+OVERLAY_VERSION = "overlay-2"  # 2: words too long for their place end in an ellipsis
 SUPERSAMPLE = 1.5  # cards are drawn larger than the film so camera moves stay sharp
 
 # figure height as a fraction of the frame, and how far below the frame it is cut
@@ -82,6 +82,18 @@ def _wrap(draw: ImageDraw.ImageDraw, text: str, fnt, width: int) -> list[str]:
         if line:
             lines.append(line)
     return lines
+
+
+def _fit(draw: ImageDraw.ImageDraw, text: str, fnt, width: float, lines: int = 1) -> list[str]:
+    """`text` wrapped into at most `lines` lines of `width`; what does not fit is cut at a word where
+    it can be and said with an ellipsis, never cut off silently at the frame's edge."""
+    wrapped = _wrap(draw, text, fnt, int(width))
+    if len(wrapped) <= lines:
+        return wrapped
+    last = wrapped[lines - 1]
+    while last and draw.textlength(last + " …", font=fnt) > width:
+        last = last.rsplit(" ", 1)[0] if " " in last else last[:-1]
+    return wrapped[:lines - 1] + [(last + " …").strip()]
 
 
 def _arrow(draw, start, end, color, width):
@@ -289,16 +301,19 @@ def draw_overlay(film: Film, scene: Scene, labels: Labels) -> Image.Image:
     # top band: scene heading, shot number, framing and cast, setting
     rows = 2 + bool(labels.setting)
     _band(im, (0, 0, W, m + f_head.size * 1.35 + f_small.size * 1.4 * (rows - 1) + m * 0.4), bg, 200)
-    d.text((m, m), _clip_text(labels.heading), font=f_head, fill=ink)
+    # the heading stops short of the shot's number, the rows below it at the frame's edge
+    beside = W - 2 * m - d.textlength(labels.label, font=f_num) - m
+    d.text((m, m), _fit(d, _clip_text(labels.heading), f_head, beside)[0], font=f_head, fill=ink)
     d.text((W - m, m * 0.8), labels.label, font=f_num, fill=accent, anchor="ra")
-    d.text((m, m + f_head.size * 1.35), labels.detail, font=f_small, fill=ink)
+    d.text((m, m + f_head.size * 1.35), (_fit(d, labels.detail, f_small, beside) or [""])[0], font=f_small, fill=ink)
     if labels.setting:
-        d.text((m, m + f_head.size * 1.35 + f_small.size * 1.4), _clip_text(labels.setting), font=f_small, fill=accent)
+        d.text((m, m + f_head.size * 1.35 + f_small.size * 1.4), _fit(d, _clip_text(labels.setting), f_small, W - 2 * m)[0],
+               font=f_small, fill=accent)
 
     # lower third: the action, then the line being spoken, then the cue in force
     blocks = [(t, f, c) for t, f, c in ((labels.action, f_text, ink), (labels.line, f_line, accent),
                                         (labels.cue, f_small, ink)) if t]
-    wrapped = [(_wrap(d, _clip_text(t), f, int(W * 0.8))[:3], f, c) for t, f, c in blocks]
+    wrapped = [(_fit(d, _clip_text(t), f, int(W * 0.8), 3), f, c) for t, f, c in blocks]
     height = sum(len(ls) * f.size * 1.3 for ls, f, _ in wrapped)
     box = (W - m - H * 0.12, H - m - H * 0.085, W - m, H - m)  # the camera icon's, bottom right
     bottom = box[1] - m * 0.4
@@ -325,7 +340,7 @@ def draw_title_card(film: Film, text: str, byline: str = "") -> Image.Image:
     im = Image.new("RGB", (W, H), (8, 8, 10))
     d = ImageDraw.Draw(im)
     f_title, f_by = font(int(H / 12), True), font(int(H / 28))
-    lines = _wrap(d, _clip_text(text), f_title, int(W * 0.8))[:3]
+    lines = _fit(d, _clip_text(text), f_title, int(W * 0.8), 3)
     lh = f_title.size * 1.25
     top = H / 2 - lh * len(lines) / 2 - (f_by.size if byline else 0)
     for i, line in enumerate(lines):

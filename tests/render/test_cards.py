@@ -30,3 +30,19 @@ def test_a_line_replaced_before_the_shot_is_in_never_shows():
 
 def test_a_shot_never_fully_on_screen_shows_lines_as_spoken():
     assert line_spans(((3, 4),), 24, enter=12, leave=12) == [(3, 24)]
+
+
+def test_words_too_long_for_their_place_end_in_an_ellipsis_inside_the_width():
+    from PIL import Image, ImageDraw
+
+    from storylang.render.cards import _fit, font
+
+    d = ImageDraw.Draw(Image.new("RGB", (10, 10)))
+    f = font(30, True)
+    text = "A " + "very " * 40 + "long title"
+    lines = _fit(d, text, f, 500, 3)
+    assert len(lines) == 3 and lines[-1].endswith("…")
+    assert all(d.textlength(line, font=f) <= 500 for line in lines)
+    assert _fit(d, "short", f, 500, 3) == ["short"]
+    one = _fit(d, "EXT. A VERY LONG SCENE HEADING THAT RUNS ON AND ON - NIGHT", f, 300)
+    assert len(one) == 1 and one[0].endswith("…") and d.textlength(one[0], font=f) <= 300
