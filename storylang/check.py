@@ -34,7 +34,12 @@ def check_film(path: Path, display: str | None = None, object_info: str = "full"
                speak: bool = True, jobs: int | None = None) -> Checked:
     film, diags, sources = resolve_file(path, display)
     result = Checked(film, diags, sources)
-    if film is None:
+    # unknown voices at their `voice`/`narrator` lines, in the same round as every other mistake
+    # (the speech stage would only meet them at the first line spoken, once the rest was fixed)
+    voices = _voice_problems(path, display or str(path)) if speak else []
+    diags.extend(voices)
+    if film is None or voices:
+        result.film = None
         return result
     if not film.shots:  # what check accepts, the build builds: a film of nothing is not one
         diags.append(no_shots(display or str(path)))
@@ -60,6 +65,35 @@ def _lock_warnings(film: Film, path: Path) -> list[Diagnostic]:
         return lock_warnings(film, path)
     except StoryError as e:  # an unreadable lockfile or prompt book: one line, at the script
         return [Diagnostic(severity="error", code="lock", file=str(path), message=str(e))]
+
+
+def _voice_problems(path: Path, display: str) -> list[Diagnostic]:
+    """Every voice a script names that the engine does not know, at the statement that names it."""
+    from storylang.resolve import _LOADER
+    from storylang.speech import SpeechError, engine
+    from storylang.syntax import tree as t
+
+    def settings(node):
+        for s in getattr(node, "settings", ()) or ():
+            yield s
+        for child in getattr(node, "body", ()) or ():
+            yield from settings(child)
+
+    named = [(src, s.values[0]) for src, item in _LOADER.load(path, display).items for s in settings(item)
+             if s.key in ("voice", "narrator") and s.values and s.values[0].kind in ("string", "word")]
+    if not named:
+        return []
+    try:
+        eng = engine()
+    except SpeechError:
+        return []  # no engine: the speech stage says so in one line
+    out = []
+    for src, v in named:
+        problem = eng.check_voice(v.text)
+        if problem:
+            out.append(Diagnostic(severity="error", code="unknown-voice", file=src.display, span=v.span,
+                                  message=problem, hint="see `storyc voices` for the voices a script can name"))
+    return out
 
 
 def no_shots(file: str) -> Diagnostic:

@@ -14,7 +14,18 @@ def test_an_unknown_voice_fails_check_at_its_line(write_story):
     path = write_story(HEADER.replace("en-us+f3", "en-uss") + 'EXT. A - DAY\n  shot 1 close on MARA 2s\n    MARA: Hi.\n')
     result = CliRunner().invoke(main, ["check", str(path)])
     assert result.exit_code == 1
-    assert 'film.story:6:5: error: MARA cannot speak: unknown voice "en-uss"; did you mean "en-us"?' in result.output
+    # at the voice statement, the line to change, not at the first line spoken
+    assert 'film.story:3:9: error: unknown voice "en-uss"; did you mean "en-us"?' in result.output
+
+
+def test_every_mistake_is_reported_in_one_run(write_story):
+    path = write_story('character MARA\n  voice "en-uss"\nnarrator "xx-zz"\nEXT. A - DAY\n'
+                       '  shot 1 close on MARA 2s\n    MARA: Hi.\n    actoin "x"\n  shot 2 wide 2s\n'
+                       '    camera push sideways\n')
+    result = CliRunner().invoke(main, ["check", str(path)])
+    assert result.exit_code == 1
+    assert [line.split(": error:")[0].rsplit(":", 2)[1] for line in result.output.splitlines()
+            if ": error:" in line] == ["2", "3", "7", "9"]
 
 
 def test_speech_that_overruns_under_overrun_error_fails_check_at_the_shot(write_story):
