@@ -56,6 +56,11 @@ class AssemblyError(OneLineError):
 FrameSource = Callable[[list[tuple[Clip, int, int]], tuple[int, int]], Iterator[tuple[bytes, ...]]]
 
 
+# burned subtitles sit above the card's bottom band (the camera move's words, 15% of the height):
+# libass counts margins in the subtitle's own 288-line space
+BURN_STYLE = "MarginV=46"
+
+
 @dataclass(frozen=True)
 class Encoding:
     preset: str = "medium"
@@ -71,7 +76,10 @@ class Encoding:
         return even(t.width * self.scale), even(t.height * self.scale)
 
     def key(self) -> dict:
-        return {"preset": self.preset, "crf": self.crf, "scale": str(self.scale), "burn": self.burn_subtitles}
+        key = {"preset": self.preset, "crf": self.crf, "scale": str(self.scale), "burn": self.burn_subtitles}
+        if self.burn_subtitles:
+            key["burn_style"] = BURN_STYLE
+        return key
 
 
 # ---------------------------------------------------------------------------- running ffmpeg
@@ -245,7 +253,7 @@ def picture(t: Timeline, root: Path, scratch: Path, target: Path, enc: Encoding,
         out = _finish(out, t.frames, t.fade_in, t.fade_out)
         if subtitles is not None:
             # a digest-named file in the working directory: no writer's text in the filter graph
-            out = out.filter("subtitles", subtitles.name)
+            out = out.filter("subtitles", subtitles.name, force_style=BURN_STYLE)
         _encode(out, target, enc, ff, subtitles.parent if subtitles else scratch, feeders, on_progress,
                 "encoding the picture")
     finally:
