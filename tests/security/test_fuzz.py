@@ -32,36 +32,31 @@ def quoted(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
 
 
+# one statement of each kind, from a path, some words and a draw (a table, not a chain of ifs)
+STATEMENTS = {
+    "include": lambda path, words, draw: f"include {path}",
+    "media": lambda path, words, draw: draw(st.sampled_from(
+        [f"  reference {path}", f"    keyframes {path} {path}", f"  music {path}", f"    source {path}"])),
+    "shot": lambda path, words, draw: f"  shot {quoted(draw(NAME))} {words}",
+    "camera": lambda path, words, draw: f"    camera {words}",
+    "line": lambda path, words, draw: f"    {draw(st.sampled_from(['MARA', 'TOM', 'NOBODY']))}: "
+                                      f"{draw(st.sampled_from(['Again.', 'It’s late.', 'No.']))}",
+    "say": lambda path, words, draw: f"    action {quoted(draw(TEXT))}",
+    "words": lambda path, words, draw: f"    {words}",
+    "transition": lambda path, words, draw: f"  > {words}",
+    "format": lambda path, words, draw: f"format {words}",
+    "llm": lambda path, words, draw: f'llm "m" server {quoted("http://127.0.0.1:9/v1")}',
+    "title": lambda path, words, draw: f"title {quoted(draw(TEXT))}",
+    "raw": lambda path, words, draw: draw(TEXT).split("\n")[0],
+}
+
+
 @st.composite
 def statement(draw) -> str:
-    kind = draw(st.sampled_from(["include", "media", "shot", "camera", "line", "say", "words", "transition",
-                                 "format", "llm", "title", "raw"]))
+    kind = draw(st.sampled_from(sorted(STATEMENTS)))
     path = quoted(draw(st.sampled_from(PATHS)))
     words = " ".join(draw(st.lists(st.sampled_from(WORDS), max_size=5)))
-    if kind == "include":
-        return f"include {path}"
-    if kind == "media":
-        return draw(st.sampled_from([f"  reference {path}", f"    keyframes {path} {path}", f"  music {path}",
-                                     f"    source {path}"]))
-    if kind == "shot":
-        return f"  shot {quoted(draw(NAME))} {words}"
-    if kind == "camera":
-        return f"    camera {words}"
-    if kind == "line":
-        return f"    {draw(st.sampled_from(['MARA', 'TOM', 'NOBODY']))}: {draw(st.sampled_from(['Again.', 'It’s late.', 'No.']))}"
-    if kind == "say":
-        return f"    action {quoted(draw(TEXT))}"
-    if kind == "words":
-        return f"    {words}"
-    if kind == "transition":
-        return f"  > {words}"
-    if kind == "format":
-        return f"format {words}"
-    if kind == "llm":
-        return f'llm "m" server {quoted("http://127.0.0.1:9/v1")}'
-    if kind == "title":
-        return f"title {quoted(draw(TEXT))}"
-    return draw(TEXT).split("\n")[0]
+    return STATEMENTS[kind](path, words, draw)
 
 
 @st.composite
