@@ -20,7 +20,7 @@ from storylang.probe import limit_pillow
 
 limit_pillow()  # pictures from scripts and servers: a bomb is refused, never decoded
 
-STAGE_VERSION = "card-5"  # 5: a title too long for its card ends in an ellipsis
+STAGE_VERSION = "card-6"  # 5: a title too long for its card ends in an ellipsis; 6: small figures' names above them
 OVERLAY_VERSION = "overlay-2"  # 2: words too long for their place end in an ellipsis
 SUPERSAMPLE = 1.5  # cards are drawn larger than the film so camera moves stay sharp
 
@@ -140,8 +140,9 @@ def _camera_icon(draw, moves: tuple[tuple[str, str], ...], box, color, width):
         draw.line([(cx, cy - r), (cx, cy + r)], fill=color, width=width)
 
 
-def _figure(draw, x, top, height, fill, outline, name, fnt, ink):
-    """A simple storyboard figure, head and shoulders, `height` tall from `top`."""
+def _figure(draw, x, top, height, fill, outline, name, fnt, ink, name_above: bool = False):
+    """A simple storyboard figure, head and shoulders, `height` tall from `top`; its name on its
+    chest, or above its head (`name_above`) where the chest is in the words' band."""
     head = height * 0.13
     width = max(int(height / 110), 3)
     body_top = top + head * 2.2
@@ -150,7 +151,10 @@ def _figure(draw, x, top, height, fill, outline, name, fnt, ink):
     draw.rounded_rectangle([x - head * 1.7, body_top, x + head * 1.7, body_top + head * 1.4], radius=head * 0.6,
                            fill=fill, outline=outline, width=width)
     draw.ellipse([x - head * 0.8, top, x + head * 0.8, top + head * 2], fill=fill, outline=outline, width=width)
-    draw.text((x, body_top + head * 0.5), name, font=fnt, fill=ink, anchor="mt")
+    if name_above:
+        draw.text((x, top - head * 0.4), name, font=fnt, fill=ink, anchor="mb")
+    else:
+        draw.text((x, body_top + head * 0.5), name, font=fnt, fill=ink, anchor="mt")
 
 
 def draw_card(film: Film, shot: Shot) -> Image.Image:
@@ -183,7 +187,8 @@ def draw_card(film: Film, shot: Shot) -> Image.Image:
         fill = tuple(int(b * 0.6 + a * 0.4) for b, a in zip(bg, accent))
         f_name = font(max(int(H / 30 * min(max(scale, 0.6), 1.6)), 12), True)
         for i, name in enumerate(shot.cast):
-            _figure(d, W * (i + 1) / (n + 1), top, height, fill, accent, name, f_name, ink)
+            # a small figure's chest is in the lower third, where the action's words are drawn
+            _figure(d, W * (i + 1) / (n + 1), top, height, fill, accent, name, f_name, ink, name_above=scale < 1)
     return im
 
 
