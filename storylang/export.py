@@ -112,10 +112,11 @@ def to_otio(t: Timeline, film: Film, root: Path, prompts: dict | None = None):
                     metadata={"storylang": {"speaker": s.speaker or "narrator"}}))
         video.append(c)
     timeline.tracks.append(video)
-    timeline.tracks.append(_audio_track(otio, "speech", [(s.start, s.frames, s.file, s.text) for s in t.speech],
-                                        root, rate, t.frames))
-    timeline.tracks.append(_audio_track(otio, "music", [(m.start, m.end - m.start, m.file, Path(m.file).name)
-                                                        for m in t.music], root, rate, t.frames))
+    for name, items in (("speech", [(s.start, s.frames, s.file, s.text) for s in t.speech]),
+                        ("music", [(m.start, m.end - m.start, m.file, Path(m.file).name) for m in t.music])):
+        for i, lane in enumerate(_lanes(items)):
+            timeline.tracks.append(_audio_track(otio, name if i == 0 else f"{name} {i + 1}", lane, root, rate,
+                                                t.frames))
     for ch in t.chapters:
         timeline.tracks.markers.append(otio.schema.Marker(
             name=ch.title, color=otio.schema.MarkerColor.BLUE,
@@ -143,6 +144,23 @@ def _reels(shots: list[str]) -> dict[str, str]:
         out[shot] = reel
         taken.add(reel)
     return out
+
+
+def _lanes(items: list[tuple]) -> list[list[tuple]]:
+    """Items (start, frames, ...) on as few tracks as hold them without overlap: lines that overlap
+    (across a transition, say) go on a second track; one track was laid end to end and moved the
+    later line. Always at least one track."""
+    lanes: list[list[tuple]] = [[]]
+    ends = [0]
+    for item in sorted(items):
+        i = next((k for k, end in enumerate(ends) if end <= item[0]), None)
+        if i is None:
+            lanes.append([])
+            ends.append(0)
+            i = len(lanes) - 1
+        lanes[i].append(item)
+        ends[i] = item[0] + item[1]
+    return lanes
 
 
 def _audio_track(otio, name: str, items, root: Path, rate: float, total: int):

@@ -77,5 +77,5 @@ def test_every_film_builds_as_its_edit_list_and_exports_read_back_equal(tmp_path
         video = read.video_tracks()[0]
         assert video.duration().to_frames() == t.frames, (fmt, text)
         assert len(list(video.find_clips())) == len(t.clips)
-        speech = list(read.audio_tracks()[0].find_clips())
+        speech = [c for track in read.audio_tracks() for c in track.find_clips()]  # no music in these films
         assert sorted(c.range_in_parent().start_time.to_frames() for c in speech) == sorted(s.start for s in t.speech)
