@@ -162,12 +162,7 @@ def _build(script: Path, options: BuildOptions, progress: Progress, scratch: Pat
     build_dir = build_root(script, create=not options.dry_run)
     cache = Cache(build_dir / "cache")
     film_dir = build_dir / film_folder(script.stem)
-    output = options.output or (film_dir / f"{script.stem}{'-preview' if options.preview else ''}.mp4")
-    blocked = output_mod.problem(output, options.force)
-    if options.output is not None and not blocked:
-        blocked = output_mod.export_problem(output, options.force, stamp.inputs(film, script) | {script.resolve()})
-    if blocked:
-        raise BuildFailed([Diagnostic(severity="error", code="output", file=str(output), message=blocked)], sources)
+    output = _output(script, film, film_dir, options, sources)
     ff = find_ffmpeg(options.system_ffmpeg)
     renderer = RENDERERS[options.renderer](options)
     ctx = RenderContext(root=root, cache=cache, jobs=max(options.jobs, 1), with_lines=not options.burn_subtitles,
@@ -180,17 +175,8 @@ def _build(script: Path, options: BuildOptions, progress: Progress, scratch: Pat
     to_speak = speech.missing() if speech else []
     nlines = sum(len(shot.lines) for shot in film.shots)
     if options.dry_run:
-        timing, seconds = _dry_timing(film, speech, to_speak, options.jobs, sources)
-        plan = renderer.plan(film, timing, ctx)
-        report = _plan_report(film, timing, options, film_dir, script, len(plan.todo), len(plan.cached),
-                              len(to_speak), nlines, warnings)
-        report.sources = sources
-        report.reasons = _explain(film, timing, plan, speech, to_speak, seconds, root, cache, ff, options, film_dir,
-                                  expansion.prompts)
-        report.reasons += [f"shot {shot.id} prompt: not in {script.name}.lock as it is now: would be asked of "
-                           f"the LLM" for shot in expansion.would_ask]
-        report.notes = expansion.notes + report.notes
-        return report
+        return _dry_run(film, script, options, renderer, ctx, speech, to_speak, nlines, warnings, sources, expansion,
+                        ff, film_dir)
 
     _speak(speech, to_speak, options.jobs, progress, sources)
     _go_on(options)
@@ -241,6 +227,33 @@ def _build(script: Path, options: BuildOptions, progress: Progress, scratch: Pat
                        + ([states["trimmed"]] if "trimmed" in states else []),
                        labels_drawn=rendered.labels_drawn, warnings=warnings,
                        sources=sources, failures=rendered.failures, renderer=renderer.name, provenance=origin)
+
+
+def _output(script: Path, film: Film, film_dir: Path, options: BuildOptions, sources) -> Path:
+    """Where the film goes; BuildFailed if -o would replace something it must not (output.py)."""
+    output = options.output or (film_dir / f"{script.stem}{'-preview' if options.preview else ''}.mp4")
+    blocked = output_mod.problem(output, options.force)
+    if options.output is not None and not blocked:
+        blocked = output_mod.export_problem(output, options.force, stamp.inputs(film, script) | {script.resolve()})
+    if blocked:
+        raise BuildFailed([Diagnostic(severity="error", code="output", file=str(output), message=blocked)], sources)
+    return output
+
+
+def _dry_run(film, script: Path, options: BuildOptions, renderer, ctx, speech, to_speak, nlines: int, warnings,
+             sources, expansion, ff, film_dir: Path) -> BuildReport:
+    """The plan of a build, and why it would redo what it would: nothing is written."""
+    timing, seconds = _dry_timing(film, speech, to_speak, options.jobs, sources)
+    plan = renderer.plan(film, timing, ctx)
+    report = _plan_report(film, timing, options, film_dir, script, len(plan.todo), len(plan.cached),
+                          len(to_speak), nlines, warnings)
+    report.sources = sources
+    report.reasons = _explain(film, timing, plan, speech, to_speak, seconds, ctx.root, ctx.cache, ff, options, film_dir,
+                              expansion.prompts)
+    report.reasons += [f"shot {shot.id} prompt: not in {script.name}.lock as it is now: would be asked of "
+                       f"the LLM" for shot in expansion.would_ask]
+    report.notes = expansion.notes + report.notes
+    return report
 
 
 def _expand(film: Film, script: Path, options: BuildOptions, progress: Progress, sources):
