@@ -142,6 +142,16 @@ class Client:
                 return []
             raise
 
+    def node_replacements(self) -> dict:
+        """Node types the server replaces by others before validating (ComfyUI 0.33 and later; {} before)."""
+        try:
+            reply = self.get_json("/node_replacements")
+        except ComfyError as e:
+            if e.status == 404:
+                return {}
+            raise
+        return reply if isinstance(reply, dict) else {}
+
     def system_stats(self) -> dict:
         return self.get_json("/system_stats")
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import gzip
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -72,10 +72,13 @@ class GraphProblem:
 class ObjectInfo:
     """The node types a server has: their inputs, outputs and choices."""
 
-    def __init__(self, data: dict, origin: str, models: dict[str, list[str]] | None = None):
+    def __init__(self, data: dict, origin: str, models: dict[str, list[str]] | None = None,
+                 replacements: dict | None = None):
         self.nodes = data
         self.origin = origin
         self.models = models  # a live server's model folders (None offline)
+        # A live server's /node_replacements (ComfyUI 0.33 and later): old node type → its successors.
+        self.replacements = replacements or {}
 
     def model_choices(self, class_type: str, name: str, listed: list) -> list | None:
         """A live server's files for a model input (plus listed non-files such as `pixel_space`), else None."""
@@ -154,7 +157,43 @@ def live_object_info(client) -> ObjectInfo:
     raw = client.object_info()
     folders = set(client.model_folders())
     models = {f: client.models(f) for f in sorted(set(MODEL_FOLDERS.values()) & folders)}
-    return ObjectInfo(raw, client.name, models)
+    return ObjectInfo(raw, client.name, models, client.node_replacements())
+
+
+def apply_replacements(graph: dict, info: ObjectInfo) -> tuple[dict, dict[str, str]]:
+    """The graph as the server rewrites it before validating (ComfyUI 0.33's node replacements): a node
+    whose type the server lacks but has replaced becomes the first successor the server has, with only
+    the mapped inputs (copied or set), and links from it follow the output mapping. Returns the new
+    graph and node id → the old type, for messages."""
+    links_from: dict[str, list[tuple[str, str]]] = {}
+    for node_id, node in graph.items():
+        for name, value in (node.get("inputs") or {}).items() if isinstance(node, dict) else ():
+            if _is_link(value):
+                links_from.setdefault(value[0], []).append((node_id, name))
+    out = dict(graph)
+    replaced: dict[str, str] = {}
+    for node_id, node in graph.items():
+        old = node.get("class_type") if isinstance(node, dict) else None
+        if not isinstance(old, str) or info.has(old) or not info.replacements.get(old):
+            continue
+        rule = info.replacements[old][0]  # the server uses the first one
+        new = rule.get("new_node_id")
+        if not info.has(new) or not isinstance(node.get("inputs"), dict):
+            continue
+        inputs = {}
+        for entry in rule.get("input_mapping") or ():
+            if "set_value" in entry:
+                inputs[entry["new_id"]] = entry["set_value"]
+            elif entry.get("old_id") in node["inputs"]:
+                inputs[entry["new_id"]] = node["inputs"][entry["old_id"]]
+        out[node_id] = {**node, "class_type": new, "inputs": inputs}
+        replaced[node_id] = old
+        for user, name in links_from.get(node_id, ()):
+            for entry in rule.get("output_mapping") or ():
+                if entry.get("old_idx") == out[user]["inputs"][name][1]:
+                    out[user] = {**out[user], "inputs": {**out[user]["inputs"], name: [node_id, entry["new_idx"]]}}
+                    break
+    return out, replaced
 
 
 def combo_options(spec: list) -> list | None:
@@ -314,6 +353,14 @@ def validate(graph: dict, info: ObjectInfo) -> list[GraphProblem]:
     problems: list[GraphProblem] = []
     if not isinstance(graph, dict) or not graph:
         return [GraphProblem(None, None, None, "invalid_prompt", "the graph is empty or not a JSON object")]
+    graph, replaced = apply_replacements(graph, info)
+    problems = [replace(p, class_type=f"{p.class_type}, which the server puts for {replaced[p.node]}")
+                if p.node in replaced else p for p in _validate_nodes(graph, info)]
+    return problems + _reachability(graph, info)
+
+
+def _validate_nodes(graph: dict, info: ObjectInfo) -> list[GraphProblem]:
+    problems: list[GraphProblem] = []
     for node_id, node in graph.items():
         if not isinstance(node, dict) or "class_type" not in node:
             problems.append(GraphProblem(node_id, None, None, "invalid_prompt", "node has no class_type"))
@@ -371,7 +418,6 @@ def validate(graph: dict, info: ObjectInfo) -> list[GraphProblem]:
                                                  f'receives {received} from node "{src_id}" ({src_ct}) but takes {wanted}'))
             else:
                 _check_literal(problems, node_id, ct, name, spec, value, info)
-    problems.extend(_reachability(graph, info))
     return problems
 
 

@@ -54,6 +54,37 @@ DEFAULT_MODELS = {"checkpoints": ["dreamshaper_8.safetensors", "random_sd15.safe
 _INFO_CACHE: dict = {}
 
 
+def _replacement(old: str, new: str, inputs: list | None = None) -> dict:
+    return {"new_node_id": new, "old_node_id": old, "old_widget_ids": None, "input_mapping": inputs,
+            "output_mapping": None}
+
+
+# Some of ComfyUI 0.33's built-in node replacements (comfy_extras/nodes_replacements.py), as
+# GET /node_replacements lists them.
+NODE_REPLACEMENTS = {
+    "T2IAdapterLoader": [_replacement("T2IAdapterLoader", "ControlNetLoader",
+                                      [{"new_id": "control_net_name", "old_id": "t2i_adapter_name"}])],
+    "SDV_img2vid_Conditioning": [_replacement("SDV_img2vid_Conditioning", "SVD_img2vid_Conditioning")],
+    "ConditioningAverage ": [_replacement("ConditioningAverage ", "ConditioningAverage")],
+    "Load3DAnimation": [_replacement("Load3DAnimation", "Load3D")],
+}
+
+
+def apply_node_replacements(graph: dict, info: dict) -> dict:
+    """What 0.33's /prompt does first: a replaced node type the server lacks becomes its successor,
+    keeping only the mapped inputs."""
+    out = dict(graph)
+    for nid, node in graph.items():
+        ct = node.get("class_type") if isinstance(node, dict) else None
+        if ct in info or ct not in NODE_REPLACEMENTS:
+            continue
+        rule = NODE_REPLACEMENTS[ct][0]
+        inputs = {m["new_id"]: node.get("inputs", {})[m["old_id"]] for m in rule["input_mapping"] or ()
+                  if m["old_id"] in node.get("inputs", {})}
+        out[nid] = {**node, "class_type": rule["new_node_id"], "inputs": inputs}
+    return out
+
+
 def _snapshot(version: str = "0.3.64") -> dict:
     """The shipped full snapshot of a ComfyUI version: what a real server of it answers."""
     version = "0.33" if version.startswith("0.33") else "0.3.64"
@@ -138,7 +169,9 @@ class FakeComfy(LoopServer):
             r.add_post(prefix + "/interrupt", self.h_interrupt)
             r.add_get(prefix + "/view", self.h_view)
             r.add_post(prefix + "/upload/image", self.h_upload)
-        if self.v033:  # the jobs API (404 on 0.3.64)
+        if self.v033:  # the jobs API and node replacements (404 on 0.3.64)
+            for prefix in ("", "/api"):
+                r.add_get(prefix + "/node_replacements", self.h_node_replacements)
             r.add_get("/api/jobs", self.h_jobs)
             r.add_get("/api/jobs/{pid}", self.h_job)
         r.add_get("/ws", self.h_ws)
@@ -156,6 +189,9 @@ class FakeComfy(LoopServer):
         if any(item[1] == pid for item in self.queue):
             return "pending"
         return None
+
+    async def h_node_replacements(self, request):
+        return web.json_response(NODE_REPLACEMENTS)
 
     async def h_jobs(self, request):
         pids = [*self.history, *([self.running] if self.running else []), *(i[1] for i in self.queue)]
@@ -289,6 +325,8 @@ class FakeComfy(LoopServer):
         if graph is None:
             return web.json_response({"error": _err("no_prompt", "No prompt provided", "No prompt provided"),
                                       "node_errors": {}}, status=400)
+        if self.v033 and isinstance(graph, dict):
+            graph = apply_node_replacements(graph, self.object_info())
         error, node_errors = self.validate(graph)
         if error:
             return web.json_response({"error": error, "node_errors": node_errors}, status=400)

@@ -86,3 +86,36 @@ def test_a_missing_custom_node_names_its_pack():
          "2": {"class_type": "PreviewAny", "inputs": {"source": ["1", 0]}}}
     (problem,) = [p for p in validate(g, snapshot("core")) if p.code == "missing_node_type"]
     assert problem.hint == "install the custom node pack ComfyUI-AnimateDiff-Evolved, which provides it"
+
+
+def test_a_node_type_todays_server_replaces_is_not_called_missing():
+    # 0.33's /prompt rewrites replaced node types (GET /node_replacements) before validating
+    from storylang.comfy.client import Client
+    from storylang.comfy.schema import live_object_info
+
+    from fake_server import FakeComfy
+
+    g = copy.deepcopy(BASE)
+    g["8"] = {"class_type": "T2IAdapterLoader", "inputs": {"t2i_adapter_name": "control_v11p_sd15_canny.pth"}}
+    g["9"] = {"class_type": "ControlNetApplyAdvanced",
+              "inputs": {"positive": ["2", 0], "negative": ["3", 0], "control_net": ["8", 0],
+                         "image": ["10", 0], "strength": 1.0, "start_percent": 0.0, "end_percent": 1.0}}
+    g["10"] = {"class_type": "LoadImage", "inputs": {"image": "example.png"}}
+    g["5"]["inputs"]["positive"], g["5"]["inputs"]["negative"] = ["9", 0], ["9", 1]
+    g["1"]["inputs"]["ckpt_name"] = "dreamshaper_8.safetensors"
+    servers = {v: FakeComfy(version=v).start() for v in ("0.33.0", "0.3.64")}
+    try:
+        today, before = (live_object_info(Client(servers[v].url)) for v in ("0.33.0", "0.3.64"))
+        assert not today.has("T2IAdapterLoader") and "T2IAdapterLoader" in today.replacements
+        assert validate(g, today) == []
+        assert Client(servers["0.33.0"].url).submit(g, "0" * 8 + "-0000-4000-8000-" + "0" * 12, "c")
+        # a mapping that drops an input the successor needs is reported on the successor, naming both
+        g["8"]["inputs"] = {"name": "x.pth"}
+        (problem,) = validate(g, today)
+        assert problem.code == "required_input_missing" and problem.input == "control_net_name"
+        assert "ControlNetLoader, which the server puts for T2IAdapterLoader" in problem.text()
+        # the older server has no replacements: the old type exists there (or is missing) as it is
+        assert before.replacements == {}
+    finally:
+        for s in servers.values():
+            s.stop()
