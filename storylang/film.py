@@ -34,6 +34,8 @@ class Voice(Model):
     id: str
     rate: int = 175  # words per minute
     pitch: int = 50  # 0..99
+    # the `voice`/`narrator` statement that named it, for messages; never part of what the film is made of
+    where: Where | None = Field(default=None, exclude=True)
 
 
 class Lora(Model):
@@ -189,6 +191,8 @@ class Film(Model):
     title: str = "Untitled"
     author: str = ""
     title_frames: int = 0  # the opening title card (title and author), when the script gives a title
+    # where `title` and `end` were written ("title"/"end" → Where), for messages; not part of the film
+    card_where: dict[str, Where] = Field(default_factory=dict, exclude=True)
     end: str = ""  # the end card's words
     end_frames: int = 0
     width: int = 1280

@@ -288,7 +288,8 @@ def line_diagnostic(w: Where, code: str, message: str, hint: str | None = None) 
 
 
 def voice_errors(film: Film, engine: SpeechEngine) -> list[Diagnostic]:
-    """One error for each voice espeak-ng does not have, at the first line that uses it."""
+    """One error for each voice espeak-ng does not have, at the statement that names it (else at the
+    first line that uses it)."""
     errors, seen = [], set()
     for shot in film.shots:
         for line in shot.lines:
@@ -297,7 +298,7 @@ def voice_errors(film: Film, engine: SpeechEngine) -> list[Diagnostic]:
             seen.add(line.voice.id)
             problem = engine.check_voice(line.voice.id)
             if problem:
-                errors.append(line_diagnostic(line.where, "unknown-voice",
+                errors.append(line_diagnostic(line.voice.where or line.where, "unknown-voice",
                                               f"{line.speaker or 'the narrator'} cannot speak: {problem}",
                                               "`storyc voices` lists the voices; variants are written en-us+f3"))
     return errors

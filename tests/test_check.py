@@ -18,6 +18,13 @@ def test_an_unknown_voice_fails_check_at_its_line(write_story):
     assert 'film.story:3:9: error: unknown voice "en-uss"; did you mean "en-us"?' in result.output
 
 
+def test_build_reports_an_unknown_voice_at_its_line_too(write_story):
+    path = write_story(HEADER.replace("en-us+f3", "en-uss") + 'EXT. A - DAY\n  shot 1 close on MARA 2s\n    MARA: Hi.\n')
+    result = CliRunner().invoke(main, ["build", str(path), "--preview"])
+    assert result.exit_code == 1
+    assert 'film.story:3:9: error: MARA cannot speak: unknown voice "en-uss"' in result.output
+
+
 def test_every_mistake_is_reported_in_one_run(write_story):
     path = write_story('character MARA\n  voice "en-uss"\nnarrator "xx-zz"\nEXT. A - DAY\n'
                        '  shot 1 close on MARA 2s\n    MARA: Hi.\n    actoin "x"\n  shot 2 wide 2s\n'

@@ -79,6 +79,7 @@ class Values:
             frames = n
         film[s.key] = _clean(v.text)
         film[f"{s.key}_frames"] = frames
+        film.setdefault("card_where", {})[s.key] = f.Where(file=src.display, line=v.span.line, column=v.span.column)
 
     # -- values
 
@@ -223,7 +224,8 @@ class Values:
             self.error(src, v.span, "expected-text", f'"{s.key}" needs a voice name in quotes', f"for example: {example}")
             return None
         opts = self.options(src, s.values[1:], {"rate": "number", "pitch": "number"}, example)
-        return f.Voice(id=v.text, rate=opts.get("rate", 175), pitch=opts.get("pitch", 50))
+        return f.Voice(id=v.text, rate=opts.get("rate", 175), pitch=opts.get("pitch", 50),
+                       where=f.Where(file=src.display, line=v.span.line, column=v.span.column))
 
     def lora(self, src: ScriptFile, s: t.Setting) -> f.Lora | None:
         example = 'lora "watercolor.safetensors" 0.8 0.6  (file, model strength, clip strength)'
