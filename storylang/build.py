@@ -30,6 +30,7 @@ from storylang.cache import Cache, digest, file_digest
 from storylang.diagnostics import Diagnostic, StoryError
 from storylang.film import Film
 from storylang.progress import Progress
+from storylang.render.cards import card_warnings
 from storylang.resolve import resolve_file
 from storylang.timeline import SpokenLine, build_timeline, to_srt, to_vtt
 from storylang.timing import Timing, time_film
@@ -282,7 +283,8 @@ def _resolved(script: Path, options: BuildOptions) -> tuple[Film, dict[str, str]
         raise BuildFailed([Diagnostic(severity="error", code="renderer", file=str(script),
                                       message=f'unknown renderer "{options.renderer}"',
                                       hint="renderers: " + ", ".join(RENDERERS))], sources)
-    return film, sources, [d for d in diags if d.severity == "warning"]
+    cut = card_warnings(film) if options.renderer == "animatic" else []
+    return film, sources, [d for d in diags if d.severity == "warning"] + cut
 
 
 def _plan_speech(film: Film, cache: Cache, sources) -> speech_mod.FilmSpeech | None:

@@ -17,6 +17,7 @@ from storylang.cache import Cache
 from storylang.diagnostics import Diagnostic, StoryError
 from storylang.resources import user_cache_dir
 from storylang.film import Film
+from storylang.render.cards import card_warnings
 from storylang.resolve import resolve_file
 from storylang.timing import Timing, time_film
 
@@ -46,6 +47,7 @@ def check_film(path: Path, display: str | None = None, object_info: str = "full"
     if speak:
         result.timing = _timing(film, path, jobs or os.cpu_count() or 1, diags)
     diags.extend(_lock_warnings(film, path))
+    diags.extend(card_warnings(film))  # the animatic draws every film that is not rendered on a server
     if graphs and any(s.render.model for s in film.shots):
         from storylang.comfy.graphs import compile_film
         from storylang.comfy.schema import load_object_info

@@ -15,12 +15,14 @@ from functools import lru_cache
 
 from PIL import Image, ImageDraw, ImageFont
 
-from storylang.film import Film, Scene, Shot
+from storylang.diagnostics import Diagnostic
+from storylang.film import Film, Scene, Shot, Where
 from storylang.probe import limit_pillow
 
 limit_pillow()  # pictures from scripts and servers: a bomb is refused, never decoded
 
-STAGE_VERSION = "card-6"  # 5: a title too long for its card ends in an ellipsis; 6: small figures' names above them
+STAGE_VERSION = "card-7"  # 5: a title too long for its card ends in an ellipsis; 6: small figures' names above
+# them; 7: the others' names on their heads, clear of the words' band
 OVERLAY_VERSION = "overlay-2"  # 2: words too long for their place end in an ellipsis
 SUPERSAMPLE = 1.5  # cards are drawn larger than the film so camera moves stay sharp
 
@@ -142,7 +144,7 @@ def _camera_icon(draw, moves: tuple[tuple[str, str], ...], box, color, width):
 
 def _figure(draw, x, top, height, fill, outline, name, fnt, ink, name_above: bool = False):
     """A simple storyboard figure, head and shoulders, `height` tall from `top`; its name on its
-    chest, or above its head (`name_above`) where the chest is in the words' band."""
+    head, or above it (`name_above`) for a small figure: the chest is where the words' band goes."""
     head = height * 0.13
     width = max(int(height / 110), 3)
     body_top = top + head * 2.2
@@ -154,7 +156,7 @@ def _figure(draw, x, top, height, fill, outline, name, fnt, ink, name_above: boo
     if name_above:
         draw.text((x, top - head * 0.4), name, font=fnt, fill=ink, anchor="mb")
     else:
-        draw.text((x, body_top + head * 0.5), name, font=fnt, fill=ink, anchor="mt")
+        draw.text((x, top + head), name, font=fnt, fill=ink, anchor="mm")
 
 
 def draw_card(film: Film, shot: Shot) -> Image.Image:
@@ -293,6 +295,27 @@ def _band(im: Image.Image, box, colour, opacity: int) -> None:
     im.alpha_composite(band, (int(box[0]), int(box[1])))
 
 
+def _overlay_fonts(H: int) -> dict:
+    return {"head": font(int(H / 24), True), "num": font(int(H / 14), True), "small": font(int(H / 34)),
+            "text": font(int(H / 22)), "line": font(int(H / 22), True)}
+
+
+def _overlay_room(d: ImageDraw.ImageDraw, film: Film, labels: Labels, fonts: dict) -> dict[str, tuple]:
+    """Each text of the overlay with the room it has: name → (text, font, width, lines)."""
+    W, H = film.width, film.height
+    m = int(H * 0.05)
+    # the heading and the row below it stop short of the shot's number, the setting at the frame's edge
+    beside = W - 2 * m - d.textlength(labels.label, font=fonts["num"]) - m
+    return {"heading": (labels.heading, fonts["head"], beside, 1), "detail": (labels.detail, fonts["small"], beside, 1),
+            "setting": (labels.setting, fonts["small"], W - 2 * m, 1),
+            "action": (labels.action, fonts["text"], int(W * 0.8), 3),
+            "line": (labels.line, fonts["line"], int(W * 0.8), 3), "cue": (labels.cue, fonts["small"], int(W * 0.8), 3)}
+
+
+def _cut(d: ImageDraw.ImageDraw, text: str, fnt, width: float, lines: int) -> bool:
+    return len(text) > MAX_TEXT or len(_wrap(d, text, fnt, int(width))) > lines
+
+
 def draw_overlay(film: Film, scene: Scene, labels: Labels) -> Image.Image:
     """The fixed words of a card, on a transparent RGBA image at the film's size."""
     W, H = film.width, film.height
@@ -300,25 +323,23 @@ def draw_overlay(film: Film, scene: Scene, labels: Labels) -> Image.Image:
     im = Image.new("RGBA", (W, H), (0, 0, 0, 0))
     d = ImageDraw.Draw(im)
     m = int(H * 0.05)
-    f_head, f_num, f_small, f_text = font(int(H / 24), True), font(int(H / 14), True), font(int(H / 34)), font(int(H / 22))
-    f_line = font(int(H / 22), True)
+    fonts = _overlay_fonts(H)
+    f_head, f_num, f_small = fonts["head"], fonts["num"], fonts["small"]
+    fitted = {name: _fit(d, _clip_text(text), fnt, width, lines)
+              for name, (text, fnt, width, lines) in _overlay_room(d, film, labels, fonts).items()}
 
     # top band: scene heading, shot number, framing and cast, setting
     rows = 2 + bool(labels.setting)
     _band(im, (0, 0, W, m + f_head.size * 1.35 + f_small.size * 1.4 * (rows - 1) + m * 0.4), bg, 200)
-    # the heading stops short of the shot's number, the rows below it at the frame's edge
-    beside = W - 2 * m - d.textlength(labels.label, font=f_num) - m
-    d.text((m, m), _fit(d, _clip_text(labels.heading), f_head, beside)[0], font=f_head, fill=ink)
+    d.text((m, m), (fitted["heading"] or [""])[0], font=f_head, fill=ink)
     d.text((W - m, m * 0.8), labels.label, font=f_num, fill=accent, anchor="ra")
-    d.text((m, m + f_head.size * 1.35), (_fit(d, labels.detail, f_small, beside) or [""])[0], font=f_small, fill=ink)
+    d.text((m, m + f_head.size * 1.35), (fitted["detail"] or [""])[0], font=f_small, fill=ink)
     if labels.setting:
-        d.text((m, m + f_head.size * 1.35 + f_small.size * 1.4), _fit(d, _clip_text(labels.setting), f_small, W - 2 * m)[0],
-               font=f_small, fill=accent)
+        d.text((m, m + f_head.size * 1.35 + f_small.size * 1.4), fitted["setting"][0], font=f_small, fill=accent)
 
     # lower third: the action, then the line being spoken, then the cue in force
-    blocks = [(t, f, c) for t, f, c in ((labels.action, f_text, ink), (labels.line, f_line, accent),
-                                        (labels.cue, f_small, ink)) if t]
-    wrapped = [(_fit(d, _clip_text(t), f, int(W * 0.8), 3), f, c) for t, f, c in blocks]
+    wrapped = [(fitted[name], fonts[f], c) for name, f, c in (("action", "text", ink), ("line", "line", accent),
+                                                               ("cue", "small", ink)) if getattr(labels, name)]
     height = sum(len(ls) * f.size * 1.3 for ls, f, _ in wrapped)
     box = (W - m - H * 0.12, H - m - H * 0.085, W - m, H - m)  # the camera icon's, bottom right
     bottom = box[1] - m * 0.4
@@ -339,13 +360,50 @@ def draw_overlay(film: Film, scene: Scene, labels: Labels) -> Image.Image:
     return im
 
 
+def card_warnings(film: Film) -> list[Diagnostic]:
+    """A warning at the line for each text the animatic's cards must cut short (the card says so with
+    an ellipsis; the writer learns it here, not by watching the film)."""
+    d = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    fonts = _overlay_fonts(film.height)
+    out: list[Diagnostic] = []
+    seen: set[tuple] = set()
+
+    def warn(where: Where, what: str, text: str, room: tuple) -> None:
+        key = (where.file, where.line, what)
+        if key not in seen and _cut(d, text, *room[1:]):
+            seen.add(key)
+            out.append(Diagnostic(severity="warning", code="card-cut", file=where.file, span=where.span(),
+                                  message=f"the {what} is too long for the animatic's card: it ends in \"…\" there",
+                                  hint="shorten it; the prompt and the exports keep every word"))
+
+    for card, frames, text in (("title", film.title_frames, film.title), ("end", film.end_frames, film.end)):
+        if frames and card in film.card_where:
+            warn(film.card_where[card], f"{card} card's text", text, _title_room(film))
+    for shot in film.shots:
+        labels = shot_labels(film, shot)
+        room = _overlay_room(d, film, labels, fonts)
+        warn(film.scenes[shot.scene].where, "scene heading", labels.heading, room["heading"])
+        warn(shot.where, f"setting of {labels.label.lower()}", labels.setting, room["setting"])
+        warn(shot.where, f"action of {labels.label.lower()}", labels.action, room["action"])
+        for line in shot.lines:
+            text = f"{line.speaker}: {line.text}" if line.speaker else f"({line.text})"
+            warn(line.where, "line", text, _overlay_room(d, film, replace(labels, line=text), fonts)["line"])
+    return out
+
+
+def _title_room(film: Film) -> tuple:
+    """The room of a title card's words: (text, font, width, lines), as _overlay_room."""
+    return ("", font(int(film.height / 12), True), int(film.width * 0.8), 3)
+
+
 def draw_title_card(film: Film, text: str, byline: str = "") -> Image.Image:
     """A title or end card: the words centred on black, at the film's size."""
     W, H = film.width, film.height
     im = Image.new("RGB", (W, H), (8, 8, 10))
     d = ImageDraw.Draw(im)
-    f_title, f_by = font(int(H / 12), True), font(int(H / 28))
-    lines = _fit(d, _clip_text(text), f_title, int(W * 0.8), 3)
+    _, f_title, width, rows = _title_room(film)
+    f_by = font(int(H / 28))
+    lines = _fit(d, _clip_text(text), f_title, width, rows)
     lh = f_title.size * 1.25
     top = H / 2 - lh * len(lines) / 2 - (f_by.size if byline else 0)
     for i, line in enumerate(lines):

@@ -99,6 +99,7 @@ class _Resolver(Settings):
             title=film.get("title", Path(display).stem.replace("_", " ").title()),
             author=film.get("author", ""),
             title_frames=film.get("title_frames", 0), end=film.get("end", ""), end_frames=film.get("end_frames", 0),
+            card_where=film.get("card_where", {}),
             width=width, height=height, fps_num=self.fps.numerator, fps_den=self.fps.denominator,
             narrator=base.narrator, llm=film.get("llm"), fade_in=film_fade_in, fade_out=film_fade_out,
             characters=tuple(characters.values()), scenes=tuple(scenes), shots=tuple(shots),

@@ -46,3 +46,23 @@ def test_words_too_long_for_their_place_end_in_an_ellipsis_inside_the_width():
     assert _fit(d, "short", f, 500, 3) == ["short"]
     one = _fit(d, "EXT. A VERY LONG SCENE HEADING THAT RUNS ON AND ON - NIGHT", f, 300)
     assert len(one) == 1 and one[0].endswith("…") and d.textlength(one[0], font=f) <= 300
+
+
+def test_check_warns_at_each_text_the_card_must_cut(write_story):
+    from click.testing import CliRunner
+
+    from storylang.cli import main
+
+    long = "the keeper climbs the stair past every window " * 3
+    path = write_story(f'title "The Extraordinarily Long and Winding Tale of the Keeper Who Counted {long}" 2s\n'
+                       'format 640x360 @ 12fps\n'
+                       'INT. A VERY LONG SCENE HEADING THAT GOES ON AND ON ABOUT THE LIGHTHOUSE KEEPER - NIGHT\n'
+                       '  shot 1 wide 2s\n    action "The keeper climbs."\n'
+                       f'    narrate "{long * 2}"\n'
+                       '  shot 2 wide 2s\n    action "Short."\n    narrate "Short."\n')
+    result = CliRunner().invoke(main, ["check", str(path)])
+    assert result.exit_code == 0, result.output
+    warned = [ln.split(": warning: ")[0].split("film.story:")[1] for ln in result.output.splitlines()
+              if "animatic's card" in ln]
+    assert warned == ["1:7", "3:1", "6:5"], result.output
+    assert "the title card's text is too long for the animatic's card" in result.output
