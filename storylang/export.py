@@ -94,7 +94,8 @@ def to_otio(t: Timeline, film: Film, root: Path, prompts: dict | None = None):
             video.append(otio.schema.Transition(
                 name=f"{tr.kind} {tr.direction or ''}".strip(),
                 transition_type=OTIO_TRANSITIONS.get(tr.kind, "SMPTE_Dissolve"),
-                in_offset=rt(tr.frames // 2), out_offset=rt(tr.frames - tr.frames // 2)))
+                # before the cut it shows the next clip's trimmed head, after it the last one's tail
+                in_offset=rt(head), out_offset=rt(tr.frames - head)))
         name = {"#title": "title card", "#end": "end card"}.get(clip.shot, f"shot {clip.shot}")
         c = otio.schema.Clip(name=name, media_reference=_media(otio, root, clip.files[0],
                                                                  clip.source_in + clip.frames, rate),
@@ -260,6 +261,49 @@ def _kinds(t: Timeline) -> list[str]:
     return [c.transition.kind for c in t.clips[:-1] if c.transition and c.transition.kind != "cut" and c.transition.frames]
 
 
+# Final Cut Pro's own transitions (FxPlug ids as Final Cut writes them); the adapter writes none
+FCPX_EFFECTS = {"dissolve": ("Cross Dissolve", "FxPlug:4731E73A-8DAC-4113-9A30-AE85B1761265"),
+                "fade": ("Fade To Color", "FxPlug:F779C565-486D-4633-8035-0374B4DB8F5C"),  # black by default
+                "wipe": ("Edge Wipe", "FxPlug:857E2FBA-98DB-411B-A88C-CE6ABC1F65D8")}
+
+
+def _seconds(value: str) -> Fraction:
+    """An FCPXML time ("31/4s", "3s") as a number of seconds."""
+    return Fraction(value.removesuffix("s") or "0")
+
+
+def _fcpx_time(value: Fraction) -> str:
+    return f"{value.numerator}s" if value.denominator == 1 else f"{value.numerator}/{value.denominator}s"
+
+
+def _fcpx_transitions(writer, sequence, t: Timeline) -> None:
+    """Each transition of the film as a <transition> in the spine, between the clips it joins: it
+    starts where the next clip's trimmed head begins and uses that head and the last clip's tail
+    (the handles to_otio leaves), with the effect Final Cut knows it by."""
+    from xml.etree import ElementTree
+
+    spine = sequence.find("spine")
+    items = [e for e in spine if e.tag in ("clip", "asset-clip", "ref-clip", "gap")]
+    if len(items) != len(t.clips):
+        return  # not the film's own picture track: leave it as the adapter wrote it
+    effects: dict[str, str] = {}
+    frame = Fraction(t.fps_den, t.fps_num)
+    for clip, after in zip(t.clips, items[1:]):
+        tr = clip.transition
+        if not tr or tr.kind == "cut" or not tr.frames:
+            continue
+        name, uid = FCPX_EFFECTS.get(tr.kind, FCPX_EFFECTS["dissolve"])
+        if name not in effects:
+            effects[name] = writer._resource_id_generator()
+            ElementTree.SubElement(writer.resource_element, "effect", {"id": effects[name], "name": name, "uid": uid})
+        head = tr.frames - tr.frames // 2
+        element = ElementTree.Element("transition", {
+            "name": name, "offset": _fcpx_time(_seconds(after.get("offset")) - head * frame),
+            "duration": _fcpx_time(tr.frames * frame)})
+        ElementTree.SubElement(element, "filter-video", {"ref": effects[name], "name": name})
+        spine.insert(list(spine).index(after), element)
+
+
 # Final Cut Pro 7's own effects for our transitions (the adapter writes Cross Dissolve for all)
 FCP7_EFFECTS = {"wipe": "Edge Wipe", "fade": "Dip to Color Dissolve"}
 
@@ -297,7 +341,8 @@ def _fcpx_adapter_fixed(t: Timeline):
       knows the film's exact rate under both keys;
     - it names the format by running whatever `ffprobe` is on PATH on each clip's file, so its
       output depended on the machine: the format's name is the film's own (fcp_format_name);
-    - it looks elements up by name with XPath built from the name: a quote in a line broke it."""
+    - it looks elements up by name with XPath built from the name: a quote in a line broke it;
+    - it writes no transitions: ours go into the spine (_fcpx_transitions)."""
     import opentimelineio as otio
 
     # the module OTIO's plugin system loaded (by file), not a second import of it
@@ -315,6 +360,15 @@ def _fcpx_adapter_fixed(t: Timeline):
         "_media_by_id": lambda self, media_id: _find(self.resource_element, "./media", "id", media_id),
         "_asset_clip_by_name": lambda self, name: _find(self.event_resource, "./asset-clip", "name", name),
     }
+    to_sequence = writer.__dict__["_stack_to_sequence"]
+
+    def with_transitions(self, stack, compound_clip=False):
+        sequence = to_sequence(self, stack, compound_clip)
+        if not compound_clip:
+            _fcpx_transitions(self, sequence, t)
+        return sequence
+
+    patched["_stack_to_sequence"] = with_transitions
     saved = {name: writer.__dict__[name] for name in patched}
     saved_format_name = module.format_name
     module.format_name = lambda frame_rate, path: fcp_format_name(t)

@@ -207,8 +207,8 @@ def test_wipes_and_fades_keep_their_kind_where_the_format_can_say_it(tmp_path):
 
     (tmp_path / "film.story").write_text(
         'format 384x216 @ 24fps\nEXT. A - DAY\n  shot 1 wide 2s\n  > wipe 0.5s\n  shot 2 wide 2s\n'
-        '  > fade through black 1s\n  shot 3 wide 2s\n  > dissolve 0.5s\n  shot 4 wide 2s\n')
-    for fmt in ("edl", "fcp7"):
+        '  > fade through black 1s\n  shot 3 wide 2s\n  > dissolve 5f\n  shot 4 wide 2s\n')
+    for fmt in ("edl", "fcp7", "fcpx"):
         out = tmp_path / f"film.{fmt}"
         assert CliRunner().invoke(main, ["export", str(tmp_path / "film.story"), "--format", fmt,
                                          "-o", str(out)]).exit_code == 0
@@ -217,3 +217,18 @@ def test_wipes_and_fades_keep_their_kind_where_the_format_can_say_it(tmp_path):
     assert kinds[0] == "W"
     effects = re.findall(r"<effectid>([^<]+)</effectid>", (tmp_path / "film.fcp7").read_text())
     assert effects == ["Edge Wipe", "Dip to Color Dissolve", "Cross Dissolve"]
+    # FCPXML: Final Cut's own transitions in the spine, each where the film's overlap starts
+    from lxml import etree
+
+    root = etree.parse(str(tmp_path / "film.fcpx"))
+    uids = {e.get("id"): e.get("uid") for e in root.iterfind("resources/effect")}
+    spine = root.find(".//sequence/spine")
+    transitions = [(e.get("name"), e.get("offset"), e.get("duration"), uids[e.find("filter-video").get("ref")])
+                   for e in spine if e.tag == "transition"]
+    assert transitions == [("Edge Wipe", "3/2s", "1/2s", "FxPlug:857E2FBA-98DB-411B-A88C-CE6ABC1F65D8"),
+                           ("Fade To Color", "5/2s", "1s", "FxPlug:F779C565-486D-4633-8035-0374B4DB8F5C"),
+                           ("Cross Dissolve", "103/24s", "5/24s", "FxPlug:4731E73A-8DAC-4113-9A30-AE85B1761265")]
+    assert [e.tag for e in spine] == ["clip", "transition"] * 3 + ["clip"]
+    # the next clip's trimmed head is the transition's handle before the cut
+    clips = [e for e in spine if e.tag == "clip"]
+    assert clips[3].get("offset") == "53/12s" and clips[3].get("start") == "1/8s"
