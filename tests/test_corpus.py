@@ -6,7 +6,9 @@ compared with the film: clip order, record times, total length (the MP4's frames
 The corpus (tests/corpus/screenplain/): the Fountain test files of screenplain (MIT licence,
 copyright Martin Vilcans and contributors, LICENSE.txt beside them; commit 7cd18cc9 of
 github.com/vilcans/screenplain), exercising title pages, dual dialogue, notes, boneyards,
-sections, page breaks, scene numbers, forced elements and a UTF-8 BOM.
+sections, page breaks, scene numbers, forced elements and a UTF-8 BOM; and a whole short
+screenplay dedicated to the public domain (tests/corpus/ebscreenplays/, SOURCE.md there): three
+scenes, six speakers, some sixty lines.
 """
 
 from __future__ import annotations
