@@ -60,6 +60,28 @@ def check_film(path: Path, display: str | None = None, object_info: str = "full"
     return result
 
 
+ORIGINS = {"named": "named in the script", "file name": "by its file name",
+           "assumed": "assumed, as its name says none"}
+
+
+def model_families(film: Film, root: Path) -> list[str]:
+    """Each model file the film uses, its family, how the family was found, and its shots."""
+    from storylang.families import families
+
+    known = families(root)
+    used: dict[tuple, list[str]] = {}
+    for shot in film.shots:
+        r = shot.render
+        if r.model:
+            used.setdefault((r.model, r.family, r.family_origin), []).append(shot.id)
+    lines = []
+    for (model, family, origin), shots in used.items():
+        title = known[family].title if family in known else family
+        lines.append(f"{model}: {title} (family {family}, {ORIGINS[origin]}); "
+                     f"shot{'s' * (len(shots) != 1)} {', '.join(shots)}")
+    return lines
+
+
 def _lock_warnings(film: Film, path: Path) -> list[Diagnostic]:
     from storylang.expand import lock_warnings
 

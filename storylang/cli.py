@@ -123,7 +123,7 @@ def _stop_on_terminate() -> None:
 @_node_list_options
 def check(files: tuple[Path, ...], fmt: str, dump: bool, comfy: str | None, object_info: str) -> None:
     """Parse, resolve and validate scripts (and their ComfyUI graphs); report every problem found."""
-    from storylang.check import check_film
+    from storylang.check import check_film, model_families
     from storylang.diagnostics import has_errors
 
     all_diags = []
@@ -144,6 +144,8 @@ def check(files: tuple[Path, ...], fmt: str, dump: bool, comfy: str | None, obje
             seconds = checked.timing.frames / film.fps
             _echo(f"{path}: {_count(len(film.scenes), 'scene')}, {_count(len(film.shots), 'shot')}, "
                        f"{_duration_text(float(seconds))} at {film.width}x{film.height} {float(film.fps):g}fps", err=True)
+            for line in model_families(film, path.resolve().parent):
+                _echo(f"  {line}", err=True)
     _print_diagnostics(all_diags, sources, fmt)
     for d in dumps:
         _echo(d)

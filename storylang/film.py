@@ -143,6 +143,8 @@ class Llm(Model):
 
 class RenderSettings(Model):
     model: str | None = None
+    family: str = "sd1.5"  # the model family (templates/families/): how the model loads and samples
+    encoders: tuple[str, ...] = ()  # text encoders, when not the family's
     vae: str | None = None
     sampler: str = "euler"
     scheduler: str = "normal"
@@ -160,6 +162,10 @@ class RenderSettings(Model):
     motion_model: str | None = None
     controlnet: str | None = None
     controlnet_kind: str = "depth"
+    # for messages and explain, not part of what the film is made of: how the family was found
+    # ("named", "file name", "assumed") and which settings came from its defaults
+    family_origin: str = Field(default="assumed", exclude=True)
+    from_family: tuple[str, ...] = Field(default=(), exclude=True)
 
 
 class Shot(Model):

@@ -122,11 +122,12 @@ def test_a_push_in_magnifies_the_frame(built, tmp_path):
     report, timeline = built
     clip = timeline["clips"][0]
     n = clip["frames"]
-    i10, i90 = round(0.1 * (n - 1)), round(0.9 * (n - 1))
+    # late, but before the dissolve into shot 2 (its last 6 frames), which would blend in its picture
+    i10, i75 = round(0.1 * (n - 1)), round(0.75 * (n - 1))
     views = shot_views((CameraMove(move="push", direction="in", speed="fast", amount=40, easing="linear"),), n, 12, 16 / 9)
-    ratio = views[i90].zoom / views[i10].zoom
+    ratio = views[i75].zoom / views[i10].zoom
     early = frame_at(report.output, i10, 12, tmp_path / "a.png")
-    late = frame_at(report.output, i90, 12, tmp_path / "b.png")
+    late = frame_at(report.output, i75, 12, tmp_path / "b.png")
     w, h = early.size
     cw, ch = w / ratio, h / ratio
     magnified = early.crop(((w - cw) / 2, (h - ch) / 2, (w + cw) / 2, (h + ch) / 2)).resize((w, h))

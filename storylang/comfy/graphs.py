@@ -18,6 +18,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import Markup
 
 from storylang.cache import digest, file_digest
+from storylang.families import DEFAULT, Family, families
 from storylang.comfy.prompts import Prompt, assemble_prompt, expanded_prompt
 from storylang.comfy.schema import GraphProblem, ObjectInfo, validate
 from storylang.diagnostics import Diagnostic, did_you_mean
@@ -64,6 +65,7 @@ class ShotGraph:
     inputs: list[GraphInput] = field(default_factory=list)
     diagnostics: list[Diagnostic] = field(default_factory=list)
     template_file: str = ""
+    root: str = ""  # the film's folder (its project families)
 
 
 def _finalize(value):
@@ -191,11 +193,16 @@ def shot_context(film: Film, shot: Shot, root: Path, info: ObjectInfo, frames: i
     r = shot.render
     fps = film.fps
     nodes = frozenset(info.nodes)
-    animatediff = "ADE_LoadAnimateDiffModel" in nodes
-    wan_motion = r.template == "motion" and not animatediff
-    prompt = (expanded_prompt(expanded, with_camera_words=wan_motion) if expanded is not None
-              else assemble_prompt(film, shot, with_camera_words=wan_motion))
-    references = _references(film, shot, root, info, inputs, warnings)
+    known = families(root)
+    family = known.get(r.family) or known[DEFAULT]  # an unknown one is reported by compile_shot
+    # a video family is told the camera move in words; AnimateDiff gets it as motion LoRAs
+    video_motion = r.template == "motion" and family.kind == "video"
+    animatediff = "ADE_LoadAnimateDiffModel" in nodes and family.kind == "image"
+    prompt = (expanded_prompt(expanded, with_camera_words=video_motion) if expanded is not None
+              else assemble_prompt(film, shot, with_camera_words=video_motion))
+    references = _references(film, shot, root, info, inputs, warnings) if family.graph.ipadapter else []
+    if not family.graph.ipadapter and any(film.character(n).reference for n in shot.cast):
+        warnings.append(f"{family.title} has no IP-Adapter: the cast's reference images are not used")
     keyframes = None
     if shot.keyframes:
         a, b = upload_name(root, shot.keyframes.start), upload_name(root, shot.keyframes.end)
@@ -215,38 +222,81 @@ def shot_context(film: Film, shot: Shot, root: Path, info: ObjectInfo, frames: i
         multiplier = 1
     # RIFE makes (n-1)*m+1 frames of n: the least n that reaches the shot, then the graph keeps exactly `frames`
     gen_frames = math.ceil((frames - 1) / multiplier) + 1 if multiplier > 1 else frames
-    motion_loras = _motion_loras(shot, warnings) if r.template == "motion" and animatediff else []
-    wan_seconds = Fraction(frames) / fps
-    wan_length = math.ceil(wan_seconds * 16 / 4) * 4 + 1
+    motion_loras = _motion_loras(shot, warnings) if r.template == "motion" and family.kind == "image" else []
+    seconds = Fraction(frames) / fps
+    width, height = family.size(film.width, film.height)
     schedule = []
     for cue in shot.schedule:
         schedule.append({"frame": cue.frame, "generated_frame": cue.frame // multiplier, "text": cue.text,
                          "at": float(Fraction(cue.frame) / fps)})
     travel = _travel(prompt.positive, schedule)
     base = max(r.upscale_factor, 1.0)
+    step = family.graph.multiple
+    video = ({"fps": family.video.fps, "length": family.frames(seconds), "latent": family.video.latent}
+             if family.video else None)
     ctx = {
         "film": {"title": film.title, "width": film.width, "height": film.height, "fps": float(fps),
                  "fps_num": film.fps_num, "fps_den": film.fps_den},
-        "shot": {"id": shot.id, "number": shot.number, "frames": frames, "seconds": float(wan_seconds),
+        "shot": {"id": shot.id, "number": shot.number, "frames": frames, "seconds": float(seconds),
                  "framing": shot.framing, "angle": shot.angle, "cast": list(shot.cast), "action": shot.action,
                  "camera": [m.model_dump() for m in shot.camera], "model": r.model, "vae": r.vae,
                  "sampler": r.sampler, "scheduler": r.scheduler, "steps": r.steps, "cfg": r.cfg,
                  "clip_skip": r.clip_skip, "denoise": r.denoise, "seed": r.seed,
                  "loras": [lo.model_dump() for lo in r.loras], "upscale_model": r.upscale_model,
                  "upscale_factor": r.upscale_factor, "motion_model": r.motion_model, "controlnet": r.controlnet,
-                 "controlnet_kind": r.controlnet_kind, "template": r.template},
+                 "controlnet_kind": r.controlnet_kind, "template": r.template, "family": family.name,
+                 "encoders": list(r.encoders or family.load.text_encoders),
+                 "second_model": family.second_model(r.model) if r.model else None},
+        "family": family.model_dump(exclude={"file"}),
+        "size": {"width": width, "height": height},
+        "video": video,
         "prompt": {"positive": prompt.positive, "negative": prompt.negative, "schedule": schedule,
                    "travel": travel},
         "references": references,
         "keyframes": keyframes,
         "source": source,
         "motion": {"animatediff": animatediff, "multiplier": multiplier, "frames": gen_frames,
-                   "fps": float(fps / multiplier), "loras": motion_loras, "wan_length": wan_length},
-        "hires": {"base_width": int(film.width / base) // 8 * 8, "base_height": int(film.height / base) // 8 * 8},
+                   "fps": float(fps / multiplier), "loras": motion_loras},
+        "hires": {"base_width": max(int(film.width / base) // step, 1) * step,
+                  "base_height": max(int(film.height / base) // step, 1) * step},
         "output_prefix": f"storylang/shot_{shot.id.replace('~', 'x')}",
         "nodes": nodes,
     }
     return ctx, inputs, warnings, prompt
+
+
+IMAGE_ONLY = ("still", "hires", "restyle")  # the built-in templates that make pictures from pictures or noise
+
+
+def _unfit(shot: Shot, template: str, known: dict[str, Family]) -> tuple[str, str, str] | None:
+    """Why a shot cannot compile with a built-in template on its model family: (code, message, hint), else None."""
+    r = shot.render
+    family = known.get(r.family)
+    if family is None:
+        return ("unknown-family", f': there is no model family "{r.family}"',
+                "families: " + ", ".join(sorted(known)))
+    if template not in ("still", "hires", "motion", "keyframes", "restyle"):
+        return None  # a project's own template decides for itself
+    if not r.model:
+        return "no-model", ": no model is set", 'set one for the film, e.g. model "dreamshaper_8.safetensors"'
+    if template == "keyframes" and not shot.keyframes:
+        return "no-keyframes", " needs keyframes", 'add keyframes "start.png" to "end.png" to the shot'
+    if template == "restyle" and not shot.source:
+        return "no-source", " needs a source clip", 'add source "footage.mp4" to the shot'
+    wanted = len(family.load.text_encoders)
+    if r.encoders and len(r.encoders) != wanted:
+        return ("encoders", f": {family.title} takes {wanted} text encoder{'s' * (wanted != 1)}, not {len(r.encoders)}",
+                "its own: " + ", ".join(family.load.text_encoders))
+    if template in IMAGE_ONLY and family.kind == "video":
+        return ("family-kind", f": {family.title} makes video, and {template} makes a picture",
+                'use template motion, or an image model for this shot (model "flux1-dev.safetensors")')
+    if template == "keyframes" and not (family.video and family.video.first_last):
+        return ("family-kind", f": first and last frame runs on Wan 2.1 and 2.2, not {family.title}",
+                'model "wan2.1_flf2v_720p_14B_fp16.safetensors" on the shot')
+    if template == "motion" and family.kind == "image" and not (family.graph.motion_model or r.motion_model):
+        return ("family-kind", f": {family.title} makes stills and has no AnimateDiff motion model",
+                "use a video model for motion (Wan 2.2, LTX-2, HunyuanVideo 1.5) or template still")
+    return None
 
 
 def compile_shot(film: Film, shot: Shot, root: Path, env: SandboxedEnvironment, info: ObjectInfo,
@@ -254,7 +304,8 @@ def compile_shot(film: Film, shot: Shot, root: Path, env: SandboxedEnvironment, 
     name = shot.render.template
     found = find_template(env, name)
     ctx, inputs, warnings, prompt = shot_context(film, shot, root, info, frames, expanded)
-    result = ShotGraph(shot=shot, template=name, graph=None, prompt=prompt, inputs=inputs, template_file=found or "")
+    result = ShotGraph(shot=shot, template=name, graph=None, prompt=prompt, inputs=inputs, template_file=found or "",
+                       root=str(root))
     label = f"shot {shot.id} (template {name})"
     if found is None:
         names = template_names(env)
@@ -262,17 +313,9 @@ def compile_shot(film: Film, shot: Shot, root: Path, env: SandboxedEnvironment, 
         result.diagnostics.append(_diag(shot, "error", "unknown-template", f'{label}: there is no template "{name}"',
                                         f'did you mean "{guess}"?' if guess else "templates: " + ", ".join(names)))
         return result
-    if name in ("motion", "hires", "still", "restyle") and not shot.render.model:
-        result.diagnostics.append(_diag(shot, "error", "no-model", f"{label}: no model is set",
-                                        'set one for the film, e.g. model "dreamshaper_8.safetensors"'))
-        return result
-    if name == "keyframes" and not shot.keyframes:
-        result.diagnostics.append(_diag(shot, "error", "no-keyframes", f"{label} needs keyframes",
-                                        'add keyframes "start.png" to "end.png" to the shot'))
-        return result
-    if name == "restyle" and not shot.source:
-        result.diagnostics.append(_diag(shot, "error", "no-source", f"{label} needs a source clip",
-                                        'add source "footage.mp4" to the shot'))
+    problem = _unfit(shot, name, families(root))
+    if problem is not None:
+        result.diagnostics.append(_diag(shot, "error", problem[0], f"{label}{problem[1]}", problem[2]))
         return result
     collected: list[str] = []
 
@@ -327,6 +370,27 @@ def graph_json(graph: dict) -> str:
     return json.dumps(graph, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
 
 
+def _family_lines(sg: ShotGraph, r) -> list[str]:
+    """The model family and where each default came from, for explain."""
+    from storylang.check import ORIGINS
+
+    family = families(Path(sg.root)).get(r.family) if sg.root else None
+    if family is None:
+        return [f"  family {r.family}"]
+    lines = [f"  family {family.name}: {family.title} ({ORIGINS[r.family_origin]}); defaults from {family.source or family.file}"]
+    if r.from_family:
+        lines.append("    from the family: " + ", ".join(f"{k} {getattr(r, k):g}" if isinstance(getattr(r, k), float)
+                                                       else f"{k} {getattr(r, k)}" for k in r.from_family))
+    encoders = r.encoders or family.load.text_encoders
+    if encoders:
+        lines.append(f"    text encoders: {', '.join(encoders)} ({'the script' if r.encoders else 'the family'})")
+    if r.vae or family.load.vae:
+        lines.append(f"    vae: {r.vae or family.load.vae} ({'the script' if r.vae else 'the family'})")
+    if family.video:
+        lines.append(f"    video: {family.video.fps} fps, {family.video.step}n+1 frames ({family.video.latent})")
+    return lines
+
+
 def explain(sg: ShotGraph, film: Film) -> str:
     """How a shot's graph was made: template, prompt parts and their sources, sampling, inputs, nodes."""
     s, r = sg.shot, sg.shot.render
@@ -341,6 +405,7 @@ def explain(sg: ShotGraph, film: Film) -> str:
         lines.append(f"    {p.source:<{width}}  {p.text}")
     lines.append(f"  model {r.model or '(none)'}, {r.sampler}/{r.scheduler}, {r.steps} steps, cfg {r.cfg:g}, "
                  f"denoise {r.denoise:g}, clip skip {r.clip_skip}, seed {r.seed}")
+    lines.extend(_family_lines(sg, r))
     if r.loras:
         lines.append("  loras: " + ", ".join(f"{lo.file} ({lo.model:g}/{lo.clip:g})" for lo in r.loras))
     for gi in sg.inputs:

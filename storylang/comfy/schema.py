@@ -31,7 +31,6 @@ DATA = Path(__file__).parent / "data"
 SELF_VALIDATED = {("LoadImage", "image"), ("LoadImageMask", "image"), ("LoadVideo", "file"),
                   ("VHS_LoadVideo", "video"), ("LoadAudio", "audio"), ("IPAdapterLoadImage", "image")}
 
-# Which combo lists hold model files, for "missing on the server" messages.
 # Which model folder each model input lists (GET /models/<folder> on a live server).
 MODEL_FOLDERS = {
     ("CheckpointLoaderSimple", "ckpt_name"): "checkpoints", ("LoraLoader", "lora_name"): "loras",
@@ -40,6 +39,9 @@ MODEL_FOLDERS = {
     ("ADE_LoadAnimateDiffModel", "model_name"): "animatediff_models",
     ("ADE_AnimateDiffLoRALoader", "name"): "animatediff_motion_lora", ("CLIPVisionLoader", "clip_name"): "clip_vision",
     ("UNETLoader", "unet_name"): "diffusion_models", ("CLIPLoader", "clip_name"): "text_encoders",
+    ("DualCLIPLoader", "clip_name1"): "text_encoders", ("DualCLIPLoader", "clip_name2"): "text_encoders",
+    ("LTXAVTextEncoderLoader", "text_encoder"): "text_encoders", ("LTXAVTextEncoderLoader", "ckpt_name"): "checkpoints",
+    ("LTXVAudioVAELoader", "ckpt_name"): "checkpoints",
 }
 FOLDER_WORDS = {"checkpoints": "checkpoint", "loras": "LoRA", "vae": "VAE", "upscale_models": "upscale model",
                 "controlnet": "ControlNet model", "animatediff_models": "motion model",
@@ -254,7 +256,13 @@ def _check_literal(problems, node_id, ct, name, spec, value, info: ObjectInfo):
             msg = (f'{what} "{value}" is not on {info.origin}' if what and info.origin.startswith("http")
                    else f'"{value}" is not one of the choices')
             folder = MODEL_FOLDERS.get((ct, name))
-            if live is not None and not any(_looks_like_file(o) for o in options):
+            elsewhere = [f for f, files in sorted((info.models or {}).items()) if f != folder and value in files]
+            if live is not None and elsewhere:
+                # the file is there, in another folder: the model family says how to load it
+                hint = (f"it is in ComfyUI/models/{elsewhere[0]}/, a {FOLDER_WORDS.get(elsewhere[0], 'model')}: "
+                        f"its model family loads a {what}; name the right family after the file "
+                        f'(model "{value}" flux1), or move it')
+            elif live is not None and not any(_looks_like_file(o) for o in options):
                 hint = f"the server has no {what or 'file'}s: put {value} in ComfyUI/models/{folder}/"
             else:
                 hint = f'did you mean "{guess}"?' if guess else f"choices: {shown}"
@@ -278,7 +286,8 @@ def _check_literal(problems, node_id, ct, name, spec, value, info: ObjectInfo):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or (isinstance(value, float) and not value.is_integer()):
             bad("invalid_input_type", f"{json.dumps(value)} is not a whole number")
             return
-    elif kind == "FLOAT":
+    elif kind == "FLOAT" or (isinstance(kind, str) and set(kind.split(",")) == {"FLOAT", "INT"}):
+        # "FLOAT,INT" (LTX's frame rates): the server converts neither, and checks the range
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             bad("invalid_input_type", f"{json.dumps(value)} is not a number")
             return
@@ -356,6 +365,8 @@ def validate(graph: dict, info: ObjectInfo) -> list[GraphProblem]:
     graph, replaced = apply_replacements(graph, info)
     problems = [replace(p, class_type=f"{p.class_type}, which the server puts for {replaced[p.node]}")
                 if p.node in replaced else p for p in _validate_nodes(graph, info)]
+    if any(p.code == "missing_node_type" for p in problems):
+        return problems  # which nodes are outputs, or lead to one, cannot be known (nor does the server say)
     return problems + _reachability(graph, info)
 
 

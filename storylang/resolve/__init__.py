@@ -130,6 +130,14 @@ class _Resolver(Settings):
                 self.warn(src, node.name_span, "unused-character", f"character {name} never appears",
                           f"put them in a shot (shot close on {name}) or remove them")
 
+    def _render(self, given: dict, loras: list, seed: int) -> f.RenderSettings:
+        """The shot's render settings: what the script set, and its model family's defaults for the rest."""
+        given = {k: v for k, v in given.items() if k != "family"} | {"family": given.get("family")}
+        family, origin = _family_of(given, self.model_families())
+        taken = {k: v for k, v in family.defaults.model_dump().items() if k not in given}
+        return f.RenderSettings(**{**taken, **given, "family": family.name, "family_origin": origin,
+                                   "from_family": tuple(sorted(taken)), "loras": tuple(loras), "seed": seed})
+
     def _unique_shot(self, src: ScriptFile, part: t.Shot, shot: f.Shot, numbers: dict, ids: dict) -> f.Shot:
         """The shot, checked for a number or name used twice; a repeated id gets a suffix."""
         if part.number:
@@ -300,7 +308,7 @@ class _Resolver(Settings):
         loras = list(d.loras)
         for n in cast:
             loras.extend(self.characters[n].loras)
-        render = f.RenderSettings(**{**d.render, "loras": tuple(loras), "seed": seed})
+        render = self._render(d.render, loras, seed)
         shot = f.Shot(
             id=identity, number=node.number, name=name or None, scene=scene_index, framing=framing, angle=angle, cast=tuple(cast),
             frames=frames, action=info.get("action", ""), setting=d.setting, lighting=d.lighting, mood=d.mood,
@@ -362,6 +370,17 @@ def _split_heading(heading: str) -> tuple[str, str, str]:
 
 
 _LOADER = Loader()  # parsed files are remembered by content across loads in one process
+
+
+def _family_of(render: dict, known: dict):
+    """The shot's model family and how it was found: named after the model, else by the file's
+    name, else Stable Diffusion 1.5 (a checkpoint named like no family)."""
+    from storylang.families import DEFAULT, detect
+
+    if render.get("family"):
+        return known[render["family"]], "named"
+    found = detect(render["model"], known) if render.get("model") else None
+    return (found, "file name") if found else (known[DEFAULT], "assumed")
 
 
 def resolve(loaded: Loaded, root: Path, display: str) -> tuple[f.Film | None, list[Diagnostic]]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from storylang import film as f
+from storylang.diagnostics import did_you_mean
 from storylang.syntax import tree as t
 from storylang.loader import ScriptFile
 
@@ -67,8 +68,39 @@ class Settings(Values):
     def _set_model(self, src: ScriptFile, s: t.Setting, d: _Defaults, film, shot, scene) -> None:
         key = s.key
         r = d.render
-        if (x := self.text(src, s, f'{key} "file.safetensors"')) is not None:
-            r[key] = x
+        if key == "vae":
+            if (x := self.text(src, s, 'vae "file.safetensors"')) is not None:
+                r[key] = x
+            return
+        # `model "file" [family]`: the family where the file's name cannot tell it
+        example = 'model "flux1-dev.safetensors" flux1'
+        v = self.quoted(src, s, example, '"model" takes the model file\'s name in quotes', options=1)
+        if v is None:
+            return
+        r["model"], r["family"] = _clean(v.text), None
+        if len(s.values) > 1:
+            word = s.values[1]
+            known = self.model_families()
+            if word.kind not in ("word", "name") or word.text.lower() not in known:
+                guess = did_you_mean(word.text.lower(), list(known))
+                self.error(src, word.span, "unknown-family", f'"{word.raw}" is not a model family',
+                           f'did you mean "{guess}"?' if guess else "families: " + ", ".join(sorted(known)))
+                return
+            r["family"] = word.text.lower()
+
+    def _set_encoder(self, src: ScriptFile, s: t.Setting, d: _Defaults, film, shot, scene) -> None:
+        """`encoder "t5xxl.safetensors" ["clip_l.safetensors"]`: the text encoders, in the family's order."""
+        v = self.quoted(src, s, 'encoder "umt5_xxl_fp16.safetensors"', '"encoder" takes file names in quotes',
+                        options=2)
+        if v is None:
+            return
+        names = [v.text]
+        for extra in s.values[1:]:
+            if extra.kind != "string":
+                self.error(src, extra.span, "expected-text", '"encoder" takes file names in quotes')
+                return
+            names.append(extra.text)
+        d.render["encoders"] = tuple(_clean(n) for n in names)
 
     def _set_word(self, src: ScriptFile, s: t.Setting, d: _Defaults, film, shot, scene) -> None:
         key = s.key
@@ -254,6 +286,7 @@ SETTERS = {
     "mood": Settings._set_text,
     "model": Settings._set_model,
     "vae": Settings._set_model,
+    "encoder": Settings._set_encoder,
     "sampler": Settings._set_word,
     "scheduler": Settings._set_word,
     "template": Settings._set_word,

@@ -31,6 +31,21 @@ class Values:
         self.files: list[str] = []
         self.fps = Fraction(24)
         self.reads = trust.Reads((root,))  # the loaded script's (see resolve)
+        self._families: dict | None = None
+
+    def model_families(self) -> dict:
+        """The model families a script may name: the shipped ones and the project's (templates/families/)."""
+        if self._families is None:
+            from storylang.families import FamilyError, families
+
+            try:
+                self._families = families(self.root)
+            except FamilyError as e:  # a project's family file that cannot be read: one error, then the shipped ones
+                self.diagnostics.append(Diagnostic(severity="error", code="family-file", message=str(e),
+                                                   file=self.files[0] if self.files else str(self.root),
+                                                   hint="fix the file in templates/families/ or remove it"))
+                self._families = families(None)
+        return self._families
 
     # -- messages
 

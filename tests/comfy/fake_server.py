@@ -39,18 +39,33 @@ FOLDERS = {("CheckpointLoaderSimple", "ckpt_name"): "checkpoints", ("LoraLoader"
            ("ADE_LoadAnimateDiffModel", "model_name"): "animatediff_models",
            ("ADE_AnimateDiffLoRALoader", "name"): "animatediff_motion_lora",
            ("CLIPVisionLoader", "clip_name"): "clip_vision", ("UNETLoader", "unet_name"): "diffusion_models",
-           ("CLIPLoader", "clip_name"): "text_encoders"}
-DEFAULT_MODELS = {"checkpoints": ["dreamshaper_8.safetensors", "random_sd15.safetensors"],
+           ("CLIPLoader", "clip_name"): "text_encoders", ("DualCLIPLoader", "clip_name1"): "text_encoders",
+           ("DualCLIPLoader", "clip_name2"): "text_encoders"}
+DEFAULT_MODELS = {"checkpoints": ["dreamshaper_8.safetensors", "random_sd15.safetensors", "juggernautXL_v9.safetensors",
+                                  "ltx-2-19b-dev-fp8.safetensors"],
                   "loras": ["mara_v2.safetensors", "random_lora.safetensors", "storybook_style.safetensors"],
-                  "vae": ["vae-ft-mse-840000-ema-pruned.safetensors", "wan_2.1_vae.safetensors"],
+                  "vae": ["vae-ft-mse-840000-ema-pruned.safetensors", "wan_2.1_vae.safetensors", "ae.safetensors",
+                          "flux2-vae.safetensors", "qwen_image_vae.safetensors", "wan2.2_vae.safetensors",
+                          "hunyuanvideo15_vae_fp16.safetensors"],
                   "upscale_models": ["4x-UltraSharp.pth"], "controlnet": ["control_v11p_sd15_canny.pth"],
                   "animatediff_models": ["v3_sd15_mm.ckpt", "mm_sd_v15_v2.ckpt"],
                   "animatediff_motion_lora": ["v2_lora_ZoomIn.ckpt", "v2_lora_ZoomOut.ckpt", "v2_lora_PanLeft.ckpt",
                                               "v2_lora_PanRight.ckpt", "v2_lora_TiltUp.ckpt", "v2_lora_TiltDown.ckpt",
                                               "v2_lora_RollingClockwise.ckpt", "v2_lora_RollingAnticlockwise.ckpt"],
                   "clip_vision": ["clip_vision_h.safetensors"],
-                  "diffusion_models": ["wan2.1_flf2v_720p_14B_fp16.safetensors"],
-                  "text_encoders": ["umt5_xxl_fp8_e4m3fn_scaled.safetensors"]}
+                  # the model families' own files (examples/families.story)
+                  "diffusion_models": ["wan2.1_flf2v_720p_14B_fp16.safetensors", "flux1-dev-fp8.safetensors",
+                                       "flux2_dev_fp8mixed.safetensors", "qwen_image_fp8_e4m3fn.safetensors",
+                                       "wan2.2_t2v_high_noise_14B_fp8_scaled.safetensors",
+                                       "wan2.2_t2v_low_noise_14B_fp8_scaled.safetensors",
+                                       "wan2.2_i2v_high_noise_14B_fp8_scaled.safetensors",
+                                       "wan2.2_i2v_low_noise_14B_fp8_scaled.safetensors",
+                                       "wan2.2_ti2v_5B_fp16.safetensors", "hunyuanvideo1.5_720p_t2v_fp16.safetensors",
+                                       "chroma-unlocked-v50.safetensors"],
+                  "text_encoders": ["umt5_xxl_fp8_e4m3fn_scaled.safetensors", "clip_l.safetensors",
+                                    "t5xxl_fp8_e4m3fn.safetensors", "mistral_3_small_flux2_fp8.safetensors",
+                                    "qwen_2.5_vl_7b_fp8_scaled.safetensors", "gemma_3_12B_it_fp4_mixed.safetensors",
+                                    "byt5_small_glyphxl_fp16.safetensors"]}
 _INFO_CACHE: dict = {}
 
 
@@ -622,12 +637,16 @@ def _picture(graph: dict, nid: str, server: FakeComfy) -> tuple[int, int, int, f
         nonlocal width, height, fps
         src = graph[link[0]]
         ct, ins = src["class_type"], src["inputs"]
-        if ct == "EmptyLatentImage":
+        if ct in ("EmptyLatentImage", "EmptySD3LatentImage", "EmptyFlux2LatentImage"):
             width, height = ins["width"], ins["height"]
             return ins["batch_size"]
-        if ct in ("EmptyHunyuanLatentVideo", "WanFirstLastFrameToVideo"):
+        if ct in ("EmptyHunyuanLatentVideo", "WanFirstLastFrameToVideo", "EmptyHunyuanVideo15Latent",
+                  "Wan22ImageToVideoLatent"):  # 4x temporal compression: 4n+1 frames
             width, height = ins["width"], ins["height"]
             return (ins["length"] - 1) // 4 * 4 + 1
+        if ct == "EmptyLTXVLatentVideo":  # LTX: 8x temporal compression, 8n+1 frames
+            width, height = ins["width"], ins["height"]
+            return (ins["length"] - 1) // 8 * 8 + 1
         if ct == "ImageScale":
             n = follow(ins["image"])
             width, height = ins["width"], ins["height"]
@@ -641,7 +660,8 @@ def _picture(graph: dict, nid: str, server: FakeComfy) -> tuple[int, int, int, f
             return follow(ins["images"])
         if ct == "LoadVideo":
             return _video_frames(server.dir / "input" / ins["file"])
-        for key in ("samples", "images", "image", "video", "latent_image", "pixels", "frames", "positive"):
+        for key in ("samples", "images", "image", "video", "latent_image", "pixels", "frames", "positive",
+                    "av_latent", "video_latent"):
             if isinstance(ins.get(key), list):
                 return follow(ins[key])
         return 1

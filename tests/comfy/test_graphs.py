@@ -17,9 +17,16 @@ TEMPLATES = ("still", "hires", "motion", "keyframes", "restyle")
 
 
 def with_template(film, name):
+    """Every shot that can take template `name` (its inputs and its model family's kind), on it."""
+    from storylang.families import families
+
     shots = []
     for s in film.shots:
         if name == "keyframes" and not s.keyframes or name == "restyle" and not s.source:
+            continue
+        family = families()[s.render.family]
+        if (family.kind == "video") != (name in ("motion", "keyframes")) and not (
+                name == "motion" and family.graph.motion_model):
             continue
         shots.append(s.model_copy(update={"render": s.render.model_copy(update={"template": name})}))
     return film.model_copy(update={"shots": tuple(shots)})
@@ -34,8 +41,13 @@ def test_every_example_shot_validates_with_every_template(example, template, sna
     film = with_template(film, template)
     info = load_object_info(snapshot_name)
     for sg in compile_film(film, path.parent, info):
-        errors = [d.message for d in sg.diagnostics if d.severity == "error"]
-        assert not errors
+        errors = [d for d in sg.diagnostics if d.severity == "error"]
+        if template == "motion" and sg.shot.render.family == "sd1.5" and snapshot_name.startswith("core"):
+            # AnimateDiff on a stock server: the only problem is the packs it needs, named
+            assert errors and all(d.code == "graph-missing_node_type" and "install the custom node pack" in d.hint
+                                  for d in errors)
+            continue
+        assert not [d.message for d in errors]
         assert sg.graph and validate(sg.graph, info) == []
 
 
@@ -76,12 +88,16 @@ def test_motion_maps_the_camera_to_motion_loras_and_says_what_it_cannot_do():
     assert warning and "cannot orbit left; closest: pan left" in warning[0]
 
 
-def test_on_a_stock_server_motion_falls_back_to_wan_with_camera_words():
-    path = EXAMPLES / "lighthouse.story"
-    film, _, _ = resolve_file(path)
-    sg = compile_film(with_template(film, "motion"), path.parent, snapshot("core"))[0]
+def test_motion_on_a_video_family_is_its_text_to_video_with_camera_words(tmp_path):
+    (tmp_path / "f.story").write_text('model "wan2.1_t2v_1.3B_fp16.safetensors"\nformat 832x480 @ 24fps\n'
+                                      'EXT. A - DAY\n  shot 1 wide 2s\n    camera push in slow\n')
+    film, diags, _ = resolve_file(tmp_path / "f.story")
+    assert film.shots[0].render.template == "motion" and film.shots[0].render.family == "wan2.1"
+    sg = compile_film(film, tmp_path, snapshot("core"))[0]
     assert sg.graph["latent"]["class_type"] == "EmptyHunyuanLatentVideo"
+    assert sg.graph["latent"]["inputs"]["length"] == 33  # 2 s at Wan's 16 fps: 32 frames, as 4n+1
     assert "slow push in" in sg.graph["positive"]["inputs"]["text"]
+    assert sg.graph["sampler"]["inputs"]["sampler_name"] == "uni_pc"  # the family's default
 
 
 def _film(action="a", style="", look="", negative=""):

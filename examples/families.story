@@ -1,0 +1,53 @@
+// One film on the model families studios run in 2026: each shot names its model, and the
+// model's family (templates/families/, see docs/graphs.md) says how it loads, samples and moves.
+// Without a ComfyUI server it builds as an animatic like every example.
+
+title "Tide Tables"
+author "storylang examples"
+format 1280x720 @ 24fps
+seed 7
+style "hand-painted, soft morning light"
+
+character MARA
+  look "a lighthouse keeper in her sixties, grey braid, oilskin coat"
+  voice "en-us+f3"
+
+EXT. HARBOUR WALL - DAWN
+  shot 1 establishing 3s
+    model "flux1-dev-fp8.safetensors"
+    action "the harbour under a pale sky, boats still on the water"
+  shot 2 wide on MARA 3s
+    model "flux2_dev_fp8mixed.safetensors"
+    action "Mara walks the harbour wall with a lantern"
+  shot 3 close on MARA 3s
+    model "qwen_image_fp8_e4m3fn.safetensors"
+    action "Mara reads a hand-written tide table"
+    MARA: High water at six.
+  shot 4 insert 2s
+    model "juggernautXL_v9.safetensors" sdxl
+    action "the tide table, ink smudged by rain"
+
+EXT. SEA - MORNING
+  shot 5 wide 4s
+    model "wan2.2_t2v_high_noise_14B_fp8_scaled.safetensors"
+    camera push in slow
+    action "waves roll against the rocks below the lighthouse"
+  > dissolve 12f
+  shot 6 wide 3s
+    model "wan2.2_ti2v_5B_fp16.safetensors"
+    camera pan right
+    action "gulls lift off the water"
+  shot 7 medium on MARA 3s
+    model "ltx-2-19b-dev-fp8.safetensors"
+    action "Mara turns towards the sea, wind in her coat"
+  shot 8 wide 3s
+    model "hunyuanvideo1.5_720p_t2v_fp16.safetensors"
+    camera crane up
+    action "the lighthouse against the morning sky"
+  shot 9 insert 3s
+    model "wan2.2_i2v_high_noise_14B_fp8_scaled.safetensors"
+    keyframes "assets/dawn.png" to "assets/morning.png"
+    template keyframes
+  shot 10 close on MARA 2s
+    model "chroma-unlocked-v50.safetensors"  // a family this project adds: templates/families/chroma.toml
+    action "Mara smiles at the sea"

@@ -1,0 +1,202 @@
+"""Model families as data: every family's graphs valid on today's ComfyUI, found by file name or
+named, with their defaults, frame rules and mistakes reported at the line."""
+
+import json
+from fractions import Fraction
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from storylang.cli import main
+from storylang.families import families
+from storylang.comfy.graphs import compile_film
+from storylang.comfy.schema import load_object_info
+from storylang.resolve import resolve_file
+
+from fake_server import FakeComfy
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+# a model file of each shipped family, as the families' own workflows name them
+FILES = {"sd1.5": "dreamshaper_8.safetensors", "sdxl": "sd_xl_base_1.0.safetensors",
+         "flux1": "flux1-dev-fp8.safetensors", "flux1-schnell": "flux1-schnell.safetensors",
+         "flux2": "flux2_dev_fp8mixed.safetensors", "qwen-image": "qwen_image_fp8_e4m3fn.safetensors",
+         "wan2.1": "wan2.1_t2v_1.3B_fp16.safetensors", "wan2.2": "wan2.2_t2v_high_noise_14B_fp8_scaled.safetensors",
+         "wan2.2-5b": "wan2.2_ti2v_5B_fp16.safetensors", "ltx2": "ltx-2-19b-dev-fp8.safetensors",
+         "hunyuan1.5": "hunyuanvideo1.5_720p_t2v_fp16.safetensors"}
+# the templates each kind of family takes (keyframes: the families that do first and last frame)
+TEMPLATES = {"image": ("still", "hires", "motion"), "video": ("motion", "keyframes")}
+ON_0_3_64 = {"sd1.5", "sdxl", "flux1", "flux1-schnell", "qwen-image", "wan2.1", "wan2.2", "wan2.2-5b"}  # docs/graphs.md
+
+
+def _film(tmp_path, family: str, template: str) -> Path:
+    keyframes = '    keyframes "dawn.png" to "morning.png"\n' if template == "keyframes" else ""
+    if keyframes:
+        for name in ("dawn.png", "morning.png"):
+            (tmp_path / name).write_bytes((EXAMPLES / "assets" / name).read_bytes())
+    path = tmp_path / f"{family}-{template}.story"
+    path.write_text(f'format 1280x720 @ 24fps\nmodel "{FILES[family]}"\ntemplate {template}\n'
+                    f'EXT. SEA - DAWN\n  shot 1 wide 3s\n    camera push in slow\n    action "waves on rocks"\n{keyframes}')
+    return path
+
+
+def _cases():
+    for name, family in sorted(families().items()):
+        for template in TEMPLATES[family.kind]:
+            if template == "keyframes" and not (family.video and family.video.first_last):
+                continue
+            if template == "motion" and family.kind == "image" and not family.graph.motion_model:
+                continue
+            yield name, template
+
+
+def test_every_shipped_family_has_a_file_here_and_is_found_by_its_name():
+    known = families()
+    assert set(FILES) == set(known)
+    for name, model in FILES.items():
+        film, diags, _ = resolve_file(_film_text(model))
+        assert film.shots[0].render.family == name, model
+        assert film.shots[0].render.family_origin == ("assumed" if name == "sd1.5" else "file name")
+
+
+def _film_text(model: str, extra: str = "") -> Path:
+    import tempfile
+
+    d = Path(tempfile.mkdtemp())
+    (d / "f.story").write_text(f'model "{model}"{extra}\nEXT. A - DAY\n  shot 1 wide 2s\n')
+    return d / "f.story"
+
+
+@pytest.mark.parametrize("family, template", list(_cases()))
+def test_every_family_and_template_is_valid_on_todays_comfyui(tmp_path, family, template):
+    path = _film(tmp_path, family, template)
+    film, diags, _ = resolve_file(path)
+    assert not [d for d in diags if d.severity == "error"]
+    # AnimateDiff (motion on an image family) is a custom node pack: the full snapshot has it
+    info = load_object_info("full-0.33" if template == "motion" and families()[family].kind == "image" else "core-0.33")
+    (sg,) = compile_film(film, tmp_path, info)
+    assert not [d.message for d in sg.diagnostics if d.severity == "error"]
+    assert sg.graph
+    # on 0.3.64 the older families are valid; the newer ones need nodes it does not have, and say so
+    old = load_object_info("full-0.3.64")
+    (sg_old,) = compile_film(film, tmp_path, old)
+    codes = {d.code for d in sg_old.diagnostics if d.severity == "error"}
+    if family in ON_0_3_64:
+        assert not codes, [d.message for d in sg_old.diagnostics]
+    else:
+        assert codes <= {"graph-missing_node_type", "graph-value_not_in_list"} and codes
+
+
+def test_a_family_brings_its_loaders_defaults_and_frame_rule(tmp_path):
+    film, _, _ = resolve_file(_film(tmp_path, "ltx2", "motion"))
+    r = film.shots[0].render
+    assert (r.sampler, r.scheduler, r.steps, r.cfg, r.template) == ("euler", "simple", 20, 4.0, "motion")
+    (sg,) = compile_film(film, tmp_path, load_object_info("core-0.33"))
+    g = sg.graph
+    assert g["latent"]["class_type"] == "EmptyLTXVLatentVideo"
+    assert g["latent"]["inputs"]["length"] == 73  # 3 s at LTX's 24 fps: 72 frames, as 8n+1
+    assert (g["latent"]["inputs"]["width"], g["latent"]["inputs"]["height"]) == (1280, 704)  # multiples of 32
+    assert g["text_encoder"]["class_type"] == "LTXAVTextEncoderLoader"
+    assert g["video"]["inputs"]["fps"] == 24
+    # Wan 2.2 14B: the low-noise expert takes the second half of the steps
+    film, _, _ = resolve_file(_film(tmp_path, "wan2.2", "motion"))
+    (sg,) = compile_film(film, tmp_path, load_object_info("core-0.33"))
+    g = sg.graph
+    assert g["diffusion_model_2"]["inputs"]["unet_name"] == "wan2.2_t2v_low_noise_14B_fp8_scaled.safetensors"
+    assert g["sampler_high"]["inputs"]["end_at_step"] == g["sampler"]["inputs"]["start_at_step"] == 10
+    assert g["latent"]["inputs"]["length"] == 49  # 3 s at 16 fps
+    assert "slow push in" in g["positive"]["inputs"]["text"]  # a video family hears the camera in words
+    assert families()["wan2.2"].frames(Fraction(4)) == 65
+
+
+def test_what_the_script_sets_wins_over_the_familys_defaults(tmp_path):
+    path = _film_text("flux1-dev-fp8.safetensors", '\nsteps 30  encoder "clip_l.safetensors" "t5xxl_fp16.safetensors"')
+    film, _, _ = resolve_file(path)
+    r = film.shots[0].render
+    assert (r.steps, r.cfg, r.from_family) == (30, 1.0, ("cfg", "sampler", "scheduler", "template"))
+    (sg,) = compile_film(film, path.parent, load_object_info("core-0.33"))
+    assert sg.graph["text_encoder"]["inputs"]["clip_name2"] == "t5xxl_fp16.safetensors"
+    result = CliRunner().invoke(main, ["graph", str(path), "--explain", "-o", str(path.parent / "g")])
+    assert "family flux1: FLUX.1 dev (by its file name)" in result.output
+    assert "from the family: cfg 1, sampler euler, scheduler simple, template still" in result.output
+    assert "text encoders: clip_l.safetensors, t5xxl_fp16.safetensors (the script)" in result.output
+
+
+def test_a_family_named_after_the_model_wins_over_its_name_and_a_wrong_one_is_an_error_at_the_word(tmp_path):
+    film, _, _ = resolve_file(_film_text("my_finetune.safetensors", " sdxl"))
+    assert (film.shots[0].render.family, film.shots[0].render.family_origin) == ("sdxl", "named")
+    path = _film_text("my_finetune.safetensors", " flux3")
+    result = CliRunner().invoke(main, ["check", str(path)])
+    assert result.exit_code == 1
+    assert 'f.story:1:33: error: "flux3" is not a model family' in result.output
+    assert 'did you mean "flux1"' in result.output or 'did you mean "flux2"' in result.output
+
+
+@pytest.mark.parametrize("extra, message", [
+    ("\ntemplate still", "Wan 2.2 14B makes video, and still makes a picture"),
+    ('\nencoder "umt5.safetensors" "clip_l.safetensors"', "Wan 2.2 14B takes 1 text encoder, not 2"),
+])
+def test_a_template_or_encoders_the_family_cannot_take_are_errors_at_the_shot(tmp_path, extra, message):
+    path = _film_text(FILES["wan2.2"], extra)
+    result = CliRunner().invoke(main, ["check", str(path)])
+    assert result.exit_code == 1 and message in result.output, result.output
+
+
+def test_check_names_each_models_family(tmp_path):
+    result = CliRunner().invoke(main, ["check", str(EXAMPLES / "families.story")])
+    assert result.exit_code == 0, result.output
+    lines = [ln.strip() for ln in result.output.splitlines() if ln.startswith("  ")]
+    assert "flux1-dev-fp8.safetensors: FLUX.1 dev (family flux1, by its file name); shot 1" in lines
+    assert "juggernautXL_v9.safetensors: Stable Diffusion XL (family sdxl, named in the script); shot 4" in lines
+    assert "chroma-unlocked-v50.safetensors: Chroma (family chroma, by its file name); shot 10" in lines
+    assert len(lines) == 10
+
+
+def test_a_project_adds_a_family_with_a_data_file_alone(tmp_path):
+    # the examples' own family (docs/graphs.md): Chroma, with no change to code or templates
+    (tmp_path / "templates" / "families").mkdir(parents=True)
+    (tmp_path / "templates" / "families" / "chroma.toml").write_text(
+        (EXAMPLES / "templates" / "families" / "chroma.toml").read_text())
+    (tmp_path / "f.story").write_text('model "chroma-unlocked-v50.safetensors"\nEXT. A - DAY\n  shot 1 wide 2s\n')
+    film, diags, _ = resolve_file(tmp_path / "f.story")
+    assert film.shots[0].render.family == "chroma" and film.shots[0].render.cfg == 4.0
+    (sg,) = compile_film(film, tmp_path, load_object_info("core-0.33"))
+    assert not [d.message for d in sg.diagnostics if d.severity == "error"]
+    assert sg.graph["text_encoder"]["inputs"] == {"clip_name": "t5xxl_fp8_e4m3fn.safetensors", "type": "chroma"}
+    # a broken family file is one error naming it
+    (tmp_path / "templates" / "families" / "broken.toml").write_text('title = "x"\nkind = "sound"\n')
+    result = CliRunner().invoke(main, ["check", str(tmp_path / "f.story")])
+    assert result.exit_code == 1 and "model family broken.toml: kind:" in result.output
+
+
+def test_todays_server_renders_a_film_that_mixes_families(tmp_path):
+    import shutil
+
+    from storylang.build import build
+
+    from media import count_frames
+    from test_render import comfy
+
+    shutil.copytree(EXAMPLES, tmp_path / "ex", ignore=shutil.ignore_patterns("build"))
+    server = FakeComfy(version="0.33.0").start()
+    try:
+        report = build(tmp_path / "ex" / "families.story", comfy(server, preview=True))
+        assert not report.failures, report.failures
+        timeline = json.loads(report.timeline.read_text())
+        videos = [c for c in timeline["clips"] if c["source"] == "video"]
+        assert sorted(c["shot"] for c in videos) == ["5", "6", "7", "8", "9"]
+        assert count_frames(report.output) == timeline["frames"]
+        assert len(server.uploads) >= 2  # the keyframes' two pictures
+    finally:
+        server.stop()
+
+
+def test_a_model_in_the_wrong_folder_for_its_family_says_where_it_is(write_story):
+    server = FakeComfy(version="0.33.0").start()
+    try:
+        path = write_story('model "flux1-dev-fp8.safetensors" sd1.5\nEXT. A - DAY\n  shot 1 wide 2s\n')
+        result = CliRunner().invoke(main, ["check", str(path), "--comfy", server.url])
+        assert result.exit_code == 1
+        assert "it is in ComfyUI/models/diffusion_models/" in result.output, result.output
+    finally:
+        server.stop()
