@@ -1,5 +1,7 @@
 // One film on the model families studios run in 2026: each shot names its model, and the
 // model's family (templates/families/, see docs/graphs.md) says how it loads, samples and moves.
+// Stills on FLUX.1, FLUX.2, Qwen-Image and SDXL; motion on Wan 2.2, LTX-2 and HunyuanVideo 1.5;
+// image to video from a picture and from a still made first; first and last frame on Wan 2.2.
 // Without a ComfyUI server it builds as an animatic like every example.
 
 title "Tide Tables"
@@ -39,11 +41,17 @@ EXT. SEA - MORNING
     action "gulls lift off the water"
   shot 7 medium on MARA 3s
     model "ltx-2-19b-dev-fp8.safetensors"
+    start "assets/morning.png"  // image to video from the writer's own picture
     action "Mara turns towards the sea, wind in her coat"
   shot 8 wide 3s
     model "hunyuanvideo1.5_720p_t2v_fp16.safetensors"
     camera crane up
     action "the lighthouse against the morning sky"
+  shot 8A wide 3s
+    model "wan2.2_i2v_high_noise_14B_fp8_scaled.safetensors"
+    start still "flux1-dev-fp8.safetensors"  // a FLUX still rendered first, then Wan 2.2 moves it
+    camera push in slow
+    action "the lamp room window catches the sun"
   shot 9 insert 3s
     model "wan2.2_i2v_high_noise_14B_fp8_scaled.safetensors"
     keyframes "assets/dawn.png" to "assets/morning.png"

@@ -533,17 +533,21 @@ def graph(script: Path, shots, output, explain, comfy, object_info) -> None:
 
     out_dir = output or film_dir(script) / "graphs"
     index = {}
-    for sg in compiled:
+    # a still that a shot's video starts from is a graph of its own, rendered first: listed before it
+    every = [g for sg in compiled for g in ((sg.prelude, sg) if sg.prelude else (sg,))]
+    for sg in every:
         name = f"shot_{safe_stem(sg.shot.id)}.json"
         atomic.write_text(out_dir / name, graph_json(sg.graph))
         index[sg.shot.id] = {"graph": name, "template": sg.template,
-                             "inputs": [{"name": i.name, "file": i.file, "kind": i.kind} for i in sg.inputs]}
+                             "inputs": [{"name": i.name, "kind": i.kind, **({"made_by": i.made_by} if i.made_by
+                                                                            else {"file": i.file})}
+                                        for i in sg.inputs]}
         if explain:
             _echo(explain_graph(sg, film))
             _echo("")
     atomic.write_text(out_dir / "index.json", json.dumps(index, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
     _graph_provenance(film, script, compiled, expansion.prompts, out_dir / "index.json")
-    _echo(f"{len(compiled)} graphs written to {_shown(out_dir)} (validated against {info.origin})", err=True)
+    _echo(f"{len(every)} graphs written to {_shown(out_dir)} (validated against {info.origin})", err=True)
 
 
 @contextmanager

@@ -76,6 +76,7 @@ class Video(_Data):
     fps: int = 16
     step: int = 4  # the model makes step * n + 1 frames
     first_last: bool = False  # WanFirstLastFrameToVideo runs on it (the keyframes template)
+    i2v: str = ""  # its image-to-video node (a shot's `start` picture as the first frame); "" for none
 
 
 class Family(_Data):

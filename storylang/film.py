@@ -145,6 +145,10 @@ class RenderSettings(Model):
     model: str | None = None
     family: str = "sd1.5"  # the model family (templates/families/): how the model loads and samples
     encoders: tuple[str, ...] = ()  # text encoders, when not the family's
+    # image to video: the first frame is the writer's picture, or a still made first with an image model
+    start_image: str | None = None
+    start_model: str | None = None
+    start_family: str | None = None
     vae: str | None = None
     sampler: str = "euler"
     scheduler: str = "normal"

@@ -49,6 +49,8 @@ def inputs(film, script: Path) -> set[Path]:
             files |= {(root / shot.keyframes.start).resolve(), (root / shot.keyframes.end).resolve()}
         if shot.source:
             files.add((root / shot.source.file).resolve())
+        if shot.render.start_image:
+            files.add((root / shot.render.start_image).resolve())
     for scene in film.scenes:
         if scene.music is not None:
             files.add((root / scene.music.file).resolve())

@@ -54,6 +54,8 @@ class GraphInput:
     # (the rate is part of `name`'s digest); None uploads the file as it is.
     start: int = 0
     frames: int | None = None
+    # the output of another render (a still made first), not a file of the film: that render's shot id
+    made_by: str | None = None
 
 
 @dataclass
@@ -66,6 +68,7 @@ class ShotGraph:
     diagnostics: list[Diagnostic] = field(default_factory=list)
     template_file: str = ""
     root: str = ""  # the film's folder (its project families)
+    prelude: "ShotGraph | None" = None  # the still this shot's video starts from, rendered first
 
 
 def _finalize(value):
@@ -181,11 +184,12 @@ def _travel(positive: str, schedule: list[dict]) -> str:
 
 
 def shot_context(film: Film, shot: Shot, root: Path, info: ObjectInfo, frames: int | None = None,
-                 expanded=None) -> tuple[dict, list[GraphInput], list[str], Prompt]:
+                 expanded=None, still: GraphInput | None = None) -> tuple[dict, list[GraphInput], list[str], Prompt]:
     """Everything a template may use for one shot, plus the inputs it reads and warnings.
 
     `frames` is the shot's final length from the timing decision (lengthened for its speech);
     without it, the script's length. `expanded`: the shot's LLM-written prompt (expand/), if any.
+    `still`: the input of a still rendered first, which the shot's video starts from.
     """
     frames = frames or shot.frames
     warnings: list[str] = []
@@ -209,6 +213,14 @@ def shot_context(film: Film, shot: Shot, root: Path, info: ObjectInfo, frames: i
         inputs += [GraphInput(a, shot.keyframes.start, "image", "start keyframe"),
                    GraphInput(b, shot.keyframes.end, "image", "end keyframe")]
         keyframes = {"start": a, "end": b}
+    start = None
+    if r.start_image:
+        up = upload_name(root, r.start_image)
+        inputs.append(GraphInput(up, r.start_image, "image", "start picture (the video's first frame)"))
+        start = {"image": up}
+    elif still is not None:
+        inputs.append(still)
+        start = {"image": still.name}
     source = None
     if shot.source:
         up = trimmed_name(root, shot.source.file, shot.source.start, frames, fps)
@@ -232,8 +244,8 @@ def shot_context(film: Film, shot: Shot, root: Path, info: ObjectInfo, frames: i
     travel = _travel(prompt.positive, schedule)
     base = max(r.upscale_factor, 1.0)
     step = family.graph.multiple
-    video = ({"fps": family.video.fps, "length": family.frames(seconds), "latent": family.video.latent}
-             if family.video else None)
+    video = ({"fps": family.video.fps, "length": family.frames(seconds), "latent": family.video.latent,
+              "i2v": family.video.i2v} if family.video else None)
     ctx = {
         "film": {"title": film.title, "width": film.width, "height": film.height, "fps": float(fps),
                  "fps_num": film.fps_num, "fps_den": film.fps_den},
@@ -254,6 +266,7 @@ def shot_context(film: Film, shot: Shot, root: Path, info: ObjectInfo, frames: i
                    "travel": travel},
         "references": references,
         "keyframes": keyframes,
+        "start": start,
         "source": source,
         "motion": {"animatediff": animatediff, "multiplier": multiplier, "frames": gen_frames,
                    "fps": float(fps / multiplier), "loras": motion_loras},
@@ -263,6 +276,27 @@ def shot_context(film: Film, shot: Shot, root: Path, info: ObjectInfo, frames: i
         "nodes": nodes,
     }
     return ctx, inputs, warnings, prompt
+
+
+def still_shot(shot: Shot, root: Path) -> Shot:
+    """The still a shot's video starts from (`start still "model"`), as a shot of its own: the
+    image model with its family's defaults, the shot's words, seed and framing, no camera move."""
+    r = shot.render
+    family = families(root)[r.start_family or DEFAULT]
+    render = r.model_copy(update={**family.defaults.model_dump(), "template": "still", "model": r.start_model,
+                                  "family": family.name, "encoders": (), "vae": None, "loras": (),
+                                  "start_model": None, "start_family": None, "start_image": None,
+                                  "from_family": tuple(sorted(family.defaults.model_dump()))})
+    return shot.model_copy(update={"id": still_id(shot.id), "render": render, "camera": ()})
+
+
+def still_id(shot_id: str) -> str:
+    """The id of the still a shot's video starts from (its render, its graph file)."""
+    return f"{shot_id}.still"
+
+
+def _prelude(film: Film, shot: Shot, root: Path, env, info: ObjectInfo, frames, expanded) -> ShotGraph:
+    return compile_shot(film, still_shot(shot, root), root, env, info, frames, expanded)
 
 
 IMAGE_ONLY = ("still", "hires", "restyle")  # the built-in templates that make pictures from pictures or noise
@@ -293,6 +327,9 @@ def _unfit(shot: Shot, template: str, known: dict[str, Family]) -> tuple[str, st
     if template == "keyframes" and not (family.video and family.video.first_last):
         return ("family-kind", f": first and last frame runs on Wan 2.1 and 2.2, not {family.title}",
                 'model "wan2.1_flf2v_720p_14B_fp16.safetensors" on the shot')
+    if (r.start_image or r.start_model) and template == "motion" and not (family.video and family.video.i2v):
+        return ("family-kind", f": {family.title} cannot start from a picture (image to video)",
+                "start a shot from a picture on a video model: Wan 2.1/2.2, LTX-2, HunyuanVideo 1.5")
     if template == "motion" and family.kind == "image" and not (family.graph.motion_model or r.motion_model):
         return ("family-kind", f": {family.title} makes stills and has no AnimateDiff motion model",
                 "use a video model for motion (Wan 2.2, LTX-2, HunyuanVideo 1.5) or template still")
@@ -303,9 +340,20 @@ def compile_shot(film: Film, shot: Shot, root: Path, env: SandboxedEnvironment, 
                  frames: int | None = None, expanded=None) -> ShotGraph:
     name = shot.render.template
     found = find_template(env, name)
-    ctx, inputs, warnings, prompt = shot_context(film, shot, root, info, frames, expanded)
+    prelude = _prelude(film, shot, root, env, info, frames, expanded) if shot.render.start_model else None
+    still = None
+    if prelude is not None and prelude.graph is not None:
+        still = GraphInput(f"storylang/still_{digest({'graph': prelude.graph})[:20]}.png", "", "image",
+                           f"the still of shot {shot.id}, made first with {shot.render.start_model}",
+                           made_by=prelude.shot.id)
+    ctx, inputs, warnings, prompt = shot_context(film, shot, root, info, frames, expanded, still)
     result = ShotGraph(shot=shot, template=name, graph=None, prompt=prompt, inputs=inputs, template_file=found or "",
-                       root=str(root))
+                       root=str(root), prelude=prelude)
+    if prelude is not None and prelude.diagnostics:
+        result.diagnostics.extend(d.model_copy(update={"message": f"{d.message} (the start still)"})
+                                  for d in prelude.diagnostics)
+        if prelude.graph is None:
+            return result
     label = f"shot {shot.id} (template {name})"
     if found is None:
         names = template_names(env)
@@ -409,7 +457,7 @@ def explain(sg: ShotGraph, film: Film) -> str:
     if r.loras:
         lines.append("  loras: " + ", ".join(f"{lo.file} ({lo.model:g}/{lo.clip:g})" for lo in r.loras))
     for gi in sg.inputs:
-        lines.append(f"  input {gi.name} ← {gi.file} ({gi.purpose})")
+        lines.append(f"  input {gi.name} ← {gi.purpose}" if gi.made_by else f"  input {gi.name} ← {gi.file} ({gi.purpose})")
     if sg.graph:
         lines.append("  nodes: " + ", ".join(f"{k} {v.get('class_type')}" for k, v in sorted(sg.graph.items())))
     return "\n".join(lines)

@@ -49,11 +49,14 @@ def overlay_key(film: Film, shot: Shot, labels: cards.Labels) -> str:
 
 
 def shot_picture(film: Film, shot: Shot, cache: Cache, root: Path) -> ShotPicture:
-    """The shot's picture without rendering: its source clip, its keyframes or its card."""
+    """The shot's picture without rendering: its source clip, its keyframes, its start picture (the
+    first frame the video model would move from) or its card."""
     if shot.source:
         return ShotPicture("video", (shot.source.file,), shot.source.start)
     if shot.keyframes:
         return ShotPicture("keyframes", (shot.keyframes.start, shot.keyframes.end))
+    if shot.render.start_image:
+        return ShotPicture("still", (shot.render.start_image,))
     return ShotPicture("still", (rel(cache.path("cards", card_key(film, shot), ".png"), root),))
 
 

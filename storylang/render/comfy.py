@@ -26,7 +26,7 @@ import re
 import subprocess
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -35,7 +35,7 @@ from PIL import Image
 from storylang import atomic
 from storylang.cache import Cache, digest, file_digest
 from storylang.comfy.client import IMAGE_LIMIT, VIDEO_LIMIT, Client, ComfyError, safe_output_name
-from storylang.comfy.graphs import GraphInput, ShotGraph, compile_film, graph_json
+from storylang.comfy.graphs import GraphInput, ShotGraph, compile_film, graph_json, still_id
 from storylang.comfy.run import (Cancelled, Events, Interrupted, Job, Lost, Outcome, Pool, Server, ShotFailed, adopted, cancel,
                                  describe_node_errors, new_client_id, wait_for)
 from storylang.comfy.schema import MODEL_FOLDERS, ObjectInfo, live_object_info
@@ -166,9 +166,12 @@ class ComfyRenderer:
         graphs, missing = self.compile(film, timing, ctx, live)
         if missing and not self.settings.skip_missing:
             raise StoryError(_dedupe(missing))
+        journal = Journal(ctx.build_dir / "renders.journal.json" if ctx.build_dir else None)
+        # the stills videos start from (`start still`): renders the shots' renders depend on, first
+        still_failures = self._stills(film, timing, ctx, live, graphs, journal)
         results, reused, jobs = {}, 0, []
         for shot in film.shots:
-            if shot.id not in graphs:
+            if shot.id not in graphs or shot.id in still_failures:
                 continue
             found = cached_render(ctx.cache, graphs[shot.id])
             if found:
@@ -176,12 +179,41 @@ class ComfyRenderer:
                 reused += 1
                 continue
             jobs.append(self._job(shot, graphs[shot.id]))
-        journal = Journal(ctx.build_dir / "renders.journal.json" if ctx.build_dir else None)
         for job in jobs:
             job.prefer = journal.server_of(job)
         failures, outcomes = self._run(film, timing, ctx, live, jobs, journal, results)
+        failures.update(still_failures)
         return self._finish(film, timing, ctx, live, graphs, missing, results, failures, outcomes, reused,
                             len(jobs))
+
+    def _stills(self, film, timing, ctx, live, graphs, journal) -> dict[str, tuple[str, str | None, str]]:
+        """Render (or find in the cache) every still a shot's video starts from; each is then uploaded
+        with that shot's inputs (self.stills). Returns the shots whose still failed, and why."""
+        self.stills: dict[str, Result] = {}
+        preludes = {sid: {name: sg.prelude for name, sg in by_server.items()}
+                    for sid, by_server in graphs.items() if any(sg.prelude for sg in by_server.values())}
+        if not preludes:
+            return {}
+        still_shots = {sid: next(iter(p.values())).shot for sid, p in preludes.items()}
+        jobs = []
+        for sid, by_server in preludes.items():
+            found = cached_render(ctx.cache, by_server)
+            if found:
+                self.stills[still_shots[sid].id] = found
+            else:
+                jobs.append(self._job(still_shots[sid], by_server))
+        for job in jobs:
+            job.prefer = journal.server_of(job)
+        # the stills as a film of their own: each as long as its shot (a still's length is not rendered)
+        stills_film = film.model_copy(update={"shots": tuple(still_shots.values())})
+        stills_timing = replace(timing, shots={**timing.shots, **{s.id: timing.shots[sid] for sid, s in still_shots.items()}})
+        failed, _ = self._run(stills_film, stills_timing, ctx, live, jobs, journal, self.stills, stage="stills")
+        out = {}
+        for sid, still in still_shots.items():
+            if still.id in failed:
+                message, hint, server = failed[still.id]
+                out[sid] = (f"its start still failed: {message}", hint, server)
+        return out
 
     def _job(self, shot: Shot, graphs: dict[str, ShotGraph]) -> Job:
         any_graph = next(iter(graphs.values()))
@@ -191,7 +223,7 @@ class ComfyRenderer:
 
     # ------------------------------------------------------------------ running
 
-    def _run(self, film, timing, ctx, live, jobs, journal, results):
+    def _run(self, film, timing, ctx, live, jobs, journal, results, stage: str = "renders"):
         servers = [lv.server for lv in live]
         by_id = {s.id: s for s in film.shots}
         for server in servers:
@@ -202,7 +234,9 @@ class ComfyRenderer:
             server.events = Events(server.client, new_client_id(), on_status)
         failures: dict[str, tuple[str, str | None, str]] = {}
         outcomes: dict[str, Outcome] = {}
-        ctx.progress.stage("renders", len(jobs))
+        if not jobs:
+            return {}, {}
+        ctx.progress.stage(stage, len(jobs))
         cancelled = threading.Event()
 
         def run(server: Server, job: Job) -> Outcome:
@@ -317,7 +351,8 @@ class ComfyRenderer:
         for gi in job.inputs[server.name]:
             if gi.name in server.uploaded:
                 continue
-            data = input_bytes(gi, ctx, fps)
+            # a still rendered first is uploaded from the cache, under the name its graph gave it
+            data = self.stills[gi.made_by].file.read_bytes() if gi.made_by else input_bytes(gi, ctx, fps)
             sub, _, name = gi.name.rpartition("/")
             have = server.client.fetch_input(name, sub)
             if have != data:
@@ -436,6 +471,9 @@ class ComfyRenderer:
             server = rec.get("server")
             if server in info:
                 rec.update(info[server])
+            still = getattr(self, "stills", {}).get(still_id(shot.id))
+            if still is not None:  # the still its video started from, made first
+                rec["start_still"] = still.record
             shots[shot.id] = rec
         manifest = {"version": 1, "renderer": "comfy", "shots": shots}
         atomic.write_text(ctx.build_dir / "renders.json", json.dumps(manifest, indent=2, sort_keys=True) + "\n")

@@ -88,6 +88,43 @@ class Settings(Values):
                 return
             r["family"] = word.text.lower()
 
+    def _set_start(self, src: ScriptFile, s: t.Setting, d: _Defaults, film, shot, scene) -> None:
+        """`start "picture.png"` or `start still "flux1-dev.safetensors" [family]`: a motion shot on a
+        video model begins with this picture (image to video)."""
+        example = 'start "assets/dawn.png"  or  start still "flux1-dev-fp8.safetensors"'
+        r = d.render
+        if not self.need(src, s, 1, example):
+            return
+        first = s.values[0]
+        if first.kind == "string":
+            self.extra(src, s.values[1:], example)
+            path = self.file_value(src, first, "start picture", "image")
+            if path:
+                r.update(start_image=path, start_model=None, start_family=None)
+            return
+        if first.text != "still" or len(s.values) < 2 or s.values[1].kind != "string":
+            self.error(src, first.span, "bad-value", "start takes a picture file in quotes, or still and an image model",
+                       f"for example: {example}")
+            return
+        model = s.values[1]
+        self.extra(src, s.values[3:], example)
+        from storylang.families import DEFAULT, detect
+
+        known = self.model_families()
+        named = s.values[2] if len(s.values) > 2 else None
+        if named is not None and named.text.lower() not in known:
+            guess = did_you_mean(named.text.lower(), list(known))
+            self.error(src, named.span, "unknown-family", f'"{named.raw}" is not a model family',
+                       f'did you mean "{guess}"?' if guess else "families: " + ", ".join(sorted(known)))
+            return
+        family = known[named.text.lower()] if named is not None else (detect(model.text, known) or known[DEFAULT])
+        if family.kind != "image":
+            self.error(src, model.span, "family-kind", f"the start still is made with an image model, and "
+                       f"{_clean(model.text)} is {family.title}, a video model",
+                       'for example: start still "flux1-dev-fp8.safetensors"')
+            return
+        r.update(start_image=None, start_model=_clean(model.text), start_family=family.name)
+
     def _set_encoder(self, src: ScriptFile, s: t.Setting, d: _Defaults, film, shot, scene) -> None:
         """`encoder "t5xxl.safetensors" ["clip_l.safetensors"]`: the text encoders, in the family's order."""
         v = self.quoted(src, s, 'encoder "umt5_xxl_fp16.safetensors"', '"encoder" takes file names in quotes',
@@ -287,6 +324,7 @@ SETTERS = {
     "model": Settings._set_model,
     "vae": Settings._set_model,
     "encoder": Settings._set_encoder,
+    "start": Settings._set_start,
     "sampler": Settings._set_word,
     "scheduler": Settings._set_word,
     "template": Settings._set_word,

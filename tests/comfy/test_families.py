@@ -149,6 +149,7 @@ def test_check_names_each_models_family(tmp_path):
     assert "flux1-dev-fp8.safetensors: FLUX.1 dev (family flux1, by its file name); shot 1" in lines
     assert "juggernautXL_v9.safetensors: Stable Diffusion XL (family sdxl, named in the script); shot 4" in lines
     assert "chroma-unlocked-v50.safetensors: Chroma (family chroma, by its file name); shot 10" in lines
+    assert "wan2.2_i2v_high_noise_14B_fp8_scaled.safetensors: Wan 2.2 14B (family wan2.2, by its file name); shots 8A, 9" in lines
     assert len(lines) == 10
 
 
@@ -184,7 +185,7 @@ def test_todays_server_renders_a_film_that_mixes_families(tmp_path):
         assert not report.failures, report.failures
         timeline = json.loads(report.timeline.read_text())
         videos = [c for c in timeline["clips"] if c["source"] == "video"]
-        assert sorted(c["shot"] for c in videos) == ["5", "6", "7", "8", "9"]
+        assert sorted(c["shot"] for c in videos) == ["5", "6", "7", "8", "8A", "9"]
         assert count_frames(report.output) == timeline["frames"]
         assert len(server.uploads) >= 2  # the keyframes' two pictures
     finally:
@@ -200,3 +201,67 @@ def test_a_model_in_the_wrong_folder_for_its_family_says_where_it_is(write_story
         assert "it is in ComfyUI/models/diffusion_models/" in result.output, result.output
     finally:
         server.stop()
+
+
+def test_a_still_is_rendered_first_and_its_video_starts_from_it(tmp_path):
+    from storylang.build import build
+
+    from media import count_frames
+    from test_render import comfy
+
+    (tmp_path / "dawn.png").write_bytes((EXAMPLES / "assets" / "dawn.png").read_bytes())
+    script = tmp_path / "film.story"
+    script.write_text('format 384x216 @ 24fps\nstart still "flux1-dev-fp8.safetensors"\nEXT. SEA - DAWN\n'
+                      '  shot 1 wide 2s\n    model "wan2.2_i2v_high_noise_14B_fp8_scaled.safetensors"\n'
+                      '    action "waves on rocks"\n'
+                      '  shot 2 wide 2s\n    model "ltx-2-19b-dev-fp8.safetensors"\n    start "dawn.png"\n')
+    server = FakeComfy(version="0.33.0").start()
+    try:
+        report = build(script, comfy(server, preview=True))
+        assert not report.failures, report.failures
+        graphs = {pid: server.history[pid]["prompt"][2] for pid in server.submitted}
+        kinds = [sorted(n["class_type"] for n in g.values() if n["class_type"] in ("SaveImage", "SaveVideo"))
+                 for g in graphs.values()]
+        assert kinds[0] == ["SaveImage"]  # the still, before the videos
+        still_graph = list(graphs.values())[0]
+        assert still_graph["diffusion_model"]["inputs"]["unet_name"] == "flux1-dev-fp8.safetensors"
+        # the videos, in whichever order the pool ran them
+        by_node = {n["class_type"]: g for g in list(graphs.values())[1:] for n in g.values()}
+        video_graph, ltx = by_node["WanImageToVideo"], by_node["LTXVImgToVideo"]
+        start = next(n for n in video_graph.values() if n.get("_meta", {}).get("title") == "start picture")
+        assert start["inputs"]["image"] in server.uploads  # the still, uploaded before its video ran
+        assert start["inputs"]["image"].startswith("storylang/still_")
+        assert len(graphs) == 3
+        timeline = json.loads(report.timeline.read_text())
+        assert count_frames(report.output) == timeline["frames"]
+        renders = json.loads((report.timeline.parent / "renders.json").read_text())
+        assert renders["shots"]["1"]["start_still"]["graph"]
+        # built again, nothing is rendered: the still and both videos come from the cache
+        before = len(server.submitted)
+        report = build(script, comfy(server, preview=True))
+        assert len(server.submitted) == before
+    finally:
+        server.stop()
+
+
+def test_image_to_video_on_every_video_family_is_valid_on_todays_comfyui(tmp_path):
+    (tmp_path / "dawn.png").write_bytes((EXAMPLES / "assets" / "dawn.png").read_bytes())
+    for name, family in families().items():
+        if family.kind != "video":
+            continue
+        path = tmp_path / f"{name}.story"
+        path.write_text(f'model "{FILES[name]}"\nstart "dawn.png"\nEXT. A - DAY\n  shot 1 wide 2s\n')
+        film, diags, _ = resolve_file(path)
+        (sg,) = compile_film(film, tmp_path, load_object_info("core-0.33"))
+        assert not [d.message for d in sg.diagnostics if d.severity == "error"], name
+        assert sg.graph["latent"]["class_type"] == family.video.i2v
+        assert [i.file for i in sg.inputs] == ["dawn.png"]
+    # a start picture on an image model is an error at the shot; a start still must be an image model
+    path = tmp_path / "bad.story"
+    path.write_text('model "flux1-dev-fp8.safetensors"\nstart "dawn.png"\ntemplate motion\nEXT. A - DAY\n  shot 1 wide 2s\n')
+    result = CliRunner().invoke(main, ["check", str(path)])
+    assert result.exit_code == 1 and "FLUX.1 dev cannot start from a picture" in result.output, result.output
+    path.write_text('model "wan2.2_ti2v_5B_fp16.safetensors"\nstart still "ltx-2-19b-dev-fp8.safetensors"\n'
+                    'EXT. A - DAY\n  shot 1 wide 2s\n')
+    result = CliRunner().invoke(main, ["check", str(path)])
+    assert result.exit_code == 1 and "bad.story:2:13: error: the start still is made with an image model" in result.output
