@@ -1,7 +1,8 @@
 // One film on the model families studios run in 2026: each shot names its model, and the
 // model's family (templates/families/, see docs/graphs.md) says how it loads, samples and moves.
 // Stills on FLUX.1, FLUX.2, Qwen-Image and SDXL; motion on Wan 2.2, LTX-2 and HunyuanVideo 1.5;
-// image to video from a picture and from a still made first; first and last frame on Wan 2.2.
+// image to video from a picture and from a still made first; first and last frame on Wan 2.2;
+// one lip-synced line on Wan 2.2 S2V.
 // Without a ComfyUI server it builds as an animatic like every example.
 
 title "Tide Tables"
@@ -25,6 +26,10 @@ EXT. HARBOUR WALL - DAWN
     model "qwen_image_fp8_e4m3fn.safetensors"
     action "Mara reads a hand-written tide table"
     MARA: High water at six.
+  shot 3A close on MARA 3s
+    lipsync "wan2.2_s2v_14B_fp8_scaled.safetensors"  // her lips move with the line (Wan 2.2 S2V)
+    start "assets/mara_reference.png"
+    MARA: And low water at noon.
   shot 4 insert 2s
     model "juggernautXL_v9.safetensors" sdxl
     action "the tide table, ink smudged by rain"

@@ -186,6 +186,7 @@ def _build(script: Path, options: BuildOptions, progress: Progress, scratch: Pat
     timing = time_film(film, seconds)
     if timing.errors:
         raise BuildFailed(list(timing.errors), sources)
+    ctx.spoken = {k: root / s.file for k, s in spoken.items()}  # a lip-synced shot's dialogue is uploaded
     try:
         rendered = renderer.render(film, timing, ctx)
     except Cancelled:

@@ -488,6 +488,15 @@ def status(ctx, script: Path, renderer, comfy, burn_subtitles, preview, release,
                preview=preview, release=release, expand=expand, system_ffmpeg=system_ffmpeg)
 
 
+def _input_source(gi) -> dict:
+    """Where an input of index.json comes from: a file of the film, another render, or the shot's lines."""
+    if gi.made_by:
+        return {"made_by": gi.made_by}
+    if gi.dialogue:
+        return {"lines": [key for key, _ in gi.dialogue]}
+    return {"file": gi.file}
+
+
 @main.command()
 @click.argument("script", type=click.Path(path_type=Path, dir_okay=False))
 @click.option("--shot", "shots", multiple=True, metavar="ID", help="Only this shot (repeatable).")
@@ -539,9 +548,7 @@ def graph(script: Path, shots, output, explain, comfy, object_info) -> None:
         name = f"shot_{safe_stem(sg.shot.id)}.json"
         atomic.write_text(out_dir / name, graph_json(sg.graph))
         index[sg.shot.id] = {"graph": name, "template": sg.template,
-                             "inputs": [{"name": i.name, "kind": i.kind, **({"made_by": i.made_by} if i.made_by
-                                                                            else {"file": i.file})}
-                                        for i in sg.inputs]}
+                             "inputs": [{"name": i.name, "kind": i.kind, **_input_source(i)} for i in sg.inputs]}
         if explain:
             _echo(explain_graph(sg, film))
             _echo("")

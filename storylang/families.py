@@ -47,6 +47,7 @@ class Load(_Data):
     text_encoders: tuple[str, ...] = ()
     vae: str = ""  # "" for a checkpoint that carries its own
     audio_vae: bool = False  # LTX-2: the checkpoint's audio VAE (LTXVAudioVAELoader)
+    audio_encoder: str = ""  # sound to video: the audio encoder (AudioEncoderLoader)
 
 
 class Defaults(_Data):
@@ -77,6 +78,7 @@ class Video(_Data):
     step: int = 4  # the model makes step * n + 1 frames
     first_last: bool = False  # WanFirstLastFrameToVideo runs on it (the keyframes template)
     i2v: str = ""  # its image-to-video node (a shot's `start` picture as the first frame); "" for none
+    s2v: str = ""  # its sound-to-video node (the lipsync template); a family with one makes no silent video
 
 
 class Family(_Data):

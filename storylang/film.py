@@ -149,6 +149,7 @@ class RenderSettings(Model):
     start_image: str | None = None
     start_model: str | None = None
     start_family: str | None = None
+    lipsync: str | None = None  # a sound-to-video model: shots whose cast speaks render with it (lipsync)
     vae: str | None = None
     sampler: str = "euler"
     scheduler: str = "normal"

@@ -56,6 +56,9 @@ class GraphInput:
     frames: int | None = None
     # the output of another render (a still made first), not a file of the film: that render's shot id
     made_by: str | None = None
+    # the shot's dialogue as one WAV (`frames` long at the film's rate): (line key, offset in frames)
+    # of each line, mixed from the speech stage's files when it is uploaded
+    dialogue: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass
@@ -184,12 +187,14 @@ def _travel(positive: str, schedule: list[dict]) -> str:
 
 
 def shot_context(film: Film, shot: Shot, root: Path, info: ObjectInfo, frames: int | None = None,
-                 expanded=None, still: GraphInput | None = None) -> tuple[dict, list[GraphInput], list[str], Prompt]:
+                 expanded=None, still: GraphInput | None = None,
+                 lines: tuple[tuple[int, int], ...] | None = None) -> tuple[dict, list[GraphInput], list[str], Prompt]:
     """Everything a template may use for one shot, plus the inputs it reads and warnings.
 
     `frames` is the shot's final length from the timing decision (lengthened for its speech);
     without it, the script's length. `expanded`: the shot's LLM-written prompt (expand/), if any.
-    `still`: the input of a still rendered first, which the shot's video starts from.
+    `still`: the input of a still rendered first, which the shot's video starts from. `lines`:
+    (offset, length) of each of the shot's lines in frames, from the timing decision.
     """
     frames = frames or shot.frames
     warnings: list[str] = []
@@ -205,7 +210,7 @@ def shot_context(film: Film, shot: Shot, root: Path, info: ObjectInfo, frames: i
     prompt = (expanded_prompt(expanded, with_camera_words=video_motion) if expanded is not None
               else assemble_prompt(film, shot, with_camera_words=video_motion))
     references = _references(film, shot, root, info, inputs, warnings) if family.graph.ipadapter else []
-    if not family.graph.ipadapter and any(film.character(n).reference for n in shot.cast):
+    if not family.graph.ipadapter and r.template != "lipsync" and any(film.character(n).reference for n in shot.cast):
         warnings.append(f"{family.title} has no IP-Adapter: the cast's reference images are not used")
     keyframes = None
     if shot.keyframes:
@@ -221,6 +226,7 @@ def shot_context(film: Film, shot: Shot, root: Path, info: ObjectInfo, frames: i
     elif still is not None:
         inputs.append(still)
         start = {"image": still.name}
+    lipsync = _lipsync(film, shot, root, r, frames, lines, start, inputs) if r.template == "lipsync" else None
     source = None
     if shot.source:
         up = trimmed_name(root, shot.source.file, shot.source.start, frames, fps)
@@ -245,7 +251,7 @@ def shot_context(film: Film, shot: Shot, root: Path, info: ObjectInfo, frames: i
     base = max(r.upscale_factor, 1.0)
     step = family.graph.multiple
     video = ({"fps": family.video.fps, "length": family.frames(seconds), "latent": family.video.latent,
-              "i2v": family.video.i2v} if family.video else None)
+              "i2v": family.video.i2v, "s2v": family.video.s2v} if family.video else None)
     ctx = {
         "film": {"title": film.title, "width": film.width, "height": film.height, "fps": float(fps),
                  "fps_num": film.fps_num, "fps_den": film.fps_den},
@@ -267,6 +273,7 @@ def shot_context(film: Film, shot: Shot, root: Path, info: ObjectInfo, frames: i
         "references": references,
         "keyframes": keyframes,
         "start": start,
+        "lipsync": lipsync,
         "source": source,
         "motion": {"animatediff": animatediff, "multiplier": multiplier, "frames": gen_frames,
                    "fps": float(fps / multiplier), "loras": motion_loras},
@@ -276,6 +283,33 @@ def shot_context(film: Film, shot: Shot, root: Path, info: ObjectInfo, frames: i
         "nodes": nodes,
     }
     return ctx, inputs, warnings, prompt
+
+
+def _lipsync(film: Film, shot: Shot, root: Path, r, frames: int, lines, start: dict | None,
+             inputs: list[GraphInput]) -> dict | None:
+    """The lipsync template's sound and picture: the shot's dialogue as one WAV (named by what is
+    said, by whom and when) and the speaker's picture (the start picture or still, else the
+    reference image of the first character in frame who speaks). None when either is missing."""
+    from storylang.film import line_key
+
+    if lines is None or len(lines) != len(shot.lines):
+        return None
+    said = tuple((line_key(shot, i), offset) for i, (offset, _) in enumerate(lines))
+    name = digest({"lines": [[ln.text, ln.voice.id, ln.voice.rate, ln.voice.pitch, offset]
+                             for ln, (offset, _) in zip(shot.lines, lines)],
+                   "frames": frames, "fps": [film.fps_num, film.fps_den]})
+    audio = GraphInput(f"storylang/lines_{name[:20]}.wav", "", "audio", "the shot's dialogue, as timed in the film",
+                       frames=frames, dialogue=said)
+    image = start["image"] if start else None
+    if image is None:
+        speaker = next((film.character(ln.speaker) for ln in shot.lines if ln.speaker in shot.cast
+                        and film.character(ln.speaker).reference), None)
+        if speaker is None:
+            return None
+        image = upload_name(root, speaker.reference.file)
+        inputs.append(GraphInput(image, speaker.reference.file, "image", f"reference image of {speaker.name}, who speaks"))
+    inputs.append(audio)
+    return {"audio": audio.name, "image": image}
 
 
 def still_shot(shot: Shot, root: Path) -> Shot:
@@ -302,14 +336,14 @@ def _prelude(film: Film, shot: Shot, root: Path, env, info: ObjectInfo, frames, 
 IMAGE_ONLY = ("still", "hires", "restyle")  # the built-in templates that make pictures from pictures or noise
 
 
-def _unfit(shot: Shot, template: str, known: dict[str, Family]) -> tuple[str, str, str] | None:
+def _unfit(film: Film, shot: Shot, template: str, known: dict[str, Family]) -> tuple[str, str, str] | None:
     """Why a shot cannot compile with a built-in template on its model family: (code, message, hint), else None."""
     r = shot.render
     family = known.get(r.family)
     if family is None:
         return ("unknown-family", f': there is no model family "{r.family}"',
                 "families: " + ", ".join(sorted(known)))
-    if template not in ("still", "hires", "motion", "keyframes", "restyle"):
+    if template not in ("still", "hires", "motion", "keyframes", "restyle", "lipsync"):
         return None  # a project's own template decides for itself
     if not r.model:
         return "no-model", ": no model is set", 'set one for the film, e.g. model "dreamshaper_8.safetensors"'
@@ -321,6 +355,16 @@ def _unfit(shot: Shot, template: str, known: dict[str, Family]) -> tuple[str, st
     if r.encoders and len(r.encoders) != wanted:
         return ("encoders", f": {family.title} takes {wanted} text encoder{'s' * (wanted != 1)}, not {len(r.encoders)}",
                 "its own: " + ", ".join(family.load.text_encoders))
+    if template == "lipsync" and not (family.video and family.video.s2v):
+        return ("family-kind", f": {family.title} does not make video from sound",
+                'lipsync "wan2.2_s2v_14B_fp8_scaled.safetensors" on the film, a scene or the shot')
+    if template == "lipsync" and not (r.start_image or r.start_model or any(
+            ln.speaker in shot.cast and film.character(ln.speaker).reference for ln in shot.lines)):
+        return ("lipsync-picture", ": a lip-synced shot needs a picture of the speaker",
+                'start "speaker.png", start still "flux1-dev-fp8.safetensors", or a reference image on the character')
+    if template == "motion" and family.video and family.video.s2v:
+        return ("family-kind", f": {family.title} makes speaking shots (template lipsync), not silent video",
+                "use a text-to-video model for this shot")
     if template in IMAGE_ONLY and family.kind == "video":
         return ("family-kind", f": {family.title} makes video, and {template} makes a picture",
                 'use template motion, or an image model for this shot (model "flux1-dev.safetensors")')
@@ -337,7 +381,7 @@ def _unfit(shot: Shot, template: str, known: dict[str, Family]) -> tuple[str, st
 
 
 def compile_shot(film: Film, shot: Shot, root: Path, env: SandboxedEnvironment, info: ObjectInfo,
-                 frames: int | None = None, expanded=None) -> ShotGraph:
+                 frames: int | None = None, expanded=None, lines=None) -> ShotGraph:
     name = shot.render.template
     found = find_template(env, name)
     prelude = _prelude(film, shot, root, env, info, frames, expanded) if shot.render.start_model else None
@@ -346,7 +390,7 @@ def compile_shot(film: Film, shot: Shot, root: Path, env: SandboxedEnvironment, 
         still = GraphInput(f"storylang/still_{digest({'graph': prelude.graph})[:20]}.png", "", "image",
                            f"the still of shot {shot.id}, made first with {shot.render.start_model}",
                            made_by=prelude.shot.id)
-    ctx, inputs, warnings, prompt = shot_context(film, shot, root, info, frames, expanded, still)
+    ctx, inputs, warnings, prompt = shot_context(film, shot, root, info, frames, expanded, still, lines)
     result = ShotGraph(shot=shot, template=name, graph=None, prompt=prompt, inputs=inputs, template_file=found or "",
                        root=str(root), prelude=prelude)
     if prelude is not None and prelude.diagnostics:
@@ -361,7 +405,9 @@ def compile_shot(film: Film, shot: Shot, root: Path, env: SandboxedEnvironment, 
         result.diagnostics.append(_diag(shot, "error", "unknown-template", f'{label}: there is no template "{name}"',
                                         f'did you mean "{guess}"?' if guess else "templates: " + ", ".join(names)))
         return result
-    problem = _unfit(shot, name, families(root))
+    problem = _unfit(film, shot, name, families(root))
+    if problem is None and name == "lipsync" and ctx["lipsync"] is None:
+        problem = ("lipsync-timing", ": a lip-synced shot needs its lines' timing", "storyc check and build give it")
     if problem is not None:
         result.diagnostics.append(_diag(shot, "error", problem[0], f"{label}{problem[1]}", problem[2]))
         return result
@@ -409,7 +455,7 @@ def compile_film(film: Film, root: Path, info: ObjectInfo, only: set[str] | None
     env = template_env(root / "templates")
     prompts = prompts or {}
     return [compile_shot(film, shot, root, env, info, timing.shots[shot.id].frames if timing else None,
-                         prompts.get(shot.id))
+                         prompts.get(shot.id), timing.shots[shot.id].lines if timing else None)
             for shot in film.shots if only is None or shot.id in only]
 
 
@@ -457,7 +503,8 @@ def explain(sg: ShotGraph, film: Film) -> str:
     if r.loras:
         lines.append("  loras: " + ", ".join(f"{lo.file} ({lo.model:g}/{lo.clip:g})" for lo in r.loras))
     for gi in sg.inputs:
-        lines.append(f"  input {gi.name} ← {gi.purpose}" if gi.made_by else f"  input {gi.name} ← {gi.file} ({gi.purpose})")
+        lines.append(f"  input {gi.name} ← {gi.purpose}" if gi.made_by or gi.dialogue
+                     else f"  input {gi.name} ← {gi.file} ({gi.purpose})")
     if sg.graph:
         lines.append("  nodes: " + ", ".join(f"{k} {v.get('class_type')}" for k, v in sorted(sg.graph.items())))
     return "\n".join(lines)

@@ -41,12 +41,13 @@ MODEL_FOLDERS = {
     ("UNETLoader", "unet_name"): "diffusion_models", ("CLIPLoader", "clip_name"): "text_encoders",
     ("DualCLIPLoader", "clip_name1"): "text_encoders", ("DualCLIPLoader", "clip_name2"): "text_encoders",
     ("LTXAVTextEncoderLoader", "text_encoder"): "text_encoders", ("LTXAVTextEncoderLoader", "ckpt_name"): "checkpoints",
-    ("LTXVAudioVAELoader", "ckpt_name"): "checkpoints",
+    ("LTXVAudioVAELoader", "ckpt_name"): "checkpoints", ("AudioEncoderLoader", "audio_encoder_name"): "audio_encoders",
 }
 FOLDER_WORDS = {"checkpoints": "checkpoint", "loras": "LoRA", "vae": "VAE", "upscale_models": "upscale model",
                 "controlnet": "ControlNet model", "animatediff_models": "motion model",
                 "animatediff_motion_lora": "motion LoRA", "clip_vision": "CLIP vision model",
-                "diffusion_models": "diffusion model", "text_encoders": "text encoder"}
+                "diffusion_models": "diffusion model", "text_encoders": "text encoder",
+                "audio_encoders": "audio encoder"}
 MODEL_INPUTS = {"ckpt_name": "checkpoint", "lora_name": "LoRA", "vae_name": "VAE", "model_name": "model",
                 "control_net_name": "ControlNet model", "unet_name": "diffusion model", "clip_name": "text encoder",
                 "name": "motion LoRA"}

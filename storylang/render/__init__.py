@@ -58,6 +58,7 @@ class RenderContext:
     build_dir: Path | None = None  # where a renderer keeps its journal and manifest (None: a dry run)
     cancel: object = None  # a threading.Event set when a newer edit supersedes the build (watch mode)
     prompts: dict = field(default_factory=dict)  # the expansion stage's prompts by shot id (expand/)
+    spoken: dict = field(default_factory=dict)  # line key (film.line_key) → its spoken WAV, once speech is done
 
 
 @dataclass

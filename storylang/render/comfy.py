@@ -224,6 +224,8 @@ class ComfyRenderer:
     # ------------------------------------------------------------------ running
 
     def _run(self, film, timing, ctx, live, jobs, journal, results, stage: str = "renders"):
+        if not jobs and stage != "renders":
+            return {}, {}  # no stills to make: no websockets opened, no progress stage shown
         servers = [lv.server for lv in live]
         by_id = {s.id: s for s in film.shots}
         for server in servers:
@@ -234,8 +236,6 @@ class ComfyRenderer:
             server.events = Events(server.client, new_client_id(), on_status)
         failures: dict[str, tuple[str, str | None, str]] = {}
         outcomes: dict[str, Outcome] = {}
-        if not jobs:
-            return {}, {}
         ctx.progress.stage(stage, len(jobs))
         cancelled = threading.Event()
 
@@ -575,7 +575,10 @@ def output_files(entry: dict) -> list[tuple[str, str, str]]:
 
 
 def input_bytes(gi: GraphInput, ctx: RenderContext, fps) -> bytes:
-    """The bytes uploaded for an input: the file, or for a clip its explicit trim (made once, cached)."""
+    """The bytes uploaded for an input: the file, for a clip its explicit trim, for a shot's dialogue
+    its lines mixed at their times (both made once, cached)."""
+    if gi.dialogue:
+        return dialogue_wav(gi, ctx, fps).read_bytes()
     source = ctx.root / gi.file
     if gi.kind != "video" or gi.frames is None:
         return source.read_bytes()
@@ -583,6 +586,32 @@ def input_bytes(gi: GraphInput, ctx: RenderContext, fps) -> bytes:
     if not trimmed.is_file():
         trim_clip(source, trimmed, gi.start, gi.frames, fps)
     return trimmed.read_bytes()
+
+
+def dialogue_wav(gi: GraphInput, ctx: RenderContext, fps: Fraction) -> Path:
+    """A shot's lines as one mono 16 kHz WAV as long as the shot, each line at its offset: the sound
+    a sound-to-video model moves the speaker's lips to."""
+    target = ctx.cache.path("inputs", gi.name.rpartition("/")[2].rsplit(".", 1)[0], ".wav")
+    if target.is_file():
+        return target
+    missing = [key for key, _ in gi.dialogue if key not in ctx.spoken]
+    if missing:
+        raise ShotFailed(f"the shot's lines are not spoken yet ({', '.join(missing)})", "build the film again")
+    ff = find_ffmpeg()
+    seconds = Fraction(gi.frames or 0) / fps
+    args = [ff.path, "-v", "error", "-y"]
+    for key, _ in gi.dialogue:
+        args += ["-i", str(ctx.spoken[key])]
+    delays = ";".join(f"[{i}:a]aresample=16000,adelay={round(Fraction(offset) / fps * 1000)}:all=1[a{i}]"
+                      for i, (_, offset) in enumerate(gi.dialogue))
+    mix = "".join(f"[a{i}]" for i in range(len(gi.dialogue)))
+    graph = f"{delays};{mix}amix=inputs={len(gi.dialogue)}:normalize=0,apad,atrim=0:{float(seconds):.6f}[out]"
+    with atomic.atomic_path(target, suffix=".wav") as tmp:
+        proc = subprocess.run(args + ["-filter_complex", graph, "-map", "[out]", "-ac", "1", "-ar", "16000",
+                                      "-c:a", "pcm_s16le", "-f", "wav", str(tmp)], capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise ShotFailed(f"the shot's dialogue could not be mixed: {proc.stderr.strip()[-200:]}")
+    return target
 
 
 def trim_clip(source: Path, target: Path, start: int, frames: int, fps: Fraction) -> None:

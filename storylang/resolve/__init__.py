@@ -130,9 +130,12 @@ class _Resolver(Settings):
                 self.warn(src, node.name_span, "unused-character", f"character {name} never appears",
                           f"put them in a shot (shot close on {name}) or remove them")
 
-    def _render(self, given: dict, loras: list, seed: int) -> f.RenderSettings:
-        """The shot's render settings: what the script set, and its model family's defaults for the rest."""
+    def _render(self, given: dict, loras: list, seed: int, speaking: bool = False) -> f.RenderSettings:
+        """The shot's render settings: what the script set, and its model family's defaults for the rest.
+        A shot whose cast speaks, under `lipsync`, renders on the lipsync model with its template."""
         given = {k: v for k, v in given.items() if k != "family"} | {"family": given.get("family")}
+        if speaking and given.get("lipsync"):
+            given = {**given, "model": given["lipsync"], "family": None, "template": "lipsync"}
         family, origin = _family_of(given, self.model_families())
         taken = {k: v for k, v in family.defaults.model_dump().items() if k not in given}
         return f.RenderSettings(**{**taken, **given, "family": family.name, "family_origin": origin,
@@ -308,7 +311,8 @@ class _Resolver(Settings):
         loras = list(d.loras)
         for n in cast:
             loras.extend(self.characters[n].loras)
-        render = self._render(d.render, loras, seed)
+        speaking = any(line.speaker in cast for line in lines)
+        render = self._render(d.render, loras, seed, speaking)
         shot = f.Shot(
             id=identity, number=node.number, name=name or None, scene=scene_index, framing=framing, angle=angle, cast=tuple(cast),
             frames=frames, action=info.get("action", ""), setting=d.setting, lighting=d.lighting, mood=d.mood,

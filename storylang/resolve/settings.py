@@ -125,6 +125,32 @@ class Settings(Values):
             return
         r.update(start_image=None, start_model=_clean(model.text), start_family=family.name)
 
+    def _set_lipsync(self, src: ScriptFile, s: t.Setting, d: _Defaults, film, shot, scene) -> None:
+        """`lipsync "wan2.2_s2v_14B.safetensors"` (or `lipsync off`): a shot in which a character in
+        frame speaks renders on this sound-to-video model, lips moving with the line."""
+        example = 'lipsync "wan2.2_s2v_14B_fp8_scaled.safetensors"'
+        if not self.need(src, s, 1, example):
+            return
+        v = s.values[0]
+        self.extra(src, s.values[1:], example)
+        if v.kind != "string":
+            if v.text == "off":
+                d.render["lipsync"] = None
+            else:
+                self.error(src, v.span, "bad-value", '"lipsync" takes a sound-to-video model in quotes, or off',
+                           f"for example: {example}")
+            return
+        from storylang.families import DEFAULT, detect
+
+        known = self.model_families()
+        family = detect(v.text, known) or known[DEFAULT]
+        if not (family.video and family.video.s2v):
+            s2v = [f.title for f in known.values() if f.video and f.video.s2v]
+            self.error(src, v.span, "family-kind", f"{_clean(v.text)} is {family.title}, which does not make video "
+                       "from sound", "sound-to-video families: " + ", ".join(s2v))
+            return
+        d.render["lipsync"] = _clean(v.text)
+
     def _set_encoder(self, src: ScriptFile, s: t.Setting, d: _Defaults, film, shot, scene) -> None:
         """`encoder "t5xxl.safetensors" ["clip_l.safetensors"]`: the text encoders, in the family's order."""
         v = self.quoted(src, s, 'encoder "umt5_xxl_fp16.safetensors"', '"encoder" takes file names in quotes',
@@ -325,6 +351,7 @@ SETTERS = {
     "vae": Settings._set_model,
     "encoder": Settings._set_encoder,
     "start": Settings._set_start,
+    "lipsync": Settings._set_lipsync,
     "sampler": Settings._set_word,
     "scheduler": Settings._set_word,
     "template": Settings._set_word,

@@ -15,7 +15,7 @@ PLACES: dict[str, tuple[str, ...]] = {
     # the film header only
     "title": ("film",), "author": ("film",), "llm": ("film",), "format": ("film",), "end": ("film",), "include": ("film",),
     # anywhere from the film down to a shot: the shot inherits the nearest
-    **{k: CASCADE for k in ("style", "model", "vae", "encoder", "start", "sampler", "scheduler", "steps", "cfg", "denoise",
+    **{k: CASCADE for k in ("style", "model", "vae", "encoder", "start", "lipsync", "sampler", "scheduler", "steps", "cfg", "denoise",
                             "clip skip", "narrator", "template", "duration", "overrun", "upscale", "motion",
                             "controlnet", "lighting", "mood", "camera", "setting", "expand")},
     "negative": CASCADE + ("character",), "seed": CASCADE + ("character",), "lora": CASCADE + ("character",),

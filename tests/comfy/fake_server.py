@@ -61,7 +61,8 @@ DEFAULT_MODELS = {"checkpoints": ["dreamshaper_8.safetensors", "random_sd15.safe
                                        "wan2.2_i2v_high_noise_14B_fp8_scaled.safetensors",
                                        "wan2.2_i2v_low_noise_14B_fp8_scaled.safetensors",
                                        "wan2.2_ti2v_5B_fp16.safetensors", "hunyuanvideo1.5_720p_t2v_fp16.safetensors",
-                                       "chroma-unlocked-v50.safetensors"],
+                                       "chroma-unlocked-v50.safetensors", "wan2.2_s2v_14B_fp8_scaled.safetensors"],
+                  "audio_encoders": ["wav2vec2_large_english_fp16.safetensors"],
                   "text_encoders": ["umt5_xxl_fp8_e4m3fn_scaled.safetensors", "clip_l.safetensors",
                                     "t5xxl_fp8_e4m3fn.safetensors", "mistral_3_small_flux2_fp8.safetensors",
                                     "qwen_2.5_vl_7b_fp8_scaled.safetensors", "gemma_3_12B_it_fp4_mixed.safetensors",
@@ -641,10 +642,11 @@ def _picture(graph: dict, nid: str, server: FakeComfy) -> tuple[int, int, int, f
             width, height = ins["width"], ins["height"]
             return ins["batch_size"]
         if ct in ("EmptyHunyuanLatentVideo", "WanFirstLastFrameToVideo", "EmptyHunyuanVideo15Latent",
-                  "Wan22ImageToVideoLatent"):  # 4x temporal compression: 4n+1 frames
+                  "Wan22ImageToVideoLatent", "WanImageToVideo", "HunyuanVideo15ImageToVideo",
+                  "WanSoundImageToVideo"):  # 4x temporal compression: 4n+1 frames
             width, height = ins["width"], ins["height"]
             return (ins["length"] - 1) // 4 * 4 + 1
-        if ct == "EmptyLTXVLatentVideo":  # LTX: 8x temporal compression, 8n+1 frames
+        if ct in ("EmptyLTXVLatentVideo", "LTXVImgToVideo"):  # LTX: 8x temporal compression, 8n+1 frames
             width, height = ins["width"], ins["height"]
             return (ins["length"] - 1) // 8 * 8 + 1
         if ct == "ImageScale":

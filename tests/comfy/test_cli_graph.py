@@ -67,10 +67,11 @@ def test_graphs_are_byte_identical_across_processes_with_different_hash_seeds(tm
     import sys
 
     shutil.copytree(EXAMPLES, tmp_path / "films", ignore=shutil.ignore_patterns("build"))
-    outputs = []
-    for seed in ("1", "2"):
-        out = tmp_path / f"graphs-{seed}"
-        subprocess.run([sys.executable, "-m", "storylang.cli", "graph", str(tmp_path / "films" / "everything.story"),
-                        "-o", str(out)], check=True, capture_output=True, env={**os.environ, "PYTHONHASHSEED": seed})
-        outputs.append({p.name: p.read_bytes() for p in sorted(out.iterdir())})
-    assert len(outputs[0]) == 11 and outputs[0] == outputs[1]  # 9 graphs, index.json and its provenance
+    for film, count in (("everything", 11), ("families", 15)):  # graphs (and a still made first), index.json and its provenance
+        outputs = []
+        for seed in ("1", "2"):
+            out = tmp_path / f"{film}-{seed}"
+            subprocess.run([sys.executable, "-m", "storylang.cli", "graph", str(tmp_path / "films" / f"{film}.story"),
+                            "-o", str(out)], check=True, capture_output=True, env={**os.environ, "PYTHONHASHSEED": seed})
+            outputs.append({p.name: p.read_bytes() for p in sorted(out.iterdir())})
+        assert len(outputs[0]) == count and outputs[0] == outputs[1]

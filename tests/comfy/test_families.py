@@ -23,18 +23,23 @@ FILES = {"sd1.5": "dreamshaper_8.safetensors", "sdxl": "sd_xl_base_1.0.safetenso
          "flux2": "flux2_dev_fp8mixed.safetensors", "qwen-image": "qwen_image_fp8_e4m3fn.safetensors",
          "wan2.1": "wan2.1_t2v_1.3B_fp16.safetensors", "wan2.2": "wan2.2_t2v_high_noise_14B_fp8_scaled.safetensors",
          "wan2.2-5b": "wan2.2_ti2v_5B_fp16.safetensors", "ltx2": "ltx-2-19b-dev-fp8.safetensors",
-         "hunyuan1.5": "hunyuanvideo1.5_720p_t2v_fp16.safetensors"}
+         "hunyuan1.5": "hunyuanvideo1.5_720p_t2v_fp16.safetensors",
+         "wan2.2-s2v": "wan2.2_s2v_14B_fp8_scaled.safetensors"}
 # the templates each kind of family takes (keyframes: the families that do first and last frame)
 TEMPLATES = {"image": ("still", "hires", "motion"), "video": ("motion", "keyframes")}
-ON_0_3_64 = {"sd1.5", "sdxl", "flux1", "flux1-schnell", "qwen-image", "wan2.1", "wan2.2", "wan2.2-5b"}  # docs/graphs.md
+ON_0_3_64 = {"sd1.5", "sdxl", "flux1", "flux1-schnell", "qwen-image", "wan2.1", "wan2.2", "wan2.2-5b", "wan2.2-s2v"}  # docs/graphs.md
 
 
 def _film(tmp_path, family: str, template: str) -> Path:
     keyframes = '    keyframes "dawn.png" to "morning.png"\n' if template == "keyframes" else ""
-    if keyframes:
-        for name in ("dawn.png", "morning.png"):
-            (tmp_path / name).write_bytes((EXAMPLES / "assets" / name).read_bytes())
+    for name in ("dawn.png", "morning.png", "mara_reference.png"):
+        (tmp_path / name).write_bytes((EXAMPLES / "assets" / name).read_bytes())
     path = tmp_path / f"{family}-{template}.story"
+    if template == "lipsync":  # a character in frame who speaks, with a picture of her
+        path.write_text(f'format 1280x720 @ 24fps\nlipsync "{FILES[family]}"\ncharacter MARA\n  voice "en-us+f3"\n'
+                        '  reference "mara_reference.png"\nEXT. SEA - DAWN\n  shot 1 close on MARA 3s\n'
+                        '    MARA: High water at six.\n')
+        return path
     path.write_text(f'format 1280x720 @ 24fps\nmodel "{FILES[family]}"\ntemplate {template}\n'
                     f'EXT. SEA - DAWN\n  shot 1 wide 3s\n    camera push in slow\n    action "waves on rocks"\n{keyframes}')
     return path
@@ -42,6 +47,9 @@ def _film(tmp_path, family: str, template: str) -> Path:
 
 def _cases():
     for name, family in sorted(families().items()):
+        if family.video and family.video.s2v:
+            yield name, "lipsync"  # a sound-to-video family makes speaking shots only
+            continue
         for template in TEMPLATES[family.kind]:
             if template == "keyframes" and not (family.video and family.video.first_last):
                 continue
@@ -54,6 +62,8 @@ def test_every_shipped_family_has_a_file_here_and_is_found_by_its_name():
     known = families()
     assert set(FILES) == set(known)
     for name, model in FILES.items():
+        if name == "wan2.2-s2v":
+            continue  # named by `lipsync`, and found the same way (test_a_speaking_shot_...)
         film, diags, _ = resolve_file(_film_text(model))
         assert film.shots[0].render.family == name, model
         assert film.shots[0].render.family_origin == ("assumed" if name == "sd1.5" else "file name")
@@ -72,14 +82,19 @@ def test_every_family_and_template_is_valid_on_todays_comfyui(tmp_path, family, 
     path = _film(tmp_path, family, template)
     film, diags, _ = resolve_file(path)
     assert not [d for d in diags if d.severity == "error"]
+    timing = None
+    if template == "lipsync":
+        from storylang.check import check_film
+
+        timing = check_film(path, graphs=False).timing  # the lines' times: the dialogue it is synced to
     # AnimateDiff (motion on an image family) is a custom node pack: the full snapshot has it
     info = load_object_info("full-0.33" if template == "motion" and families()[family].kind == "image" else "core-0.33")
-    (sg,) = compile_film(film, tmp_path, info)
+    (sg,) = compile_film(film, tmp_path, info, timing=timing)
     assert not [d.message for d in sg.diagnostics if d.severity == "error"]
     assert sg.graph
     # on 0.3.64 the older families are valid; the newer ones need nodes it does not have, and say so
     old = load_object_info("full-0.3.64")
-    (sg_old,) = compile_film(film, tmp_path, old)
+    (sg_old,) = compile_film(film, tmp_path, old, timing=timing)
     codes = {d.code for d in sg_old.diagnostics if d.severity == "error"}
     if family in ON_0_3_64:
         assert not codes, [d.message for d in sg_old.diagnostics]
@@ -150,7 +165,8 @@ def test_check_names_each_models_family(tmp_path):
     assert "juggernautXL_v9.safetensors: Stable Diffusion XL (family sdxl, named in the script); shot 4" in lines
     assert "chroma-unlocked-v50.safetensors: Chroma (family chroma, by its file name); shot 10" in lines
     assert "wan2.2_i2v_high_noise_14B_fp8_scaled.safetensors: Wan 2.2 14B (family wan2.2, by its file name); shots 8A, 9" in lines
-    assert len(lines) == 10
+    assert "wan2.2_s2v_14B_fp8_scaled.safetensors: Wan 2.2 S2V (family wan2.2-s2v, by its file name); shot 3A" in lines
+    assert len(lines) == 11
 
 
 def test_a_project_adds_a_family_with_a_data_file_alone(tmp_path):
@@ -185,7 +201,7 @@ def test_todays_server_renders_a_film_that_mixes_families(tmp_path):
         assert not report.failures, report.failures
         timeline = json.loads(report.timeline.read_text())
         videos = [c for c in timeline["clips"] if c["source"] == "video"]
-        assert sorted(c["shot"] for c in videos) == ["5", "6", "7", "8", "8A", "9"]
+        assert sorted(c["shot"] for c in videos) == ["3A", "5", "6", "7", "8", "8A", "9"]
         assert count_frames(report.output) == timeline["frames"]
         assert len(server.uploads) >= 2  # the keyframes' two pictures
     finally:
@@ -234,6 +250,7 @@ def test_a_still_is_rendered_first_and_its_video_starts_from_it(tmp_path):
         assert len(graphs) == 3
         timeline = json.loads(report.timeline.read_text())
         assert count_frames(report.output) == timeline["frames"]
+        assert not [n for n in report.notes if "held" in n], report.notes  # each video covers its shot
         renders = json.loads((report.timeline.parent / "renders.json").read_text())
         assert renders["shots"]["1"]["start_still"]["graph"]
         # built again, nothing is rendered: the still and both videos come from the cache
@@ -247,7 +264,7 @@ def test_a_still_is_rendered_first_and_its_video_starts_from_it(tmp_path):
 def test_image_to_video_on_every_video_family_is_valid_on_todays_comfyui(tmp_path):
     (tmp_path / "dawn.png").write_bytes((EXAMPLES / "assets" / "dawn.png").read_bytes())
     for name, family in families().items():
-        if family.kind != "video":
+        if family.kind != "video" or family.video.s2v:
             continue
         path = tmp_path / f"{name}.story"
         path.write_text(f'model "{FILES[name]}"\nstart "dawn.png"\nEXT. A - DAY\n  shot 1 wide 2s\n')
@@ -265,3 +282,58 @@ def test_image_to_video_on_every_video_family_is_valid_on_todays_comfyui(tmp_pat
                     'EXT. A - DAY\n  shot 1 wide 2s\n')
     result = CliRunner().invoke(main, ["check", str(path)])
     assert result.exit_code == 1 and "bad.story:2:13: error: the start still is made with an image model" in result.output
+
+
+def test_a_speaking_shot_under_lipsync_renders_on_sound_to_video_with_its_dialogue(tmp_path):
+    import wave
+
+    from storylang.build import build
+
+    from media import count_frames
+    from test_render import comfy
+
+    (tmp_path / "mara.png").write_bytes((EXAMPLES / "assets" / "mara_reference.png").read_bytes())
+    script = tmp_path / "film.story"
+    script.write_text('format 384x216 @ 24fps\nmodel "wan2.2_t2v_high_noise_14B_fp8_scaled.safetensors"\n'
+                      'lipsync "wan2.2_s2v_14B_fp8_scaled.safetensors"\n'
+                      'character MARA\n  voice "en-us+f3"\n  reference "mara.png"\nEXT. SEA - DAWN\n'
+                      '  shot 1 close on MARA 3s\n    MARA: High water at six.\n'
+                      '  shot 2 wide 2s\n    narrate "The sea waited."\n')
+    film, _, _ = resolve_file(script)
+    assert [s.render.template for s in film.shots] == ["lipsync", "motion"]  # narration moves no lips
+    server = FakeComfy(version="0.33.0").start()
+    try:
+        report = build(script, comfy(server, preview=True))
+        assert not report.failures, report.failures
+        graphs = [server.history[pid]["prompt"][2] for pid in server.submitted]
+        lipsync = next(g for g in graphs if any(n["class_type"] == "WanSoundImageToVideo" for n in g.values()))
+        audio = lipsync["dialogue"]["inputs"]["audio"]
+        assert audio in server.uploads and audio.endswith(".wav")
+        assert lipsync["speaker"]["inputs"]["image"] in server.uploads  # MARA's reference, the face to move
+        # the uploaded dialogue is as long as the shot, silent until the line starts at its time
+        timeline = json.loads(report.timeline.read_text())
+        line = next(s for s in timeline["speech"] if s["shot"] == "1")
+        clip = next(c for c in timeline["clips"] if c["shot"] == "1")
+        with wave.open(str(server.dir / "input" / audio)) as w:
+            frames = w.readframes(w.getnframes())
+            rate, n = w.getframerate(), w.getnframes()
+        assert abs(n / rate - clip["frames"] / 24) < 0.01
+        samples = [int.from_bytes(frames[i:i + 2], "little", signed=True) for i in range(0, len(frames), 2)]
+        start = round((line["start"] - clip["start"]) / 24 * rate)
+        assert max(abs(x) for x in samples[:start - 160]) < 50 and max(abs(x) for x in samples[start:]) > 1000
+        assert count_frames(report.output) == timeline["frames"]
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("text, message", [
+    ('lipsync "ltx-2-19b-dev-fp8.safetensors"\n', "f.story:2:9: error: ltx-2-19b-dev-fp8.safetensors is LTX-2, "
+                                                  "which does not make video from sound"),
+    ('lipsync "wan2.2_s2v_14B_fp8_scaled.safetensors"\n', "a lip-synced shot needs a picture of the speaker"),
+])
+def test_lipsync_mistakes_are_errors_at_the_line(tmp_path, text, message):
+    path = tmp_path / "f.story"
+    path.write_text(f'model "flux1-dev-fp8.safetensors"\n{text}character MARA\nEXT. A - DAY\n'
+                    '  shot 1 close on MARA 2s\n    MARA: Hello.\n')
+    result = CliRunner().invoke(main, ["check", str(path)])
+    assert result.exit_code == 1 and message in result.output, result.output
