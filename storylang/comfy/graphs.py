@@ -186,6 +186,51 @@ def _travel(positive: str, schedule: list[dict]) -> str:
     return ",\n".join(travel)
 
 
+def _pictures(film: Film, shot: Shot, root: Path, frames: int, still: GraphInput | None, lines,
+              inputs: list[GraphInput]) -> dict:
+    """The pictures, clips and sound a shot's graph reads (added to `inputs`), by the names the
+    templates use: keyframes, start, lipsync, source (None where the shot has none)."""
+    r = shot.render
+    keyframes = None
+    if shot.keyframes:
+        a, b = upload_name(root, shot.keyframes.start), upload_name(root, shot.keyframes.end)
+        inputs += [GraphInput(a, shot.keyframes.start, "image", "start keyframe"),
+                   GraphInput(b, shot.keyframes.end, "image", "end keyframe")]
+        keyframes = {"start": a, "end": b}
+    start = None
+    if r.start_image:
+        up = upload_name(root, r.start_image)
+        inputs.append(GraphInput(up, r.start_image, "image", "start picture (the video's first frame)"))
+        start = {"image": up}
+    elif still is not None:
+        inputs.append(still)
+        start = {"image": still.name}
+    lipsync = _lipsync(film, shot, root, r, frames, lines, start, inputs) if r.template == "lipsync" else None
+    source = None
+    if shot.source:
+        up = trimmed_name(root, shot.source.file, shot.source.start, frames, film.fps)
+        inputs.append(GraphInput(up, shot.source.file, "video",
+                                 f"source clip, {frames} frames from frame {shot.source.start} at the film's rate",
+                                 start=shot.source.start, frames=frames))
+        source = {"video": up, "frames": frames}
+    return {"keyframes": keyframes, "start": start, "lipsync": lipsync, "source": source}
+
+
+def _shot_values(shot: Shot, family: Family, frames: int, seconds: Fraction) -> dict:
+    """The shot as templates see it: its words, camera and render settings, with its family's encoders."""
+    r = shot.render
+    return {"id": shot.id, "number": shot.number, "frames": frames, "seconds": float(seconds),
+            "framing": shot.framing, "angle": shot.angle, "cast": list(shot.cast), "action": shot.action,
+            "camera": [m.model_dump() for m in shot.camera], "model": r.model, "vae": r.vae,
+            "sampler": r.sampler, "scheduler": r.scheduler, "steps": r.steps, "cfg": r.cfg,
+            "clip_skip": r.clip_skip, "denoise": r.denoise, "seed": r.seed,
+            "loras": [lo.model_dump() for lo in r.loras], "upscale_model": r.upscale_model,
+            "upscale_factor": r.upscale_factor, "motion_model": r.motion_model, "controlnet": r.controlnet,
+            "controlnet_kind": r.controlnet_kind, "template": r.template, "family": family.name,
+            "encoders": list(r.encoders or family.load.text_encoders),
+            "second_model": family.second_model(r.model) if r.model else None}
+
+
 def shot_context(film: Film, shot: Shot, root: Path, info: ObjectInfo, frames: int | None = None,
                  expanded=None, still: GraphInput | None = None,
                  lines: tuple[tuple[int, int], ...] | None = None) -> tuple[dict, list[GraphInput], list[str], Prompt]:
@@ -212,28 +257,7 @@ def shot_context(film: Film, shot: Shot, root: Path, info: ObjectInfo, frames: i
     references = _references(film, shot, root, info, inputs, warnings) if family.graph.ipadapter else []
     if not family.graph.ipadapter and r.template != "lipsync" and any(film.character(n).reference for n in shot.cast):
         warnings.append(f"{family.title} has no IP-Adapter: the cast's reference images are not used")
-    keyframes = None
-    if shot.keyframes:
-        a, b = upload_name(root, shot.keyframes.start), upload_name(root, shot.keyframes.end)
-        inputs += [GraphInput(a, shot.keyframes.start, "image", "start keyframe"),
-                   GraphInput(b, shot.keyframes.end, "image", "end keyframe")]
-        keyframes = {"start": a, "end": b}
-    start = None
-    if r.start_image:
-        up = upload_name(root, r.start_image)
-        inputs.append(GraphInput(up, r.start_image, "image", "start picture (the video's first frame)"))
-        start = {"image": up}
-    elif still is not None:
-        inputs.append(still)
-        start = {"image": still.name}
-    lipsync = _lipsync(film, shot, root, r, frames, lines, start, inputs) if r.template == "lipsync" else None
-    source = None
-    if shot.source:
-        up = trimmed_name(root, shot.source.file, shot.source.start, frames, fps)
-        inputs.append(GraphInput(up, shot.source.file, "video",
-                                 f"source clip, {frames} frames from frame {shot.source.start} at the film's rate",
-                                 start=shot.source.start, frames=frames))
-        source = {"video": up, "frames": frames}
+    pictures = _pictures(film, shot, root, frames, still, lines, inputs)
     # motion: AnimateDiff renders at a lower rate and RIFE interpolates up to the film's rate
     multiplier = 3 if fps >= 20 else 2 if fps >= 12 else 1
     if "RIFE VFI" not in nodes:
@@ -255,26 +279,14 @@ def shot_context(film: Film, shot: Shot, root: Path, info: ObjectInfo, frames: i
     ctx = {
         "film": {"title": film.title, "width": film.width, "height": film.height, "fps": float(fps),
                  "fps_num": film.fps_num, "fps_den": film.fps_den},
-        "shot": {"id": shot.id, "number": shot.number, "frames": frames, "seconds": float(seconds),
-                 "framing": shot.framing, "angle": shot.angle, "cast": list(shot.cast), "action": shot.action,
-                 "camera": [m.model_dump() for m in shot.camera], "model": r.model, "vae": r.vae,
-                 "sampler": r.sampler, "scheduler": r.scheduler, "steps": r.steps, "cfg": r.cfg,
-                 "clip_skip": r.clip_skip, "denoise": r.denoise, "seed": r.seed,
-                 "loras": [lo.model_dump() for lo in r.loras], "upscale_model": r.upscale_model,
-                 "upscale_factor": r.upscale_factor, "motion_model": r.motion_model, "controlnet": r.controlnet,
-                 "controlnet_kind": r.controlnet_kind, "template": r.template, "family": family.name,
-                 "encoders": list(r.encoders or family.load.text_encoders),
-                 "second_model": family.second_model(r.model) if r.model else None},
+        "shot": _shot_values(shot, family, frames, seconds),
         "family": family.model_dump(exclude={"file"}),
         "size": {"width": width, "height": height},
         "video": video,
         "prompt": {"positive": prompt.positive, "negative": prompt.negative, "schedule": schedule,
                    "travel": travel},
         "references": references,
-        "keyframes": keyframes,
-        "start": start,
-        "lipsync": lipsync,
-        "source": source,
+        **pictures,
         "motion": {"animatediff": animatediff, "multiplier": multiplier, "frames": gen_frames,
                    "fps": float(fps / multiplier), "loras": motion_loras},
         "hires": {"base_width": max(int(film.width / base) // step, 1) * step,
