@@ -156,6 +156,35 @@ def build(script: Path, options: BuildOptions, progress: Progress | None = None)
             return _build(script, options, progress, scratch)
 
 
+def render_sheets(script: Path, options: BuildOptions, target: Path | None = None,
+                  progress: Progress | None = None) -> tuple[dict[str, Path], dict[str, tuple]]:
+    """Only the characters' sheets, on ComfyUI (storyc sheets): rendered, or found in the cache,
+    and copied to `target` (default build/<film>/sheets/) as NAME.png. Returns the files by
+    character and the failures."""
+    from storylang.filenames import safe_stem
+    from storylang.render.comfy import ComfyRenderer
+
+    progress = progress or Progress()
+    film, sources, _ = _resolved(script, options)
+    if not any(c.sheet is not None and c.reference is None for c in film.characters):
+        raise BuildFailed([Diagnostic(severity="error", code="no-sheets", file=str(script),
+                                      message="no character of this film has a sheet to render",
+                                      hint='write `sheet` under a character (a `reference` image wins over it)')],
+                          sources)
+    build_dir = build_root(script)
+    with builddir.film_lock(film_dir(script, create=False)):
+        ctx = RenderContext(root=script.resolve().parent, cache=Cache(build_dir / "cache"), jobs=max(options.jobs, 1),
+                            progress=progress, build_dir=build_dir / film_folder(script.stem), cancel=options.cancel)
+        results, failed = ComfyRenderer(options.comfy).sheets(film, ctx)
+        target = target or build_dir / film_folder(script.stem) / "sheets"
+        written = {}
+        for name, result in sorted(results.items()):
+            out = target / f"{safe_stem(name)}{result.file.suffix}"
+            atomic.write_bytes(out, result.file.read_bytes())
+            written[name] = out
+    return written, failed
+
+
 def _build(script: Path, options: BuildOptions, progress: Progress, scratch: Path | None) -> BuildReport:
     """resolve → speak → time → render → edit → assemble (a dry run stops after timing, writing nothing)."""
     film, sources, warnings = _resolved(script, options)

@@ -542,8 +542,9 @@ def graph(script: Path, shots, output, explain, comfy, object_info) -> None:
 
     out_dir = output or film_dir(script) / "graphs"
     index = {}
-    # a still that a shot's video starts from is a graph of its own, rendered first: listed before it
-    every = [g for sg in compiled for g in ((sg.prelude, sg) if sg.prelude else (sg,))]
+    # renders a shot reads (its start still, its cast's sheets) are graphs of their own, made first:
+    # each listed once, before the first shot that reads it
+    every = list({g.shot.id: g for sg in compiled for g in (*sg.upstream, sg)}.values())
     for sg in every:
         name = f"shot_{safe_stem(sg.shot.id)}.json"
         atomic.write_text(out_dir / name, graph_json(sg.graph))
@@ -807,6 +808,45 @@ def provenance(output: Path, as_json: bool) -> None:
         _echo(f"storyc: {e}", err=True)
         sys.exit(1)
     _echo(json.dumps(found, indent=2, sort_keys=True, ensure_ascii=False) if as_json else prov.describe(found))
+
+
+@main.command()
+@click.argument("script", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@click.option("--comfy", "comfy", multiple=True, metavar="URL",
+              help="A ComfyUI server (repeat for a pool; default: STORYC_COMFY or storyc.toml).")
+@click.option("-o", "--output", type=click.Path(path_type=Path, file_okay=False),
+              help="Folder for the sheets (default: build/<film>/sheets).")
+def sheets(script: Path, comfy, output) -> None:
+    """Render only the characters' sheets, to settle a face before any shot is rendered."""
+    import os
+
+    from rich.console import Console
+
+    from storylang.build import BuildOptions, render_sheets
+    from storylang.diagnostics import StoryError
+
+    try:
+        _, settings = _comfy_settings(script, "comfy", comfy, False, False)
+    except StoryError as e:
+        _echo(f"storyc: {e}", err=True)
+        sys.exit(2)
+    options = BuildOptions(renderer="comfy", comfy=settings, jobs=max(os.cpu_count() or 1, 1))
+    progress = _progress(Console(stderr=True))
+    try:
+        written, failed = render_sheets(script, options, output, progress)
+    except StoryError as e:  # a ComfyError is one too: a dead server is one line
+        progress.close()
+        if e.diagnostics:
+            _print_diagnostics(e.diagnostics, e.sources)
+        _echo(f"storyc: no sheets made: {_summary(e.diagnostics) if e.diagnostics else e}", err=True)
+        sys.exit(1)
+    progress.close()
+    for name, path in written.items():
+        _echo(f"{name}: {_shown(path)}")
+    for name, (message, hint, server) in failed.items():
+        _echo(f"storyc: {name}'s sheet failed on {server}: {message}" + (f" ({hint})" if hint else ""), err=True)
+    if failed:
+        sys.exit(1)
 
 
 @main.command()

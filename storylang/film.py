@@ -59,6 +59,8 @@ class Character(Model):
     voice: Voice
     loras: tuple[Lora, ...] = ()
     reference: Reference | None = None
+    # a reference rendered first (a character sheet): the words of its view; None for no sheet
+    sheet: str | None = None
     where: Where
 
 

@@ -71,7 +71,8 @@ class ShotGraph:
     diagnostics: list[Diagnostic] = field(default_factory=list)
     template_file: str = ""
     root: str = ""  # the film's folder (its project families)
-    prelude: "ShotGraph | None" = None  # the still this shot's video starts from, rendered first
+    # renders this one reads, made first: its start still, the sheets of its cast
+    upstream: list["ShotGraph"] = field(default_factory=list)
 
 
 def _finalize(value):
@@ -142,20 +143,29 @@ def _diag(shot: Shot, severity: str, code: str, message: str, hint: str | None =
                       span=w.span(4), hint=hint)
 
 
-def _references(film: Film, shot: Shot, root: Path, info: ObjectInfo, inputs: list, warnings: list) -> list[dict]:
-    """The cast's reference images (added to `inputs`), or none when the server has no IP-Adapter."""
-    references = []
+def _references(film: Film, shot: Shot, root: Path, info: ObjectInfo, inputs: list, warnings: list,
+                made: dict) -> list[dict]:
+    """The cast's reference images, a writer's own or a sheet rendered first (added to `inputs`), or
+    none when the server has no IP-Adapter."""
+    references, reads = [], []
     for name in shot.cast:
         ref = film.character(name).reference
         if ref:
             up = upload_name(root, ref.file)
-            inputs.append(GraphInput(up, ref.file, "image", f"reference image of {name}"))
+            reads.append(GraphInput(up, ref.file, "image", f"reference image of {name}"))
             references.append({"character": name, "image": up, "weight": ref.weight})
+        elif f"sheet:{name}" in made:
+            reads.append(made[f"sheet:{name}"])
+            references.append({"character": name, "image": made[f"sheet:{name}"].name, "weight": SHEET_WEIGHT})
     if references and "IPAdapterAdvanced" not in info.nodes:
         warnings.append(f"IP-Adapter nodes are not on {info.origin}: the reference image of "
                         f"{references[0]['character']} is not used")
-        return []
+        return []  # nothing uploaded, no sheet made, for a reference the graph cannot use
+    inputs.extend(reads)
     return references
+
+
+SHEET_WEIGHT = 0.8  # a sheet as IP-Adapter reference, as a writer's `reference` defaults to
 
 
 def _motion_loras(shot: Shot, warnings: list) -> list[dict]:
@@ -186,7 +196,7 @@ def _travel(positive: str, schedule: list[dict]) -> str:
     return ",\n".join(travel)
 
 
-def _pictures(film: Film, shot: Shot, root: Path, frames: int, still: GraphInput | None, lines,
+def _pictures(film: Film, shot: Shot, root: Path, frames: int, made: dict, lines,
               inputs: list[GraphInput]) -> dict:
     """The pictures, clips and sound a shot's graph reads (added to `inputs`), by the names the
     templates use: keyframes, start, lipsync, source (None where the shot has none)."""
@@ -202,10 +212,10 @@ def _pictures(film: Film, shot: Shot, root: Path, frames: int, still: GraphInput
         up = upload_name(root, r.start_image)
         inputs.append(GraphInput(up, r.start_image, "image", "start picture (the video's first frame)"))
         start = {"image": up}
-    elif still is not None:
-        inputs.append(still)
-        start = {"image": still.name}
-    lipsync = _lipsync(film, shot, root, r, frames, lines, start, inputs) if r.template == "lipsync" else None
+    elif "still" in made:
+        inputs.append(made["still"])
+        start = {"image": made["still"].name}
+    lipsync = _lipsync(film, shot, root, r, frames, lines, start, inputs, made) if r.template == "lipsync" else None
     source = None
     if shot.source:
         up = trimmed_name(root, shot.source.file, shot.source.start, frames, film.fps)
@@ -232,16 +242,18 @@ def _shot_values(shot: Shot, family: Family, frames: int, seconds: Fraction) -> 
 
 
 def shot_context(film: Film, shot: Shot, root: Path, info: ObjectInfo, frames: int | None = None,
-                 expanded=None, still: GraphInput | None = None,
+                 expanded=None, made: dict | None = None,
                  lines: tuple[tuple[int, int], ...] | None = None) -> tuple[dict, list[GraphInput], list[str], Prompt]:
     """Everything a template may use for one shot, plus the inputs it reads and warnings.
 
     `frames` is the shot's final length from the timing decision (lengthened for its speech);
     without it, the script's length. `expanded`: the shot's LLM-written prompt (expand/), if any.
-    `still`: the input of a still rendered first, which the shot's video starts from. `lines`:
+    `made`: inputs that are renders made first ("still": the one the shot's video starts from,
+    "sheet:NAME": a character's sheet). `lines`:
     (offset, length) of each of the shot's lines in frames, from the timing decision.
     """
     frames = frames or shot.frames
+    made = made or {}
     warnings: list[str] = []
     inputs: list[GraphInput] = []
     r = shot.render
@@ -254,10 +266,11 @@ def shot_context(film: Film, shot: Shot, root: Path, info: ObjectInfo, frames: i
     animatediff = "ADE_LoadAnimateDiffModel" in nodes and family.kind == "image"
     prompt = (expanded_prompt(expanded, with_camera_words=video_motion) if expanded is not None
               else assemble_prompt(film, shot, with_camera_words=video_motion))
-    references = _references(film, shot, root, info, inputs, warnings) if family.graph.ipadapter else []
-    if not family.graph.ipadapter and r.template != "lipsync" and any(film.character(n).reference for n in shot.cast):
+    references = _references(film, shot, root, info, inputs, warnings, made) if family.graph.ipadapter else []
+    if not family.graph.ipadapter and r.template != "lipsync" and any(
+            film.character(n).reference or f"sheet:{n}" in made for n in shot.cast):
         warnings.append(f"{family.title} has no IP-Adapter: the cast's reference images are not used")
-    pictures = _pictures(film, shot, root, frames, still, lines, inputs)
+    pictures = _pictures(film, shot, root, frames, made, lines, inputs)
     # motion: AnimateDiff renders at a lower rate and RIFE interpolates up to the film's rate
     multiplier = 3 if fps >= 20 else 2 if fps >= 12 else 1
     if "RIFE VFI" not in nodes:
@@ -298,7 +311,7 @@ def shot_context(film: Film, shot: Shot, root: Path, info: ObjectInfo, frames: i
 
 
 def _lipsync(film: Film, shot: Shot, root: Path, r, frames: int, lines, start: dict | None,
-             inputs: list[GraphInput]) -> dict | None:
+             inputs: list[GraphInput], made: dict) -> dict | None:
     """The lipsync template's sound and picture: the shot's dialogue as one WAV (named by what is
     said, by whom and when) and the speaker's picture (the start picture or still, else the
     reference image of the first character in frame who speaks). None when either is missing."""
@@ -313,13 +326,18 @@ def _lipsync(film: Film, shot: Shot, root: Path, r, frames: int, lines, start: d
     audio = GraphInput(f"storylang/lines_{name[:20]}.wav", "", "audio", "the shot's dialogue, as timed in the film",
                        frames=frames, dialogue=said)
     image = start["image"] if start else None
+    speakers = [film.character(ln.speaker) for ln in shot.lines if ln.speaker in shot.cast]
     if image is None:
-        speaker = next((film.character(ln.speaker) for ln in shot.lines if ln.speaker in shot.cast
-                        and film.character(ln.speaker).reference), None)
-        if speaker is None:
+        speaker = next((c for c in speakers if c.reference), None)
+        sheet = next((made[f"sheet:{c.name}"] for c in speakers if f"sheet:{c.name}" in made), None)
+        if speaker is not None:
+            image = upload_name(root, speaker.reference.file)
+            inputs.append(GraphInput(image, speaker.reference.file, "image", f"reference image of {speaker.name}, who speaks"))
+        elif sheet is not None:
+            image = sheet.name
+            inputs.append(sheet)
+        else:
             return None
-        image = upload_name(root, speaker.reference.file)
-        inputs.append(GraphInput(image, speaker.reference.file, "image", f"reference image of {speaker.name}, who speaks"))
     inputs.append(audio)
     return {"audio": audio.name, "image": image}
 
@@ -341,11 +359,55 @@ def still_id(shot_id: str) -> str:
     return f"{shot_id}.still"
 
 
-def _prelude(film: Film, shot: Shot, root: Path, env, info: ObjectInfo, frames, expanded) -> ShotGraph:
-    return compile_shot(film, still_shot(shot, root), root, env, info, frames, expanded)
+def sheet_shot(film: Film, name: str, root: Path) -> Shot | None:
+    """A character's sheet (`sheet` under the character) as a shot of its own, rendered first: the
+    sheet's words and the character's look on the image model of the first shot the character is
+    in (its start still's model, for a video model), with the film's style, the character's seed and
+    LoRAs. None when the character is in no shot or no image model is in reach."""
+    character = film.character(name)
+    first = next((s for s in film.shots if name in s.cast and s.render.model), None)
+    if first is None:
+        return None
+    r = first.render
+    known = families(root)
+    model, family_name = r.model, r.family
+    if known.get(family_name, known[DEFAULT]).kind != "image":
+        if not r.start_model:
+            return None
+        model, family_name = r.start_model, r.start_family or DEFAULT
+    family = known[family_name]
+    render = r.model_copy(update={**family.defaults.model_dump(), "template": "sheet", "model": model,
+                                  "family": family.name, "encoders": (), "vae": None, "loras": character.loras,
+                                  "seed": character.seed, "start_model": None, "start_family": None,
+                                  "start_image": None, "lipsync": None,
+                                  "from_family": tuple(sorted(family.defaults.model_dump()))})
+    return first.model_copy(update={
+        "id": f"sheet.{name}", "number": None, "name": f"{name}'s sheet", "cast": (name,), "framing": "full",
+        "angle": None, "camera": (), "action": character.sheet or "", "setting": "", "lighting": "", "mood": "",
+        "lines": (), "schedule": (), "keyframes": None, "source": None, "render": render, "where": character.where})
 
 
-IMAGE_ONLY = ("still", "hires", "restyle")  # the built-in templates that make pictures from pictures or noise
+def _made_input(sg: ShotGraph, kind: str, purpose: str) -> GraphInput:
+    """The input of a render made first, named by its graph's digest: known before anything runs."""
+    return GraphInput(f"storylang/{kind}_{digest({'graph': sg.graph})[:20]}.png", "", "image", purpose,
+                      made_by=sg.shot.id)
+
+
+def compile_sheets(film: Film, root: Path, info: ObjectInfo) -> dict[str, ShotGraph]:
+    """The film's character sheets alone, by character name (storyc sheets)."""
+    return _sheets(film, root, template_env(root / "templates"), info)
+
+
+def _sheets(film: Film, root: Path, env, info: ObjectInfo) -> dict[str, ShotGraph]:
+    """Each character's sheet graph, compiled once for the film (a writer's own reference wins)."""
+    out = {}
+    for c in film.characters:
+        if c.sheet is not None and c.reference is None and (shot := sheet_shot(film, c.name, root)) is not None:
+            out[c.name] = compile_shot(film, shot, root, env, info)
+    return out
+
+
+IMAGE_ONLY = ("still", "hires", "restyle", "sheet")  # the built-in templates that make pictures from pictures or noise
 
 
 def _unfit(film: Film, shot: Shot, template: str, known: dict[str, Family]) -> tuple[str, str, str] | None:
@@ -355,7 +417,7 @@ def _unfit(film: Film, shot: Shot, template: str, known: dict[str, Family]) -> t
     if family is None:
         return ("unknown-family", f': there is no model family "{r.family}"',
                 "families: " + ", ".join(sorted(known)))
-    if template not in ("still", "hires", "motion", "keyframes", "restyle", "lipsync"):
+    if template not in ("still", "hires", "motion", "keyframes", "restyle", "lipsync", "sheet"):
         return None  # a project's own template decides for itself
     if not r.model:
         return "no-model", ": no model is set", 'set one for the film, e.g. model "dreamshaper_8.safetensors"'
@@ -371,7 +433,8 @@ def _unfit(film: Film, shot: Shot, template: str, known: dict[str, Family]) -> t
         return ("family-kind", f": {family.title} does not make video from sound",
                 'lipsync "wan2.2_s2v_14B_fp8_scaled.safetensors" on the film, a scene or the shot')
     if template == "lipsync" and not (r.start_image or r.start_model or any(
-            ln.speaker in shot.cast and film.character(ln.speaker).reference for ln in shot.lines)):
+            ln.speaker in shot.cast and (film.character(ln.speaker).reference or film.character(ln.speaker).sheet)
+            for ln in shot.lines)):
         return ("lipsync-picture", ": a lip-synced shot needs a picture of the speaker",
                 'start "speaker.png", start still "flux1-dev-fp8.safetensors", or a reference image on the character')
     if template == "motion" and family.video and family.video.s2v:
@@ -393,18 +456,25 @@ def _unfit(film: Film, shot: Shot, template: str, known: dict[str, Family]) -> t
 
 
 def compile_shot(film: Film, shot: Shot, root: Path, env: SandboxedEnvironment, info: ObjectInfo,
-                 frames: int | None = None, expanded=None, lines=None) -> ShotGraph:
+                 frames: int | None = None, expanded=None, lines=None,
+                 sheets: dict[str, ShotGraph] | None = None) -> ShotGraph:
     name = shot.render.template
     found = find_template(env, name)
-    prelude = _prelude(film, shot, root, env, info, frames, expanded) if shot.render.start_model else None
-    still = None
+    made, before = {}, {}
+    prelude = (compile_shot(film, still_shot(shot, root), root, env, info, frames, expanded)
+               if shot.render.start_model else None)
     if prelude is not None and prelude.graph is not None:
-        still = GraphInput(f"storylang/still_{digest({'graph': prelude.graph})[:20]}.png", "", "image",
-                           f"the still of shot {shot.id}, made first with {shot.render.start_model}",
-                           made_by=prelude.shot.id)
-    ctx, inputs, warnings, prompt = shot_context(film, shot, root, info, frames, expanded, still, lines)
+        made["still"] = _made_input(prelude, "still", f"the still of shot {shot.id}, made first with "
+                                                      f"{shot.render.start_model}")
+        before[prelude.shot.id] = prelude
+    for member, sheet in (sheets or {}).items():
+        if member in shot.cast and sheet.graph is not None:
+            made[f"sheet:{member}"] = _made_input(sheet, "sheet", f"the sheet of {member}, rendered first")
+            before[sheet.shot.id] = sheet
+    ctx, inputs, warnings, prompt = shot_context(film, shot, root, info, frames, expanded, made, lines)
+    used = {i.made_by for i in inputs if i.made_by}
     result = ShotGraph(shot=shot, template=name, graph=None, prompt=prompt, inputs=inputs, template_file=found or "",
-                       root=str(root), prelude=prelude)
+                       root=str(root), upstream=[sg for sid, sg in before.items() if sid in used])
     if prelude is not None and prelude.diagnostics:
         result.diagnostics.extend(d.model_copy(update={"message": f"{d.message} (the start still)"})
                                   for d in prelude.diagnostics)
@@ -466,9 +536,17 @@ def compile_film(film: Film, root: Path, info: ObjectInfo, only: set[str] | None
     `prompts`: the expansion stage's prompts by shot id (the rest assemble the script's words)."""
     env = template_env(root / "templates")
     prompts = prompts or {}
-    return [compile_shot(film, shot, root, env, info, timing.shots[shot.id].frames if timing else None,
-                         prompts.get(shot.id), timing.shots[shot.id].lines if timing else None)
-            for shot in film.shots if only is None or shot.id in only]
+    sheets = _sheets(film, root, env, info)
+    compiled = [compile_shot(film, shot, root, env, info, timing.shots[shot.id].frames if timing else None,
+                             prompts.get(shot.id), timing.shots[shot.id].lines if timing else None, sheets)
+                for shot in film.shots if only is None or shot.id in only]
+    # a sheet's own problems once, at its character (the first shot that needs it carries them)
+    for name, sheet in sheets.items():
+        user = next((sg for sg in compiled if name in sg.shot.cast), None)
+        if user is not None and sheet.diagnostics:
+            user.diagnostics.extend(d.model_copy(update={"message": f"{d.message} ({name}'s sheet)"})
+                                    for d in sheet.diagnostics)
+    return compiled
 
 
 def graph_json(graph: dict) -> str:

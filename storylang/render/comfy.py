@@ -35,7 +35,7 @@ from PIL import Image
 from storylang import atomic
 from storylang.cache import Cache, digest, file_digest
 from storylang.comfy.client import IMAGE_LIMIT, VIDEO_LIMIT, Client, ComfyError, safe_output_name
-from storylang.comfy.graphs import GraphInput, ShotGraph, compile_film, graph_json, still_id
+from storylang.comfy.graphs import GraphInput, ShotGraph, compile_film, graph_json
 from storylang.comfy.run import (Cancelled, Events, Interrupted, Job, Lost, Outcome, Pool, Server, ShotFailed, adopted, cancel,
                                  describe_node_errors, new_client_id, wait_for)
 from storylang.comfy.schema import MODEL_FOLDERS, ObjectInfo, live_object_info
@@ -187,33 +187,79 @@ class ComfyRenderer:
                             len(jobs))
 
     def _stills(self, film, timing, ctx, live, graphs, journal) -> dict[str, tuple[str, str | None, str]]:
-        """Render (or find in the cache) every still a shot's video starts from; each is then uploaded
-        with that shot's inputs (self.stills). Returns the shots whose still failed, and why."""
+        """Render (or find in the cache) every render the shots read, made first: their start stills
+        and their cast's sheets; each is then uploaded with the inputs of the shots that read it
+        (self.stills). Returns the shots that cannot render because one of them failed, and why."""
         self.stills: dict[str, Result] = {}
-        preludes = {sid: {name: sg.prelude for name, sg in by_server.items()}
-                    for sid, by_server in graphs.items() if any(sg.prelude for sg in by_server.values())}
-        if not preludes:
+        self.readers: dict[str, list[str]] = {}
+        upstream: dict[str, dict[str, ShotGraph]] = {}  # made-first render id → server → its graph
+        readers: dict[str, list[str]] = {}  # made-first render id → the shots that read it
+        for sid, by_server in graphs.items():
+            for name, sg in by_server.items():
+                for up in sg.upstream:
+                    upstream.setdefault(up.shot.id, {})[name] = up
+                    if sid not in readers.setdefault(up.shot.id, []):
+                        readers[up.shot.id].append(sid)
+        self.readers = readers
+        if not upstream:
             return {}
-        still_shots = {sid: next(iter(p.values())).shot for sid, p in preludes.items()}
+        shots = {uid: next(iter(by_server.values())).shot for uid, by_server in upstream.items()}
         jobs = []
-        for sid, by_server in preludes.items():
+        for uid, by_server in upstream.items():
             found = cached_render(ctx.cache, by_server)
             if found:
-                self.stills[still_shots[sid].id] = found
+                self.stills[uid] = found
             else:
-                jobs.append(self._job(still_shots[sid], by_server))
+                jobs.append(self._job(shots[uid], by_server))
         for job in jobs:
             job.prefer = journal.server_of(job)
-        # the stills as a film of their own: each as long as its shot (a still's length is not rendered)
-        stills_film = film.model_copy(update={"shots": tuple(still_shots.values())})
-        stills_timing = replace(timing, shots={**timing.shots, **{s.id: timing.shots[sid] for sid, s in still_shots.items()}})
-        failed, _ = self._run(stills_film, stills_timing, ctx, live, jobs, journal, self.stills, stage="stills")
+        # made-first renders as a film of their own; a still as long as its shot, a sheet one frame
+        first_film = film.model_copy(update={"shots": tuple(shots.values())})
+        first_timing = replace(timing, shots={**timing.shots, **{
+            uid: timing.shots.get(readers[uid][0]) for uid in shots}})
+        failed, _ = self._run(first_film, first_timing, ctx, live, jobs, journal, self.stills,
+                              stage="stills and sheets")
         out = {}
-        for sid, still in still_shots.items():
-            if still.id in failed:
-                message, hint, server = failed[still.id]
-                out[sid] = (f"its start still failed: {message}", hint, server)
+        for uid, (message, hint, server) in failed.items():
+            what = f"{shots[uid].name}" if uid.startswith("sheet.") else "its start still"
+            for sid in readers[uid]:
+                out.setdefault(sid, (f"{what} failed: {message}", hint, server))
         return out
+
+    def sheets(self, film: Film, ctx: RenderContext) -> tuple[dict[str, Result], dict[str, tuple]]:
+        """Only the film's character sheets, rendered or found in the cache (storyc sheets): a face
+        settled before any shot is rendered. Returns the sheets by character, and the failures."""
+        from storylang.comfy.graphs import compile_sheets
+        from storylang.timing import ShotTiming, Timing
+
+        live = self.preflight(ctx)
+        per: dict[str, dict[str, ShotGraph]] = {}
+        problems: dict[str, list[Diagnostic]] = {}
+        for lv in live:
+            for name, sg in compile_sheets(film, ctx.root, lv.info).items():
+                errors = [d for d in sg.diagnostics if d.severity == "error"]
+                if sg.graph is not None and not errors:
+                    per.setdefault(name, {})[lv.server.name] = sg
+                else:
+                    problems.setdefault(name, []).extend(errors)
+        missing = {name: diags for name, diags in problems.items() if name not in per}
+        if missing and not self.settings.skip_missing:
+            raise StoryError(_dedupe(missing))  # no server can make these sheets
+        results, jobs, shots = {}, [], {}
+        for name, by_server in per.items():
+            shot = next(iter(by_server.values())).shot
+            shots[shot.id] = (name, shot)
+            found = cached_render(ctx.cache, by_server)
+            if found:
+                results[shot.id] = found
+            else:
+                jobs.append(self._job(shot, by_server))
+        sheets_film = film.model_copy(update={"shots": tuple(s for _, s in shots.values())})
+        timing = Timing(shots={sid: ShotTiming(1, 0, ()) for sid in shots}, frames=0, notes=(), errors=(), warnings=())
+        journal = Journal(ctx.build_dir / "renders.journal.json" if ctx.build_dir else None)
+        failed, _ = self._run(sheets_film, timing, ctx, live, jobs, journal, results, stage="sheets")
+        return ({shots[sid][0]: r for sid, r in results.items()},
+                {shots[sid][0]: why for sid, why in failed.items()})
 
     def _job(self, shot: Shot, graphs: dict[str, ShotGraph]) -> Job:
         any_graph = next(iter(graphs.values()))
@@ -471,9 +517,10 @@ class ComfyRenderer:
             server = rec.get("server")
             if server in info:
                 rec.update(info[server])
-            still = getattr(self, "stills", {}).get(still_id(shot.id))
-            if still is not None:  # the still its video started from, made first
-                rec["start_still"] = still.record
+            made = {up: r.record for up, r in getattr(self, "stills", {}).items()
+                    if shot.id in getattr(self, "readers", {}).get(up, ())}
+            if made:  # the renders it read, made first: its start still, its cast's sheets
+                rec["made_first"] = made
             shots[shot.id] = rec
         manifest = {"version": 1, "renderer": "comfy", "shots": shots}
         atomic.write_text(ctx.build_dir / "renders.json", json.dumps(manifest, indent=2, sort_keys=True) + "\n")

@@ -223,7 +223,7 @@ class _Resolver(Settings):
                     where = WHERE_KEY_BELONGS.get(s.key)
                     self.error(src, s.key_span, "misplaced-setting", f'"{s.key}" cannot be set on a character',
                                f'"{s.key}" belongs to {where}' if where else
-                               "a character has look, lora, voice, reference, seed and negative")
+                               "a character has look, lora, voice, reference, sheet, seed and negative")
                 elif s.key in ("look", "negative"):
                     if (x := self.text(src, s, f'{s.key} "woman in her sixties, silver braid"')) is not None:
                         info[s.key] = x
@@ -245,10 +245,16 @@ class _Resolver(Settings):
                             info["reference"] = f.Reference(file=path, weight=weight)
                 elif s.key == "seed":
                     seed = self.one_number(src, s, 0, 2**63 - 1, True, "seed 1234")
+                elif s.key == "sheet":
+                    if not s.values:
+                        info["sheet"] = SHEET_VIEW
+                    elif (x := self.text(src, s, 'sheet "front view, full body, neutral background"')) is not None:
+                        info["sheet"] = x
         return f.Character(
             name=node.name, look=info.get("look", ""), negative=info.get("negative", ""),
             seed=seed if seed is not None else d.seed_base,
             voice=info.get("voice", base.narrator), loras=tuple(loras), reference=info.get("reference"),
+            sheet=info.get("sheet"),
             where=f.Where(file=src.display, line=node.span.line, column=node.span.column),
         )
 
@@ -374,6 +380,9 @@ def _split_heading(heading: str) -> tuple[str, str, str]:
 
 
 _LOADER = Loader()  # parsed files are remembered by content across loads in one process
+
+
+SHEET_VIEW = "character sheet, front view, full body, neutral grey background"  # a bare `sheet`
 
 
 def _family_of(render: dict, known: dict):

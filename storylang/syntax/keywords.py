@@ -22,7 +22,7 @@ PLACES: dict[str, tuple[str, ...]] = {
     "note": CASCADE + ("character",),
     "music": ("film", "scene"),
     "action": ("shot",), "narrate": ("shot",), "at": ("shot",), "keyframes": ("shot",), "source": ("shot",),
-    "look": ("character",), "voice": ("character",), "reference": ("character",),
+    "look": ("character",), "voice": ("character",), "reference": ("character",), "sheet": ("character",),
 }
 REPEATABLE = frozenset({"lora", "at", "narrate", "include", "note", "camera", "action"})
 

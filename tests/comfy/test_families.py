@@ -252,7 +252,7 @@ def test_a_still_is_rendered_first_and_its_video_starts_from_it(tmp_path):
         assert count_frames(report.output) == timeline["frames"]
         assert not [n for n in report.notes if "held" in n], report.notes  # each video covers its shot
         renders = json.loads((report.timeline.parent / "renders.json").read_text())
-        assert renders["shots"]["1"]["start_still"]["graph"]
+        assert renders["shots"]["1"]["made_first"]["1.still"]["graph"]
         # built again, nothing is rendered: the still and both videos come from the cache
         before = len(server.submitted)
         report = build(script, comfy(server, preview=True))
