@@ -109,6 +109,7 @@ class Transition(Model):
     kind: Literal["cut", "dissolve", "fade", "wipe"]
     direction: str | None = None
     frames: int = 0
+    continues: bool = Field(default=False, exclude=True)  # `> continue`: see Shot.continues
 
 
 class Cue(Model):
@@ -177,6 +178,9 @@ class RenderSettings(Model):
 
 class Shot(Model):
     id: str  # the locked shot number, or an id derived from the shot's content
+    # `> continue` before it: its first frame is the last frame of the shot before (in the graph,
+    # which is what its renders are keyed by; not part of the film's own description)
+    continues: bool = Field(default=False, exclude=True)
     number: str | None = None
     name: str | None = None
     scene: int

@@ -127,6 +127,6 @@ CAMERA_PROMPT_WORDS = {
 
 # Transitions: word → canonical kind; default length in seconds.
 TRANSITIONS = {"cut": "cut", "dissolve": "dissolve", "crossfade": "dissolve", "mix": "dissolve",
-               "fade": "fade", "wipe": "wipe"}
+               "fade": "fade", "wipe": "wipe", "continue": "cut"}  # continue: a cut into the same motion
 TRANSITION_DEFAULT_SECONDS = {"cut": "0", "dissolve": "0.5", "fade": "1", "wipe": "0.5"}
 WIPE_DIRECTIONS = ("left", "right", "up", "down")

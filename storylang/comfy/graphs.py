@@ -59,6 +59,7 @@ class GraphInput:
     # the shot's dialogue as one WAV (`frames` long at the film's rate): (line key, offset in frames)
     # of each line, mixed from the speech stage's files when it is uploaded
     dialogue: tuple[tuple[str, int], ...] = ()
+    last_frame: bool = False  # of `made_by`'s render: its last frame (a shot that continues it)
 
 
 @dataclass
@@ -212,9 +213,10 @@ def _pictures(film: Film, shot: Shot, root: Path, frames: int, made: dict, lines
         up = upload_name(root, r.start_image)
         inputs.append(GraphInput(up, r.start_image, "image", "start picture (the video's first frame)"))
         start = {"image": up}
-    elif "still" in made:
-        inputs.append(made["still"])
-        start = {"image": made["still"].name}
+    elif "continue" in made or "still" in made:  # the shot before's last frame, else a still made first
+        first = made.get("continue") or made["still"]
+        inputs.append(first)
+        start = {"image": first.name}
     lipsync = _lipsync(film, shot, root, r, frames, lines, start, inputs, made) if r.template == "lipsync" else None
     source = None
     if shot.source:
@@ -351,7 +353,7 @@ def still_shot(shot: Shot, root: Path) -> Shot:
                                   "family": family.name, "encoders": (), "vae": None, "loras": (),
                                   "start_model": None, "start_family": None, "start_image": None,
                                   "from_family": tuple(sorted(family.defaults.model_dump()))})
-    return shot.model_copy(update={"id": still_id(shot.id), "render": render, "camera": ()})
+    return shot.model_copy(update={"id": still_id(shot.id), "render": render, "camera": (), "continues": False})
 
 
 def still_id(shot_id: str) -> str:
@@ -384,7 +386,8 @@ def sheet_shot(film: Film, name: str, root: Path) -> Shot | None:
     return first.model_copy(update={
         "id": f"sheet.{name}", "number": None, "name": f"{name}'s sheet", "cast": (name,), "framing": "full",
         "angle": None, "camera": (), "action": character.sheet or "", "setting": "", "lighting": "", "mood": "",
-        "lines": (), "schedule": (), "keyframes": None, "source": None, "render": render, "where": character.where})
+        "lines": (), "schedule": (), "keyframes": None, "source": None, "render": render, "where": character.where,
+        "continues": False})
 
 
 def _made_input(sg: ShotGraph, kind: str, purpose: str) -> GraphInput:
@@ -446,7 +449,11 @@ def _unfit(film: Film, shot: Shot, template: str, known: dict[str, Family]) -> t
     if template == "keyframes" and not (family.video and family.video.first_last):
         return ("family-kind", f": first and last frame runs on Wan 2.1 and 2.2, not {family.title}",
                 'model "wan2.1_flf2v_720p_14B_fp16.safetensors" on the shot')
-    if (r.start_image or r.start_model) and template == "motion" and not (family.video and family.video.i2v):
+    if shot.continues and template != "motion":
+        return ("continue", f": it continues the shot before it, which takes the motion template, not {template}",
+                "a continuing shot is video made from the last frame before it: template motion on a video model")
+    if (r.start_image or r.start_model or shot.continues) and template == "motion" and not (
+            family.video and family.video.i2v):
         return ("family-kind", f": {family.title} cannot start from a picture (image to video)",
                 "start a shot from a picture on a video model: Wan 2.1/2.2, LTX-2, HunyuanVideo 1.5")
     if template == "motion" and family.kind == "image" and not (family.graph.motion_model or r.motion_model):
@@ -457,16 +464,22 @@ def _unfit(film: Film, shot: Shot, template: str, known: dict[str, Family]) -> t
 
 def compile_shot(film: Film, shot: Shot, root: Path, env: SandboxedEnvironment, info: ObjectInfo,
                  frames: int | None = None, expanded=None, lines=None,
-                 sheets: dict[str, ShotGraph] | None = None) -> ShotGraph:
+                 sheets: dict[str, ShotGraph] | None = None, previous: ShotGraph | None = None) -> ShotGraph:
     name = shot.render.template
     found = find_template(env, name)
     made, before = {}, {}
+    # a continuing shot starts from the last frame before it: no still of its own
     prelude = (compile_shot(film, still_shot(shot, root), root, env, info, frames, expanded)
-               if shot.render.start_model else None)
+               if shot.render.start_model and not shot.continues and not shot.render.start_image else None)
     if prelude is not None and prelude.graph is not None:
         made["still"] = _made_input(prelude, "still", f"the still of shot {shot.id}, made first with "
                                                       f"{shot.render.start_model}")
         before[prelude.shot.id] = prelude
+    if shot.continues and previous is not None and previous.graph is not None:
+        made["continue"] = GraphInput(f"storylang/last_{digest({'graph': previous.graph})[:20]}.png", "", "image",
+                                      f"the last frame of shot {previous.shot.id}, which it continues",
+                                      made_by=previous.shot.id, last_frame=True)
+        before[previous.shot.id] = previous
     for member, sheet in (sheets or {}).items():
         if member in shot.cast and sheet.graph is not None:
             made[f"sheet:{member}"] = _made_input(sheet, "sheet", f"the sheet of {member}, rendered first")
@@ -530,6 +543,18 @@ def _problem(shot: Shot, label: str, p: GraphProblem) -> Diagnostic:
     return _diag(shot, "error", f"graph-{p.code}", f"{label}: {p.text()}", p.hint)
 
 
+def _with_predecessors(film: Film, only: set[str] | None) -> set[str] | None:
+    """`only` and the shots they continue, back to the start of each chain: a continuing shot's
+    graph names its predecessor's, so that one is compiled too."""
+    if only is None:
+        return None
+    needed = set(only)
+    for i in range(len(film.shots) - 1, 0, -1):
+        if film.shots[i].id in needed and film.shots[i].continues:
+            needed.add(film.shots[i - 1].id)
+    return needed
+
+
 def compile_film(film: Film, root: Path, info: ObjectInfo, only: set[str] | None = None,
                  timing: Timing | None = None, prompts: dict | None = None) -> list[ShotGraph]:
     """Every shot's graph (or those in `only`), each as long as `timing` says the shot lasts;
@@ -537,9 +562,17 @@ def compile_film(film: Film, root: Path, info: ObjectInfo, only: set[str] | None
     env = template_env(root / "templates")
     prompts = prompts or {}
     sheets = _sheets(film, root, env, info)
-    compiled = [compile_shot(film, shot, root, env, info, timing.shots[shot.id].frames if timing else None,
-                             prompts.get(shot.id), timing.shots[shot.id].lines if timing else None, sheets)
-                for shot in film.shots if only is None or shot.id in only]
+    compiled, previous = [], None
+    needed = _with_predecessors(film, only)
+    for shot in film.shots:
+        if needed is not None and shot.id not in needed:
+            previous = None
+            continue
+        sg = compile_shot(film, shot, root, env, info, timing.shots[shot.id].frames if timing else None,
+                          prompts.get(shot.id), timing.shots[shot.id].lines if timing else None, sheets, previous)
+        previous = sg
+        if only is None or shot.id in only:
+            compiled.append(sg)
     # a sheet's own problems once, at its character (the first shot that needs it carries them)
     for name, sheet in sheets.items():
         user = next((sg for sg in compiled if name in sg.shot.cast), None)

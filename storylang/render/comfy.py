@@ -167,24 +167,34 @@ class ComfyRenderer:
         if missing and not self.settings.skip_missing:
             raise StoryError(_dedupe(missing))
         journal = Journal(ctx.build_dir / "renders.journal.json" if ctx.build_dir else None)
-        # the stills videos start from (`start still`): renders the shots' renders depend on, first
-        still_failures = self._stills(film, timing, ctx, live, graphs, journal)
-        results, reused, jobs = {}, 0, []
-        for shot in film.shots:
-            if shot.id not in graphs or shot.id in still_failures:
-                continue
-            found = cached_render(ctx.cache, graphs[shot.id])
-            if found:
-                results[shot.id] = found
-                reused += 1
-                continue
-            jobs.append(self._job(shot, graphs[shot.id]))
-        for job in jobs:
-            job.prefer = journal.server_of(job)
-        failures, outcomes = self._run(film, timing, ctx, live, jobs, journal, results)
-        failures.update(still_failures)
+        # the stills videos start from (`start still`) and the cast's sheets: renders the shots read, first
+        failures = self._stills(film, timing, ctx, live, graphs, journal)
+        results, outcomes, reused, submitted = {}, {}, 0, 0
+        # then the shots, in waves: a shot that continues another waits for its last frame
+        for wave in _waves(film, graphs):
+            jobs = []
+            for shot in wave:
+                waiting = next((w for w in _waits_on(graphs[shot.id], graphs) if w not in results), None)
+                if shot.id in failures:
+                    continue
+                if waiting is not None:
+                    failures[shot.id] = (f"it continues shot {waiting}, which did not render", None, "")
+                    continue
+                found = cached_render(ctx.cache, graphs[shot.id])
+                if found:
+                    results[shot.id] = self.stills[shot.id] = found
+                    reused += 1
+                    continue
+                jobs.append(self._job(shot, graphs[shot.id]))
+            for job in jobs:
+                job.prefer = journal.server_of(job)
+            failed, done = self._run(film, timing, ctx, live, jobs, journal, results)
+            failures.update(failed)
+            outcomes.update(done)
+            self.stills.update({sid: results[sid] for sid in (j.shot_id for j in jobs) if sid in results})
+            submitted += len(jobs)
         return self._finish(film, timing, ctx, live, graphs, missing, results, failures, outcomes, reused,
-                            len(jobs))
+                            submitted)
 
     def _stills(self, film, timing, ctx, live, graphs, journal) -> dict[str, tuple[str, str | None, str]]:
         """Render (or find in the cache) every render the shots read, made first: their start stills
@@ -197,6 +207,8 @@ class ComfyRenderer:
         for sid, by_server in graphs.items():
             for name, sg in by_server.items():
                 for up in sg.upstream:
+                    if up.shot.id in graphs:
+                        continue  # a shot of the film (continued from): rendered in its wave
                     upstream.setdefault(up.shot.id, {})[name] = up
                     if sid not in readers.setdefault(up.shot.id, []):
                         readers[up.shot.id].append(sid)
@@ -397,8 +409,12 @@ class ComfyRenderer:
         for gi in job.inputs[server.name]:
             if gi.name in server.uploaded:
                 continue
-            # a still rendered first is uploaded from the cache, under the name its graph gave it
-            data = self.stills[gi.made_by].file.read_bytes() if gi.made_by else input_bytes(gi, ctx, fps)
+            # a render made first is uploaded from the cache, under the name its graph gave it
+            if gi.made_by:
+                made = self.stills[gi.made_by]
+                data = last_frame(made, ctx).read_bytes() if gi.last_frame else made.file.read_bytes()
+            else:
+                data = input_bytes(gi, ctx, fps)
             sub, _, name = gi.name.rpartition("/")
             have = server.client.fetch_input(name, sub)
             if have != data:
@@ -633,6 +649,42 @@ def input_bytes(gi: GraphInput, ctx: RenderContext, fps) -> bytes:
     if not trimmed.is_file():
         trim_clip(source, trimmed, gi.start, gi.frames, fps)
     return trimmed.read_bytes()
+
+
+def _waits_on(by_server: dict[str, ShotGraph], graphs: dict) -> set[str]:
+    """The film's shots whose render this shot reads (the one it continues)."""
+    return {up.shot.id for sg in by_server.values() for up in sg.upstream if up.shot.id in graphs}
+
+
+def _waves(film: Film, graphs: dict) -> list[list[Shot]]:
+    """The shots in waves: the first wave reads no other shot's render, each next one reads only
+    renders of the waves before it (a chain of continuing shots is one shot per wave)."""
+    depth: dict[str, int] = {}
+    for shot in film.shots:  # a shot continues only the shot before it, so order is enough
+        if shot.id in graphs:
+            depth[shot.id] = 1 + max((depth.get(w, 0) for w in _waits_on(graphs[shot.id], graphs)), default=-1)
+    waves: dict[int, list[Shot]] = {}
+    for shot in film.shots:
+        if shot.id in depth:
+            waves.setdefault(depth[shot.id], []).append(shot)
+    return [waves[d] for d in sorted(waves)]
+
+
+def last_frame(made: Result, ctx: RenderContext) -> Path:
+    """A render's last frame as a PNG (the first frame of the shot that continues it): the image
+    itself for a still; for a video, its last frame, extracted once and cached."""
+    if made.kind != "video":
+        return made.file
+    target = ctx.cache.path("inputs", f"last_{file_digest(made.file)[:20]}", ".png")
+    if target.is_file():
+        return target
+    with atomic.atomic_path(target, suffix=".png") as tmp:
+        # every frame overwrites the one before: what stays is the last
+        proc = subprocess.run([find_ffmpeg().path, "-v", "error", "-y", "-i", str(made.file), "-update", "1",
+                               "-f", "image2", "-c:v", "png", str(tmp)], capture_output=True, text=True)
+        if proc.returncode != 0 or not Path(tmp).is_file():
+            raise ShotFailed(f"the last frame of {made.file.name} could not be read: {proc.stderr.strip()[-200:]}")
+    return target
 
 
 def dialogue_wav(gi: GraphInput, ctx: RenderContext, fps: Fraction) -> Path:

@@ -162,6 +162,13 @@ class _Resolver(Settings):
         """Attach each transition to the shot before it; returns the film's fade in and fade out."""
         film_fade_in = film_fade_out = 0
         for src, node, tr, before in transitions:
+            if tr.continues:
+                if 0 < before < len(shots) and shots[before] is not None:
+                    shots[before] = shots[before].model_copy(update={"continues": True})
+                else:
+                    self.error(src, node.span, "transition", "> continue goes between two shots",
+                               "the shot after it starts where the shot before it ends")
+                continue
             if tr.kind == "cut":
                 continue
             if before == 0:

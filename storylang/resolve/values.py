@@ -377,11 +377,14 @@ class Values:
             self.error(src, tr.span, "transition", "a transition needs a kind", example)
             return None
         first = words[0].text.lower()
+        if first == "continue":  # a cut, and the next shot's first frame is this one's last
+            self.extra(src, [*words[1:], *durations], "> continue")
+            return f.Transition(kind="cut", continues=True)
         kind = vocab.TRANSITIONS.get(first)
         if kind is None:
             guess = did_you_mean(first, vocab.TRANSITIONS)
             self.error(src, words[0].span, "unknown-transition", f'unknown transition "{words[0].text}"',
-                       f'did you mean "{guess}"?' if guess else "transitions: cut, dissolve, fade, wipe")
+                       f'did you mean "{guess}"?' if guess else "transitions: cut, dissolve, fade, wipe, continue")
             return None
         rest = [w.text.lower() for w in words[1:]]
         direction = None

@@ -1,0 +1,80 @@
+"""`> continue`: a shot's first frame is the last frame of the shot before it, so a chain of shots
+renders in order, each reading the render before it, and an edit redoes the chain from there."""
+
+from PIL import Image
+
+from storylang.build import build
+from storylang.resolve import resolve_file
+
+from fake_server import FakeComfy
+from test_render import comfy
+
+FILM = '''format 384x216 @ 24fps
+model "wan2.2_i2v_high_noise_14B_fp8_scaled.safetensors"
+start still "flux1-dev-fp8.safetensors"
+EXT. SEA - DAWN
+  shot 1 wide 2s
+    action "a wave rises"
+  > continue
+  shot 2 wide 2s
+    action "the wave breaks on the rocks"
+  > continue
+  shot 3 wide 2s
+    action "foam slides back into the sea"
+  shot 4 wide 2s
+    action "gulls over the water"
+'''
+
+
+def _who(graph: dict) -> str:
+    return graph["save"]["inputs"]["filename_prefix"].removeprefix("storylang/shot_")
+
+
+def _submitted(server, since: int = 0) -> list[str]:
+    return [_who(server.history[pid]["prompt"][2]) for pid in server.submitted[since:]]
+
+
+def test_a_chain_renders_in_order_each_shot_from_the_last_frame_before_it(tmp_path):
+    script = tmp_path / "film.story"
+    script.write_text(FILM)
+    film, diags, _ = resolve_file(script)
+    assert [s.continues for s in film.shots] == [False, True, True, False]
+    assert all(s.transition is None for s in film.shots)  # in the edit, a continue is a cut
+    server = FakeComfy(version="0.33.0").start()
+    try:
+        report = build(script, comfy(server, preview=True))
+        assert not report.failures, report.failures
+        order = _submitted(server)
+        # the stills of the shots that start from one, then the chain one shot at a time
+        assert sorted(order[:2]) == ["1.still", "4.still"] and sorted(order[2:4]) == ["1", "4"]
+        assert order[4:] == ["2", "3"]
+        graphs = {_who(server.history[p]["prompt"][2]): server.history[p]["prompt"][2] for p in server.submitted}
+        first = graphs["2"]["start_image"]["inputs"]["image"]
+        assert first.startswith("storylang/last_") and first in server.uploads
+        with Image.open(server.dir / "input" / first) as im:
+            assert im.size == (384, 224)  # a frame of shot 1's video (216 to Wan's nearest multiple of 16)
+        assert not any(w.startswith(("2.", "3.")) for w in graphs)  # continuing shots make no still of their own
+
+        # shot 2's action changes: shot 2 and the shot that continues it, nothing else
+        before = len(server.submitted)
+        script.write_text(FILM.replace("breaks on the rocks", "crashes over the wall"))
+        report = build(script, comfy(server, preview=True))
+        assert not report.failures
+        assert _submitted(server, before) == ["2", "3"]
+    finally:
+        server.stop()
+
+
+def test_continue_needs_a_shot_on_each_side_and_a_video_model(tmp_path, write_story):
+    from click.testing import CliRunner
+
+    from storylang.cli import main
+
+    path = write_story('model "wan2.2_i2v_high_noise_14B_fp8_scaled.safetensors"\nEXT. A - DAY\n'
+                       '  > continue\n  shot 1 wide 2s\n')
+    result = CliRunner().invoke(main, ["check", str(path)])
+    assert result.exit_code == 1 and "> continue goes between two shots" in result.output
+    path = write_story('model "flux1-dev-fp8.safetensors"\nEXT. A - DAY\n  shot 1 wide 2s\n  > continue\n'
+                       '  shot 2 wide 2s\n')
+    result = CliRunner().invoke(main, ["check", str(path)])
+    assert result.exit_code == 1 and "it continues the shot before it" in result.output
