@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from storylang import atomic
-from storylang.cache import file_digest
+from storylang.cache import digest, file_digest
 from storylang.film import Film, Shot, line_key
 from storylang.timing import Timing
 
@@ -98,6 +98,14 @@ def shot_facts(film: Film, shot: Shot, timing: Timing | None, root: Path, prompt
         facts[f"look of {name}"] = c.look
         if c.reference:
             facts[f"reference image of {name}"] = _digest(root, c.reference.file)
+        elif c.sheet is not None:  # a render it reads: what the sheet is made from
+            facts[f"sheet of {name}"] = digest({"view": c.sheet, "look": c.look, "seed": c.seed,
+                                                "loras": [lo.model_dump() for lo in c.loras]})
+    if shot.continues and shot in film.shots and film.shots.index(shot) > 0:
+        # its first frame is the last of the shot before: whatever makes that one makes this one
+        before = film.shots[film.shots.index(shot) - 1]
+        facts[f"first frame (shot {before.id}'s last)"] = digest(shot_facts(film, before, timing, root, None,
+                                                                            templates))
     if shot.keyframes:
         facts["keyframes"] = _digest(root, shot.keyframes.start) + " " + _digest(root, shot.keyframes.end)
     if shot.source:
@@ -171,7 +179,7 @@ WORD_FACTS = ("scene heading", "framing", "angle", "cast", "action", "setting", 
 SEGMENT_FACTS = WORD_FACTS + ("transition", "keyframes", "source clip")
 RENDER_FACTS = ("scene heading", "framing", "angle", "cast", "action", "setting", "lighting", "mood", "camera",
                 "cues", "length", *RENDER_SETTINGS.values(), "LoRA", "template file", "expanded prompt", "look of",
-                "reference image of", "keyframes", "source clip", "format")
+                "reference image of", "sheet of", "first frame", "keyframes", "source clip", "format")
 
 
 def reasons(old: Record | None, new: Record, todo: dict) -> list[str]:

@@ -58,6 +58,12 @@ def test_a_chain_renders_in_order_each_shot_from_the_last_frame_before_it(tmp_pa
         # shot 2's action changes: shot 2 and the shot that continues it, nothing else
         before = len(server.submitted)
         script.write_text(FILM.replace("breaks on the rocks", "crashes over the wall"))
+        from storylang.build import BuildOptions
+
+        dry = build(script, BuildOptions(**{**vars(comfy(server, preview=True)), "dry_run": True}))
+        why = sorted(r.replace(f"{tmp_path}/", "") for r in dry.reasons if " render:" in r)
+        assert why == ["shot 2 render: action changed (film.story:8)",
+                       "shot 3 render: first frame (shot 2's last) changed (film.story:11)"]
         report = build(script, comfy(server, preview=True))
         assert not report.failures
         assert _submitted(server, before) == ["2", "3"]

@@ -66,6 +66,12 @@ def test_sheets_render_first_and_every_shot_of_the_character_uses_its_sheet(tmp_
         # MARA's look changes: her sheet and her two shots are made again, nothing else
         before = len(server.submitted)
         script.write_text(FILM.replace("silver braid", "white braid"))
+        from storylang.build import BuildOptions
+
+        dry = build(script, BuildOptions(**{**vars(comfy(server, preview=True)), "dry_run": True}))
+        why = sorted(r.replace(f"{tmp_path}/", "") for r in dry.reasons if " render:" in r)
+        assert why == ["shot 1 render: look of MARA, sheet of MARA changed (film.story:10)",
+                       "shot 2 render: look of MARA, sheet of MARA changed (film.story:12)"]
         report = build(script, comfy(server, preview=True))
         again = _submitted(server, before)
         assert len(again) == 3 and _who(again[0]) == "sheet.MARA"
