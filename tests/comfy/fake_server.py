@@ -206,6 +206,10 @@ class FakeComfy(LoopServer):
             return "pending"
         return None
 
+    def graphs_submitted(self, since: int = 0) -> list[dict]:
+        """The graphs of the prompts queued, in the order they came, from the `since`-th on."""
+        return [self.history[pid]["prompt"][2] for pid in self.submitted[since:]]
+
     async def h_node_replacements(self, request):
         return web.json_response(NODE_REPLACEMENTS)
 
@@ -622,6 +626,11 @@ def _order(graph: dict) -> list[str]:
     for nid in sorted(graph):
         visit(nid)
     return out
+
+
+def made_by(graph: dict) -> str:
+    """What a storylang graph makes, by its output's name: a shot's id, "1.still", "sheet.MARA"."""
+    return graph["save"]["inputs"]["filename_prefix"].removeprefix("storylang/shot_")
 
 
 def _seed(graph: dict) -> int:

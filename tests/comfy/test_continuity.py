@@ -6,7 +6,7 @@ from PIL import Image
 from storylang.build import build
 from storylang.resolve import resolve_file
 
-from fake_server import FakeComfy
+from fake_server import FakeComfy, made_by
 from test_render import comfy
 
 FILM = '''format 384x216 @ 24fps
@@ -26,14 +26,6 @@ EXT. SEA - DAWN
 '''
 
 
-def _who(graph: dict) -> str:
-    return graph["save"]["inputs"]["filename_prefix"].removeprefix("storylang/shot_")
-
-
-def _submitted(server, since: int = 0) -> list[str]:
-    return [_who(server.history[pid]["prompt"][2]) for pid in server.submitted[since:]]
-
-
 def test_a_chain_renders_in_order_each_shot_from_the_last_frame_before_it(tmp_path):
     script = tmp_path / "film.story"
     script.write_text(FILM)
@@ -44,11 +36,11 @@ def test_a_chain_renders_in_order_each_shot_from_the_last_frame_before_it(tmp_pa
     try:
         report = build(script, comfy(server, preview=True))
         assert not report.failures, report.failures
-        order = _submitted(server)
+        order = [made_by(g) for g in server.graphs_submitted()]
         # the stills of the shots that start from one, then the chain one shot at a time
         assert sorted(order[:2]) == ["1.still", "4.still"] and sorted(order[2:4]) == ["1", "4"]
         assert order[4:] == ["2", "3"]
-        graphs = {_who(server.history[p]["prompt"][2]): server.history[p]["prompt"][2] for p in server.submitted}
+        graphs = {made_by(g): g for g in server.graphs_submitted()}
         first = graphs["2"]["start_image"]["inputs"]["image"]
         assert first.startswith("storylang/last_") and first in server.uploads
         with Image.open(server.dir / "input" / first) as im:
@@ -66,7 +58,7 @@ def test_a_chain_renders_in_order_each_shot_from_the_last_frame_before_it(tmp_pa
                        "shot 3 render: first frame (shot 2's last) changed (film.story:11)"]
         report = build(script, comfy(server, preview=True))
         assert not report.failures
-        assert _submitted(server, before) == ["2", "3"]
+        assert [made_by(g) for g in server.graphs_submitted(before)] == ["2", "3"]
     finally:
         server.stop()
 

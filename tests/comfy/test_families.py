@@ -235,7 +235,7 @@ def test_a_still_is_rendered_first_and_its_video_starts_from_it(tmp_path):
     try:
         report = build(script, comfy(server, preview=True))
         assert not report.failures, report.failures
-        graphs = {pid: server.history[pid]["prompt"][2] for pid in server.submitted}
+        graphs = dict(zip(server.submitted, server.graphs_submitted()))
         kinds = [sorted(n["class_type"] for n in g.values() if n["class_type"] in ("SaveImage", "SaveVideo"))
                  for g in graphs.values()]
         assert kinds[0] == ["SaveImage"]  # the still, before the videos
@@ -305,7 +305,7 @@ def test_a_speaking_shot_under_lipsync_renders_on_sound_to_video_with_its_dialog
     try:
         report = build(script, comfy(server, preview=True))
         assert not report.failures, report.failures
-        graphs = [server.history[pid]["prompt"][2] for pid in server.submitted]
+        graphs = server.graphs_submitted()
         lipsync = next(g for g in graphs if any(n["class_type"] == "WanSoundImageToVideo" for n in g.values()))
         audio = lipsync["dialogue"]["inputs"]["audio"]
         assert audio in server.uploads and audio.endswith(".wav")

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from storylang.build import build
 from storylang.cli import main
 
-from fake_server import FakeComfy
+from fake_server import FakeComfy, made_by
 from test_render import comfy
 
 FILM = '''format 384x216 @ 24fps
@@ -34,15 +34,6 @@ EXT. HARBOUR - DAY
 '''
 
 
-def _who(graph: dict) -> str:
-    """What a submitted graph makes: "sheet.MARA", or a shot's id."""
-    return graph["save"]["inputs"]["filename_prefix"].removeprefix("storylang/shot_")
-
-
-def _submitted(server, since: int = 0) -> list[dict]:
-    return [server.history[pid]["prompt"][2] for pid in server.submitted[since:]]
-
-
 def test_sheets_render_first_and_every_shot_of_the_character_uses_its_sheet(tmp_path):
     script = tmp_path / "film.story"
     script.write_text(FILM)
@@ -50,10 +41,10 @@ def test_sheets_render_first_and_every_shot_of_the_character_uses_its_sheet(tmp_
     try:
         report = build(script, comfy(server, preview=True))
         assert not report.failures, report.failures
-        graphs = _submitted(server)
-        assert len(graphs) == 6 and sorted(_who(g) for g in graphs[:2]) == ["sheet.MARA", "sheet.TOM"]  # first
-        sheets = {_who(g).removeprefix("sheet."): g for g in graphs[:2]}
-        shots = {_who(g): g for g in graphs[2:]}
+        graphs = server.graphs_submitted()
+        assert len(graphs) == 6 and sorted(made_by(g) for g in graphs[:2]) == ["sheet.MARA", "sheet.TOM"]  # first
+        sheets = {made_by(g).removeprefix("sheet."): g for g in graphs[:2]}
+        shots = {made_by(g): g for g in graphs[2:]}
         refs = {sid: sorted(n["inputs"]["image"] for n in g.values() if n.get("_meta", {}).get("title", "").startswith("reference of"))
                 for sid, g in shots.items()}
         assert [len(refs[s]) for s in ("1", "2", "3", "4")] == [1, 2, 1, 0]
@@ -73,15 +64,15 @@ def test_sheets_render_first_and_every_shot_of_the_character_uses_its_sheet(tmp_
         assert why == ["shot 1 render: look of MARA, sheet of MARA changed (film.story:10)",
                        "shot 2 render: look of MARA, sheet of MARA changed (film.story:12)"]
         report = build(script, comfy(server, preview=True))
-        again = _submitted(server, before)
-        assert len(again) == 3 and _who(again[0]) == "sheet.MARA"
-        assert sorted(_who(g) for g in again[1:]) == ["1", "2"]
+        again = server.graphs_submitted(before)
+        assert len(again) == 3 and made_by(again[0]) == "sheet.MARA"
+        assert sorted(made_by(g) for g in again[1:]) == ["1", "2"]
 
         # shot 3's action changes: shot 3 alone
         before = len(server.submitted)
         script.write_text(FILM.replace("silver braid", "white braid").replace("lights his pipe", "coils a rope"))
         build(script, comfy(server, preview=True))
-        assert [_who(g) for g in _submitted(server, before)] == ["3"]
+        assert [made_by(g) for g in server.graphs_submitted(before)] == ["3"]
     finally:
         server.stop()
 
@@ -132,7 +123,7 @@ def test_storyc_sheets_renders_only_the_sheets_and_a_build_reuses_them(tmp_path)
     try:
         result = CliRunner().invoke(main, ["sheets", str(script), "--comfy", server.url])
         assert result.exit_code == 0, result.output
-        assert sorted(_who(g) for g in _submitted(server)) == ["sheet.MARA", "sheet.TOM"]  # no shot rendered
+        assert sorted(made_by(g) for g in server.graphs_submitted()) == ["sheet.MARA", "sheet.TOM"]  # no shot rendered
         out = tmp_path / "build" / "film" / "sheets"
         assert sorted(p.name for p in out.iterdir()) == ["MARA.png", "TOM.png"]
         with Image.open(out / "MARA.png") as im:
@@ -140,7 +131,7 @@ def test_storyc_sheets_renders_only_the_sheets_and_a_build_reuses_them(tmp_path)
         before = len(server.submitted)
         report = build(script, comfy(server, preview=True))
         assert not report.failures
-        assert sorted(_who(g) for g in _submitted(server, before)) == ["1", "2", "3", "4"]  # the sheets came from the cache
+        assert sorted(made_by(g) for g in server.graphs_submitted(before)) == ["1", "2", "3", "4"]  # the sheets came from the cache
         # a film without sheets says so in one line at the script
         script.write_text(FILM.replace("  sheet\n", "").replace('  sheet "front view, three-quarter, plain background"\n', ""))
         result = CliRunner().invoke(main, ["sheets", str(script), "--comfy", server.url])
