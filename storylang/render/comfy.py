@@ -43,7 +43,7 @@ from storylang.diagnostics import Diagnostic, StoryError
 from storylang.film import Film, Shot
 from storylang.render import Plan, RenderContext, Rendered, ShotPicture, rel
 from storylang.render.animatic import AnimaticRenderer
-from storylang.timing import Timing
+from storylang.timing import ShotTiming, Timing
 from storylang.toolchain import find_ffmpeg
 from storylang.probe import limit_pillow
 
@@ -100,6 +100,8 @@ class ComfyRenderer:
         self.steps: dict = {}  # (row, node) → (time, value) of the first step seen, for ETAs
         self.trouble: list[str] = []  # servers pre-flight could not use, and why
         self.lost: list[str] = []  # servers set aside during the build, and why
+        self.made: dict[str, Result] = {}  # renders other renders read (stills, sheets, shots continued), by id
+        self.readers: dict[str, list[str]] = {}  # a made-first render's id → the shots that read it
 
     # ------------------------------------------------------------------ pre-flight
 
@@ -167,6 +169,7 @@ class ComfyRenderer:
         if missing and not self.settings.skip_missing:
             raise StoryError(_dedupe(missing))
         journal = Journal(ctx.build_dir / "renders.journal.json" if ctx.build_dir else None)
+        self.made, self.readers = {}, {}
         # the stills videos start from (`start still`) and the cast's sheets: renders the shots read, first
         failures = self._stills(film, timing, ctx, live, graphs, journal)
         results, outcomes, reused, submitted = {}, {}, 0, 0
@@ -182,7 +185,7 @@ class ComfyRenderer:
                     continue
                 found = cached_render(ctx.cache, graphs[shot.id])
                 if found:
-                    results[shot.id] = self.stills[shot.id] = found
+                    results[shot.id] = self.made[shot.id] = found
                     reused += 1
                     continue
                 jobs.append(self._job(shot, graphs[shot.id]))
@@ -191,87 +194,74 @@ class ComfyRenderer:
             failed, done = self._run(film, timing, ctx, live, jobs, journal, results)
             failures.update(failed)
             outcomes.update(done)
-            self.stills.update({sid: results[sid] for sid in (j.shot_id for j in jobs) if sid in results})
+            self.made.update({sid: results[sid] for sid in (j.shot_id for j in jobs) if sid in results})
             submitted += len(jobs)
         return self._finish(film, timing, ctx, live, graphs, missing, results, failures, outcomes, reused,
                             submitted)
 
     def _stills(self, film, timing, ctx, live, graphs, journal) -> dict[str, tuple[str, str | None, str]]:
-        """Render (or find in the cache) every render the shots read, made first: their start stills
-        and their cast's sheets; each is then uploaded with the inputs of the shots that read it
-        (self.stills). Returns the shots that cannot render because one of them failed, and why."""
-        self.stills: dict[str, Result] = {}
-        self.readers: dict[str, list[str]] = {}
+        """The renders the shots read that are not shots themselves (start stills, the cast's
+        sheets), made first. Returns the shots that cannot render because one of them failed."""
         upstream: dict[str, dict[str, ShotGraph]] = {}  # made-first render id → server → its graph
-        readers: dict[str, list[str]] = {}  # made-first render id → the shots that read it
         for sid, by_server in graphs.items():
             for name, sg in by_server.items():
                 for up in sg.upstream:
                     if up.shot.id in graphs:
                         continue  # a shot of the film (continued from): rendered in its wave
                     upstream.setdefault(up.shot.id, {})[name] = up
-                    if sid not in readers.setdefault(up.shot.id, []):
-                        readers[up.shot.id].append(sid)
-        self.readers = readers
-        if not upstream:
-            return {}
+                    if sid not in self.readers.setdefault(up.shot.id, []):
+                        self.readers[up.shot.id].append(sid)
+        failed = self._render_first(film, timing, ctx, live, journal, upstream, "stills and sheets")
+        out = {}
+        for uid, (message, hint, server) in failed.items():
+            what = next(iter(upstream[uid].values())).shot.name if uid.startswith("sheet.") else "its start still"
+            for sid in self.readers[uid]:
+                out.setdefault(sid, (f"{what} failed: {message}", hint, server))
+        return out
+
+    def _render_first(self, film, timing, ctx, live, journal, upstream: dict[str, dict[str, ShotGraph]],
+                      stage: str) -> dict[str, tuple[str, str | None, str]]:
+        """Render, or find in the cache, pictures other renders read (into self.made, by id); each is a
+        still, so its timing is one frame. Returns the failures by id."""
         shots = {uid: next(iter(by_server.values())).shot for uid, by_server in upstream.items()}
         jobs = []
         for uid, by_server in upstream.items():
             found = cached_render(ctx.cache, by_server)
             if found:
-                self.stills[uid] = found
+                self.made[uid] = found
             else:
                 jobs.append(self._job(shots[uid], by_server))
         for job in jobs:
             job.prefer = journal.server_of(job)
-        # made-first renders as a film of their own; a still as long as its shot, a sheet one frame
         first_film = film.model_copy(update={"shots": tuple(shots.values())})
-        first_timing = replace(timing, shots={**timing.shots, **{
-            uid: timing.shots.get(readers[uid][0]) for uid in shots}})
-        failed, _ = self._run(first_film, first_timing, ctx, live, jobs, journal, self.stills,
-                              stage="stills and sheets")
-        out = {}
-        for uid, (message, hint, server) in failed.items():
-            what = f"{shots[uid].name}" if uid.startswith("sheet.") else "its start still"
-            for sid in readers[uid]:
-                out.setdefault(sid, (f"{what} failed: {message}", hint, server))
-        return out
+        first_timing = replace(timing, shots={**timing.shots, **{uid: ShotTiming(1, 0, ()) for uid in shots}})
+        failed, _ = self._run(first_film, first_timing, ctx, live, jobs, journal, self.made, stage=stage)
+        return failed
 
     def sheets(self, film: Film, ctx: RenderContext) -> tuple[dict[str, Result], dict[str, tuple]]:
         """Only the film's character sheets, rendered or found in the cache (storyc sheets): a face
         settled before any shot is rendered. Returns the sheets by character, and the failures."""
         from storylang.comfy.graphs import compile_sheets
-        from storylang.timing import ShotTiming, Timing
 
         live = self.preflight(ctx)
-        per: dict[str, dict[str, ShotGraph]] = {}
+        per: dict[str, dict[str, ShotGraph]] = {}  # sheet id → server → its graph
         problems: dict[str, list[Diagnostic]] = {}
         for lv in live:
-            for name, sg in compile_sheets(film, ctx.root, lv.info).items():
+            for sg in compile_sheets(film, ctx.root, lv.info).values():
                 errors = [d for d in sg.diagnostics if d.severity == "error"]
                 if sg.graph is not None and not errors:
-                    per.setdefault(name, {})[lv.server.name] = sg
+                    per.setdefault(sg.shot.id, {})[lv.server.name] = sg
                 else:
-                    problems.setdefault(name, []).extend(errors)
-        missing = {name: diags for name, diags in problems.items() if name not in per}
+                    problems.setdefault(sg.shot.id, []).extend(errors)
+        missing = {sid: diags for sid, diags in problems.items() if sid not in per}
         if missing and not self.settings.skip_missing:
             raise StoryError(_dedupe(missing))  # no server can make these sheets
-        results, jobs, shots = {}, [], {}
-        for name, by_server in per.items():
-            shot = next(iter(by_server.values())).shot
-            shots[shot.id] = (name, shot)
-            found = cached_render(ctx.cache, by_server)
-            if found:
-                results[shot.id] = found
-            else:
-                jobs.append(self._job(shot, by_server))
-        sheets_film = film.model_copy(update={"shots": tuple(s for _, s in shots.values())})
-        timing = Timing(shots={sid: ShotTiming(1, 0, ()) for sid in shots}, frames=0, notes=(), errors=(), warnings=())
         journal = Journal(ctx.build_dir / "renders.journal.json" if ctx.build_dir else None)
-        failed, _ = self._run(sheets_film, timing, ctx, live, jobs, journal, results, stage="sheets")
-        return ({shots[sid][0]: r for sid, r in results.items()},
-                {shots[sid][0]: why for sid, why in failed.items()})
+        no_shots = Timing(shots={}, frames=0, notes=(), errors=(), warnings=())
+        failed = self._render_first(film, no_shots, ctx, live, journal, per, "sheets")
+        name = {sid: sid.removeprefix("sheet.") for sid in per}
+        return ({name[sid]: r for sid, r in self.made.items() if sid in per},
+                {name[sid]: why for sid, why in failed.items()})
 
     def _job(self, shot: Shot, graphs: dict[str, ShotGraph]) -> Job:
         any_graph = next(iter(graphs.values()))
@@ -282,8 +272,8 @@ class ComfyRenderer:
     # ------------------------------------------------------------------ running
 
     def _run(self, film, timing, ctx, live, jobs, journal, results, stage: str = "renders"):
-        if not jobs and stage != "renders":
-            return {}, {}  # no stills to make: no websockets opened, no progress stage shown
+        if not jobs:
+            return {}, {}  # all cached: no websockets opened, no progress stage shown
         servers = [lv.server for lv in live]
         by_id = {s.id: s for s in film.shots}
         for server in servers:
@@ -411,7 +401,7 @@ class ComfyRenderer:
                 continue
             # a render made first is uploaded from the cache, under the name its graph gave it
             if gi.made_by:
-                made = self.stills[gi.made_by]
+                made = self.made[gi.made_by]
                 data = last_frame(made, ctx).read_bytes() if gi.last_frame else made.file.read_bytes()
             else:
                 data = input_bytes(gi, ctx, fps)
@@ -533,8 +523,7 @@ class ComfyRenderer:
             server = rec.get("server")
             if server in info:
                 rec.update(info[server])
-            made = {up: r.record for up, r in getattr(self, "stills", {}).items()
-                    if shot.id in getattr(self, "readers", {}).get(up, ())}
+            made = {up: r.record for up, r in self.made.items() if shot.id in self.readers.get(up, ())}
             if made:  # the renders it read, made first: its start still, its cast's sheets
                 rec["made_first"] = made
             shots[shot.id] = rec
