@@ -348,12 +348,17 @@ def still_shot(shot: Shot, root: Path) -> Shot:
     """The still a shot's video starts from (`start still "model"`), as a shot of its own: the
     image model with its family's defaults, the shot's words, seed and framing, no camera move."""
     r = shot.render
-    family = families(root)[r.start_family or DEFAULT]
-    render = r.model_copy(update={**family.defaults.model_dump(), "template": "still", "model": r.start_model,
-                                  "family": family.name, "encoders": (), "vae": None, "loras": (),
-                                  "start_model": None, "start_family": None, "start_image": None,
-                                  "from_family": tuple(sorted(family.defaults.model_dump()))})
+    render = _picture_render(r, r.start_model, families(root)[r.start_family or DEFAULT], "still")
     return shot.model_copy(update={"id": still_id(shot.id), "render": render, "camera": (), "continues": False})
+
+
+def _picture_render(r, model: str, family: Family, template: str, **more):
+    """Render settings for a picture another render reads (a start still, a sheet): `model` on its
+    image family with that family's defaults, none of the shot's video settings, encoders or VAE."""
+    defaults = family.defaults.model_dump()
+    return r.model_copy(update={**defaults, "template": template, "model": model, "family": family.name,
+                                "encoders": (), "vae": None, "loras": (), "start_model": None, "start_family": None,
+                                "start_image": None, "lipsync": None, "from_family": tuple(sorted(defaults)), **more})
 
 
 def still_id(shot_id: str) -> str:
@@ -377,12 +382,7 @@ def sheet_shot(film: Film, name: str, root: Path) -> Shot | None:
         if not r.start_model:
             return None
         model, family_name = r.start_model, r.start_family or DEFAULT
-    family = known[family_name]
-    render = r.model_copy(update={**family.defaults.model_dump(), "template": "sheet", "model": model,
-                                  "family": family.name, "encoders": (), "vae": None, "loras": character.loras,
-                                  "seed": character.seed, "start_model": None, "start_family": None,
-                                  "start_image": None, "lipsync": None,
-                                  "from_family": tuple(sorted(family.defaults.model_dump()))})
+    render = _picture_render(r, model, known[family_name], "sheet", loras=character.loras, seed=character.seed)
     return first.model_copy(update={
         "id": f"sheet.{name}", "number": None, "name": f"{name}'s sheet", "cast": (name,), "framing": "full",
         "angle": None, "camera": (), "action": character.sheet or "", "setting": "", "lighting": "", "mood": "",
@@ -390,10 +390,10 @@ def sheet_shot(film: Film, name: str, root: Path) -> Shot | None:
         "continues": False})
 
 
-def _made_input(sg: ShotGraph, kind: str, purpose: str) -> GraphInput:
+def _made_input(sg: ShotGraph, kind: str, purpose: str, last_frame: bool = False) -> GraphInput:
     """The input of a render made first, named by its graph's digest: known before anything runs."""
     return GraphInput(f"storylang/{kind}_{digest({'graph': sg.graph})[:20]}.png", "", "image", purpose,
-                      made_by=sg.shot.id)
+                      made_by=sg.shot.id, last_frame=last_frame)
 
 
 def compile_sheets(film: Film, root: Path, info: ObjectInfo) -> dict[str, ShotGraph]:
@@ -476,9 +476,8 @@ def compile_shot(film: Film, shot: Shot, root: Path, env: SandboxedEnvironment, 
                                                       f"{shot.render.start_model}")
         before[prelude.shot.id] = prelude
     if shot.continues and previous is not None and previous.graph is not None:
-        made["continue"] = GraphInput(f"storylang/last_{digest({'graph': previous.graph})[:20]}.png", "", "image",
-                                      f"the last frame of shot {previous.shot.id}, which it continues",
-                                      made_by=previous.shot.id, last_frame=True)
+        made["continue"] = _made_input(previous, "last", f"the last frame of shot {previous.shot.id}, which it "
+                                                         "continues", last_frame=True)
         before[previous.shot.id] = previous
     for member, sheet in (sheets or {}).items():
         if member in shot.cast and sheet.graph is not None:
