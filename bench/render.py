@@ -6,8 +6,12 @@ Prints: the client's overhead per shot (submit → first event from the server; 
 the output checked and in the cache), measured on a server that renders instantly; the pool's
 speed-up with 1, 2 and 4 servers that each take a fixed time per shot; and the model loads
 of a film whose shots alternate between three checkpoints, scheduled by loaded models
-(storylang's default) and in script order (round-robin over the pool). Goals: overhead under
-20 ms per shot; 4 servers at least 3.6x one server; fewer model loads than script order.
+(storylang's default) and in script order (round-robin over the pool); and the makespan of a
+24-shot film whose renders read renders (3 character sheets, 2 chains of 4 continuing shots
+each after its start still: 29 renders) on 1, 2 and 4 servers of a fixed time per render,
+against the lower bound max(longest chain, renders / servers) in render times. Goals: overhead
+under 20 ms per shot; 4 servers at least 3.6x one server; fewer model loads than script order;
+makespan within 1.15x of the lower bound, with no more model loads than script order.
 The test servers (tests/comfy/fake_server.py) run in this process and speak PROTOCOL.md.
 """
 
@@ -50,10 +54,10 @@ def render(folder: Path, text: str, servers: list[FakeComfy], **settings):
     phases = {}
     real_run = renderer._run
 
-    def timed_run(*args):  # the rendering itself, after pre-flight and compiling
+    def timed_run(*args, **kw):  # the rendering itself, after pre-flight and compiling
         t = time.perf_counter()
         try:
-            return real_run(*args)
+            return real_run(*args, **kw)
         finally:
             phases["run"] = time.perf_counter() - t
 
@@ -132,6 +136,39 @@ def model_loads(shots: int = 24) -> dict[str, int]:
     return loads
 
 
+def chained_film() -> str:
+    """16 stills of three characters with sheets, then two scenes of four continuing LTX-2 shots:
+    27 renders, the longest line of them four long."""
+    lines = ['title "Bench" 0s', "format 128x72 @ 12fps", 'model "dreamshaper_8.safetensors"', "steps 4"]
+    cast = ["ANNA", "BO", "CY"]
+    for name in cast:
+        lines += [f"character {name}", f'  look "{name.lower()}, in a red coat"', "  sheet"]
+    lines += ["EXT. YARD - DAY"]
+    for i in range(16):
+        lines += [f"  shot {i + 1} close on {cast[i % 3]} 1s", f'    action "number {i + 1}"']
+    for scene in range(2):
+        lines += [f"EXT. SEA {scene + 1} - DAWN", '  model "ltx-2-19b-dev-fp8.safetensors"', "  template motion"]
+        for k in range(4):
+            n = 17 + scene * 4 + k
+            lines += ([] if k == 0 else ["  > continue"]) + [f"  shot {n} wide 1s", f'    action "wave {n}"']
+    return "\n".join(lines) + "\n"
+
+
+def makespan(per_render: float = 1.0) -> dict:
+    """Rendering seconds of the chained film on 1, 2, 4 servers, and (on 2) in script order."""
+    out = {}
+    for n, schedule in ((1, "models"), (2, "models"), (2, "film"), (4, "models")):
+        servers = [FakeComfy(version="0.33.0", prompt_delay=per_render).start() for _ in range(n)]
+        try:
+            with tempfile.TemporaryDirectory() as d:
+                _, run = render(Path(d), chained_film(), servers, schedule=schedule)
+            out[(n, schedule)] = (run, sum(len(s.submitted) for s in servers), sum(len(s.loads) for s in servers))
+        finally:
+            for s in servers:
+                s.stop()
+    return out
+
+
 def main() -> None:
     before, after = overhead()
     print(f"client overhead per shot (median of 30): submit -> first event {before:.1f} ms, "
@@ -145,6 +182,15 @@ def main() -> None:
     loads = model_loads()
     print(f"model loads, 24 shots over 3 checkpoints on 2 servers: by loaded models {loads['models']}, "
           f"in script order {loads['film']}")
+    per = 1.0
+    spans = makespan(per)
+    for n in (1, 2, 4):
+        run, renders, loads = spans[(n, "models")]
+        bound = max(4, renders / n) * per  # the longest chain: four continuing shots
+        print(f"renders reading renders, {renders} renders of {per:.1f} s on {n} server(s): makespan {run:.2f} s, "
+              f"lower bound {bound:.2f} s, ratio {run / bound:.2f} (goal: at most 1.15); {loads} model loads")
+    print(f"  on 2 servers in script order: makespan {spans[(2, 'film')][0]:.2f} s, "
+          f"{spans[(2, 'film')][2]} model loads (by loaded models: {spans[(2, 'models')][2]})")
 
 
 if __name__ == "__main__":

@@ -89,6 +89,8 @@ class Job:
     inputs: dict[str, list]  # server name → the GraphInputs its graph reads
     models: tuple[str, ...]  # checkpoint and LoRA files: what the server must have loaded
     prefer: str | None = None  # the server a killed build submitted it to
+    after: tuple[str, ...] = ()  # jobs of this run whose output it reads, in its order: it waits for them
+    chain: int = 1  # jobs on the longest path from it to the end of what waits on it (itself included)
 
     def prompt_id(self, server: str) -> str:
         return prompt_id_for(self.keys[server])
@@ -196,10 +198,13 @@ class Server:
 
 
 class Pool:
-    """Jobs handed out to server slots, by what each server has loaded; results collected."""
+    """Jobs handed out to server slots, results collected. A job is handed out once the jobs it
+    waits on are done: the longest remaining chain first (what waits on it decides the makespan),
+    then by what each server has loaded. A failed job's dependents are not run (`blocked`)."""
 
     def __init__(self, servers: list[Server], jobs: list[Job], run: Callable[[Server, Job], Outcome],
-                 max_failures: int = 3, backoff: float = 0.25, by_models: bool = True):
+                 max_failures: int = 3, backoff: float = 0.25, by_models: bool = True,
+                 on_change: Callable[["Pool"], None] = lambda pool: None):
         self.servers = servers
         self.by_models = by_models  # False: in the script's order, whatever each server has loaded
         self.pending = list(jobs)
@@ -208,23 +213,62 @@ class Pool:
         self.backoff = backoff
         self.lock = threading.Condition()
         self.outcomes: dict[str, Outcome] = {}
+        self.done: set[str] = set()  # jobs that succeeded
+        self.blocked: dict[str, str] = {}  # job → the failed job it waited on (directly or not)
+        self.running: set[str] = set()
+        self.given: dict[str, int] = {}  # server → jobs handed to it and not finished
         self.busy = 0
         self.cancelled = threading.Event()
+        self.on_change = on_change  # called (under the lock) when a job changes state
+        chains(jobs)
+
+    def counts(self) -> dict[str, int]:
+        """Jobs per state: waiting on others, ready (queued here), running, done, failed."""
+        waiting = sum(1 for j in self.pending if not self._ready(j))
+        return {"waiting": waiting, "queued": len(self.pending) - waiting, "running": len(self.running),
+                "done": len(self.done), "failed": len(self.outcomes) - len(self.done) + len(self.blocked)}
 
     def _runnable(self, server: Server, job: Job) -> bool:
         return server.name in job.graphs
 
+    def _ready(self, job: Job) -> bool:
+        return all(up in self.done for up in job.after)
+
+    def _anyone(self, job: Job) -> bool:
+        return any(self._runnable(s, job) for s in self.servers if not s.down)
+
     def _pick(self, server: Server) -> Job | None:
-        """The next job for a server: its own resumed prompts, then the models it has loaded, then the
-        jobs no other server has loaded, then any it can run."""
-        mine = [j for j in self.pending if self._runnable(server, j)]
-        if not mine or not self.by_models:
-            return mine[0] if mine else None
-        others = {s.loaded for s in self.servers if s is not server and not s.down and s.loaded}
-        for test in (lambda j: j.prefer == server.name,
-                     lambda j: j.prefer is None and j.models == server.loaded,
+        """The next job for a server: its own resumed prompts, then among the ready jobs of the longest
+        remaining chain, the models it has loaded, then those no other server has loaded, then any."""
+        mine = [j for j in self.pending if self._runnable(server, j) and self._ready(j)]
+        resumed = next((j for j in mine if j.prefer == server.name), None)
+        if resumed is not None:
+            return resumed
+        if self.given.get(server.name):
+            # a job queued ahead of the running one is chosen before it is due: only while nothing
+            # left waits on another job (a chain's next link belongs on the first server to free),
+            # and only what no idle server could start now
+            if any(j.chain > 1 or j.after for j in self.pending):
+                return None
+            idle = [s for s in self.servers if not s.down and not self.given.get(s.name)]
+            mine = [j for j in mine if not any(self._runnable(s, j) for s in idle)]
+        if not mine:
+            return None
+        # a chain as long as the work left per server decides when the film is done: it goes first,
+        # the longest first; shorter chains wait while the work is batched by loaded models
+        alive = [s for s in self.servers if not s.down]
+        left = (len(self.pending) + len(self.running)) / max(len(alive), 1)
+        critical = [j for j in mine if j.chain + 2 >= left]
+        if critical:
+            longest = max(j.chain for j in critical)
+            mine = [j for j in critical if j.chain == longest]
+        if not self.by_models:
+            return mine[0]
+        others = {s.loaded for s in alive if s is not server and s.loaded}
+        names = {s.name for s in alive}
+        for test in (lambda j: j.prefer is None and j.models == server.loaded,
                      lambda j: j.prefer is None and j.models not in others,
-                     lambda j: j.prefer is None or j.prefer not in {s.name for s in self.servers if not s.down}):
+                     lambda j: j.prefer is None or j.prefer not in names):
             found = next((j for j in mine if test(j)), None)
             if found:
                 return found
@@ -239,12 +283,33 @@ class Pool:
                 job = self._pick(server)
                 if job is not None:
                     self.pending.remove(job)
+                    self.running.add(job.shot_id)
+                    self.given[server.name] = self.given.get(server.name, 0) + 1
                     server.loaded = job.models
                     self.busy += 1
+                    self.on_change(self)
                     return job
                 if not self.busy and not any(self._runnable(server, j) for j in self.pending):
                     return None
+                if not self.busy and not any(self._ready(j) and self._anyone(j) for j in self.pending):
+                    return None  # nothing can become ready: the jobs left wait on servers set aside
                 self.lock.wait(0.2)
+
+    def _finished(self, job: Job, outcome: Outcome) -> None:
+        """Under the lock: a job's outcome; the jobs waiting on a failed one are taken out, blocked."""
+        self.outcomes[job.shot_id] = outcome
+        if outcome.error is None:
+            self.done.add(job.shot_id)
+            return
+        failed = {job.shot_id}
+        while True:
+            stuck = [j for j in self.pending if any(up in failed for up in j.after)]
+            if not stuck:
+                return
+            for j in stuck:
+                self.pending.remove(j)
+                self.blocked[j.shot_id] = next(up for up in j.after if up in failed)
+                failed.add(j.shot_id)
 
     def _slot(self, server: Server) -> None:
         while True:
@@ -255,7 +320,7 @@ class Pool:
                 outcome = self.run(server, job)
                 server.failures = 0
                 with self.lock:
-                    self.outcomes[job.shot_id] = outcome
+                    self._finished(job, outcome)
             except Cancelled:
                 with self.lock:
                     self.pending.append(job)
@@ -264,6 +329,9 @@ class Pool:
             finally:
                 with self.lock:
                     self.busy -= 1
+                    self.given[server.name] -= 1
+                    self.running.discard(job.shot_id)
+                    self.on_change(self)
                     self.lock.notify_all()
 
     def _server_trouble(self, server: Server, job: Job, e: ComfyError) -> None:
@@ -296,6 +364,27 @@ class Pool:
                 self.lock.notify_all()
             raise
         return self.outcomes
+
+
+def chains(jobs: list[Job]) -> None:
+    """Each job's `chain`: itself plus the longest line of jobs that wait on it, one after another
+    (from the last jobs back, so a chain of a thousand shots needs no deep recursion)."""
+    ids = {j.shot_id for j in jobs}
+    readers = {j.shot_id: 0 for j in jobs}  # how many jobs of this run wait on it
+    for job in jobs:
+        for up in set(job.after) & ids:
+            readers[up] += 1
+    by_id = {j.shot_id: j for j in jobs}
+    for job in jobs:
+        job.chain = 1
+    ends = [j for j in jobs if readers[j.shot_id] == 0]
+    while ends:
+        job = ends.pop()
+        for up in set(job.after) & ids:
+            by_id[up].chain = max(by_id[up].chain, job.chain + 1)
+            readers[up] -= 1
+            if readers[up] == 0:
+                ends.append(by_id[up])
 
 
 def new_client_id() -> str:
@@ -376,6 +465,10 @@ def adopted(server: Server, prompt_id: str) -> str | None:
     items = q.get("queue_running", []) + q.get("queue_pending", [])
     if any(item[1] == prompt_id for item in items):
         return "queued"
+    if not entry:  # it may have finished between the two questions
+        entry = server.client.history(prompt_id)
+        if entry and (entry.get("status") or {}).get("status_str") == "success":
+            return "done"
     return "stale" if entry else None
 
 

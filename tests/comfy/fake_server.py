@@ -119,9 +119,10 @@ class FakeComfy(LoopServer):
 
     def __init__(self, models: dict | None = None, step_delay: float = 0.0, node_delay: float = 0.0,
                  fail: dict[str, str] | None = None, drop_nodes: set[str] = frozenset(), token: str | None = None,
-                 without: set[str] = frozenset(), version: str = "0.3.64", port: int = 0):
+                 without: set[str] = frozenset(), version: str = "0.3.64", port: int = 0,
+                 prompt_delay: float = 0.0):
         self.models = {k: list(v) for k, v in (models if models is not None else DEFAULT_MODELS).items()}
-        self.step_delay, self.node_delay = step_delay, node_delay
+        self.step_delay, self.node_delay, self.prompt_delay = step_delay, node_delay, prompt_delay
         self.fail = dict(fail or {})  # class_type → exception message raised when it runs
         self.drop_nodes = set(drop_nodes)  # the websocket drops when such a node starts
         self.token = token
@@ -133,7 +134,7 @@ class FakeComfy(LoopServer):
         self.graphs: dict[str, dict] = {}  # prompt id → the graph submitted
         self.uploads: list[str] = []  # names written by /upload/image
         self.executed: list[str] = []  # prompt ids that ran to the end
-        self.loads: list[str] = []  # checkpoint loads (a new checkpoint after a different one)
+        self.loads: list[str] = []  # model loads (other checkpoints or UNETs than the last graph's)
         self.interrupted: list[str] = []
         self.deleted: list[str] = []
 
@@ -527,6 +528,14 @@ class FakeComfy(LoopServer):
 
         await event("execution_start", {})
         await event("execution_cached", {"nodes": []})
+        # the diffusion models it loads (checkpoint or UNETs): a load when they differ from the last graph's
+        weights = " + ".join(sorted(n["inputs"].get("ckpt_name") or n["inputs"].get("unet_name") or ""
+                                    for n in graph.values() if n["class_type"] in ("CheckpointLoaderSimple", "UNETLoader")))
+        if weights and weights != self.loaded_checkpoint:
+            self.loaded_checkpoint = weights
+            self.loads.append(weights)
+        if self.prompt_delay:  # a fixed time per render, whatever the graph (bench/render.py)
+            await asyncio.sleep(self.prompt_delay)
         done, ui = [], {}
         status = "success"
         for nid in _order(graph):
@@ -537,9 +546,6 @@ class FakeComfy(LoopServer):
             if ct in self.drop_nodes:
                 self.drop_nodes.discard(ct)
                 await self._close_sockets()
-            if ct == "CheckpointLoaderSimple" and self.loaded_checkpoint != node["inputs"]["ckpt_name"]:
-                self.loaded_checkpoint = node["inputs"]["ckpt_name"]
-                self.loads.append(self.loaded_checkpoint)
             failure = self.fail.get(ct)
             if ct == "UpscaleModelLoader" and node["inputs"].get("model_name") not in self.models["upscale_models"]:
                 failure = f"'{node['inputs'].get('model_name')}'\n"
