@@ -96,6 +96,7 @@ class BuildOptions:
     expand: bool = False  # --expand: an LLM writes the prompts of shots whose script does not say (expand/)
     locked: bool = False  # --locked: no LLM requests; a shot wanting one not in the lock fails the build
     edit_only: bool = False  # stop after the edit list: pictures, speech and timeline.json, no film (storyc board)
+    fill_in: float = 30.0  # ComfyUI: re-cut the film as renders land, at most every so many seconds (0: never)
 
 
 @dataclass
@@ -161,8 +162,7 @@ def render_sheets(script: Path, options: BuildOptions, target: Path | None = Non
     """Only the characters' sheets, on ComfyUI (storyc sheets): rendered, or found in the cache,
     and copied to `target` (default build/<film>/sheets/) as NAME.png. Returns the files by
     character and the failures."""
-    from storylang.filenames import safe_stem
-    from storylang.render.comfy import ComfyRenderer
+    from storylang.render.comfy import ComfyRenderer, publish_sheets
 
     progress = progress or Progress()
     film, sources, _ = _resolved(script, options)
@@ -176,12 +176,7 @@ def render_sheets(script: Path, options: BuildOptions, target: Path | None = Non
         ctx = RenderContext(root=script.resolve().parent, cache=Cache(build_dir / "cache"), jobs=max(options.jobs, 1),
                             progress=progress, build_dir=build_dir / film_folder(script.stem), cancel=options.cancel)
         results, failed = ComfyRenderer(options.comfy).sheets(film, ctx)
-        target = target or build_dir / film_folder(script.stem) / "sheets"
-        written = {}
-        for name, result in sorted(results.items()):
-            out = target / f"{safe_stem(name)}{result.file.suffix}"
-            atomic.write_bytes(out, result.file.read_bytes())
-            written[name] = out
+        written = publish_sheets(results, target or build_dir / film_folder(script.stem) / "sheets")
     return written, failed
 
 
@@ -216,6 +211,7 @@ def _build(script: Path, options: BuildOptions, progress: Progress, scratch: Pat
     if timing.errors:
         raise BuildFailed(list(timing.errors), sources)
     ctx.spoken = {k: root / s.file for k, s in spoken.items()}  # a lip-synced shot's dialogue is uploaded
+    fill = _fill_in(film, timing, ctx, spoken, script, scratch, output, options, ff, renderer.name, expansion)
     try:
         rendered = renderer.render(film, timing, ctx)
     except Cancelled:
@@ -224,6 +220,9 @@ def _build(script: Path, options: BuildOptions, progress: Progress, scratch: Pat
         if e.diagnostics:
             raise BuildFailed(e.diagnostics, sources) from e
         raise
+    finally:
+        if fill is not None:
+            fill.stop()
 
     _go_on(options)
     timeline, notes = build_timeline(film, rendered.pictures, spoken, script_digest(film, root), timing)
@@ -487,9 +486,48 @@ def _make_picture(pic: Picture, timeline, root: Path, scratch: Path, enc, ff, op
     return "encoded" if len(todo) == len(pic.segments) else f"encoded ({len(todo)} of {len(pic.segments)} segments)"
 
 
+def _fill_in(film, timing, ctx, spoken, script: Path, scratch: Path, output: Path, options: BuildOptions, ff,
+             renderer: str, expansion):
+    """With ComfyUI, the film cut from cards at once and again as renders land (fillin.py): started
+    here, stopped once the renders are done; None when the build does not fill in."""
+    from storylang.fillin import FillIn
+
+    if renderer == "animatic" or options.edit_only or not options.fill_in:
+        return None
+    root, film_dir = ctx.root, ctx.build_dir
+    quiet = replace(ctx, progress=Progress(), landed=None, rendering=None)
+    # its own stop: a cut that fails must not stop the build, and stopping the fill-in stops a cut
+    between = replace(options, cancel=threading.Event())
+    cards: dict = {}
+    where = scratch / "fill-in"
+
+    def cut(landed: dict) -> None:
+        if not cards:
+            cards.update(AnimaticRenderer().render(film, timing, quiet).pictures)
+        timeline, _ = build_timeline(film, {**cards, **landed}, spoken, script_digest(film, root), timing)
+        sides = _edit_files(timeline, film_dir, script.stem)
+        origin = provenance.manifest(film, script, renderer, timeline, film_dir, expansion.prompts)
+        sides[film_dir / ("timeline.json" + provenance.SIDECAR)] = provenance.manifest_json(origin)
+        where.mkdir(exist_ok=True)
+        try:
+            _assemble(timeline, root, ctx.cache, where, output, between, ff, Progress(), renderer, origin,
+                      film_dir / "sound-level.json", sides, keep=False)
+        except Superseded:
+            pass  # the renders are done (or withdrawn): the build's own cut follows
+
+    def start() -> None:
+        stamp.remove(script)  # the film in between is not the script's film: the next build must not skip
+        fill.start()
+
+    fill = FillIn(cut, options.fill_in, on_stop=between.cancel.set, on_error=lambda why: ctx.progress.say(
+        f"storyc: the film in between was not cut ({why}); the build goes on"))
+    ctx.landed, ctx.rendering = fill.land, start
+    return fill
+
+
 def _assemble(timeline, root: Path, cache: Cache, scratch: Path, output: Path, options: BuildOptions, ff,
               progress: Progress, renderer: str, origin: dict, level_file: Path,
-              sides: dict[Path, str]) -> dict[str, str]:
+              sides: dict[Path, str], keep: bool = True) -> dict[str, str]:
     """Picture, sound and mux, each skipped when its inputs are unchanged; then the film at `output`.
 
     Returns what happened to each: picture encoded/reused, sound mixed/reused, film written/reused.
@@ -525,7 +563,9 @@ def _assemble(timeline, root: Path, cache: Cache, scratch: Path, output: Path, o
         states["film"] = "written"
     if _publish(film_file, output, sides):
         states["film"] = "written"
-    _keep_used(cache, timeline, root, pic, [sound_file, *(made.files if made else ())], film_file, options, states)
+    if keep:  # not for a cut in between: what the renders made first must survive until the last cut
+        _keep_used(cache, timeline, root, pic, [sound_file, *(made.files if made else ())], film_file, options,
+                   states)
     return states
 
 

@@ -230,6 +230,9 @@ def fmt(files: tuple[Path, ...], check_only: bool, number: bool, diff: bool) -> 
               help="Render on this ComfyUI server (repeatable: a pool). Also STORYC_COMFY or storyc.toml.")
 @click.option("--skip-missing", is_flag=True, help="Shots no server can run become animatic cards.")
 @click.option("--strict", is_flag=True, help="A failed render fails the build (no card in its place).")
+@click.option("--fill-in", "fill_in", type=click.FloatRange(0), default=30.0, show_default=True, metavar="SECONDS",
+              help="With ComfyUI: cut the film from cards at once, then again as renders land, at most this often "
+                   "(0: only at the end).")
 @click.option("-j", "--jobs", type=click.IntRange(1, 64), default=None, help="Shots rendered at once (default: cores).")
 @click.option("--burn-subtitles", is_flag=True, help="Burn the subtitles into the picture.")
 @click.option("--preview", is_flag=True, help="Half resolution and the fastest encoder settings.")
@@ -244,8 +247,8 @@ def fmt(files: tuple[Path, ...], check_only: bool, number: bool, diff: bool) -> 
 @click.option("--locked", is_flag=True, help="Make no LLM request: a shot wanting one the lock lacks fails (CI).")
 @click.option("--export", "exports", default="", metavar="FORMATS",
               help="Also write these timelines beside the film, e.g. otio,edl (otio, edl, fcp7, fcpx).")
-def build(script: Path, output, renderer, comfy, skip_missing, strict, jobs, burn_subtitles, preview, release,
-          cache_size, system_ffmpeg, dry_run, force, expand, locked, exports) -> None:
+def build(script: Path, output, renderer, comfy, skip_missing, strict, fill_in, jobs, burn_subtitles, preview,
+          release, cache_size, system_ffmpeg, dry_run, force, expand, locked, exports) -> None:
     """Build the film: pictures (animatic or ComfyUI), voices, edit list and the finished MP4."""
     import os
     import time
@@ -277,7 +280,7 @@ def build(script: Path, output, renderer, comfy, skip_missing, strict, jobs, bur
     options = BuildOptions(output=output, renderer=renderer, jobs=jobs or max(os.cpu_count() or 1, 1),
                            burn_subtitles=burn_subtitles, preview=preview, system_ffmpeg=system_ffmpeg,
                            dry_run=dry_run, force=force, comfy=settings, release=release, cache_size=limit,
-                           expand=expand, locked=locked)
+                           expand=expand, locked=locked, fill_in=fill_in)
     progress = _progress(console, live=not dry_run)
     failed = "cannot plan the build" if dry_run else "build failed"  # a dry run (storyc status) builds nothing
     try:
@@ -416,7 +419,9 @@ def _untrusted_notice(servers, trusted, secret: str) -> None:
 @click.option("-j", "--jobs", type=click.IntRange(1, 64), default=None, help="Work done at once (default: cores).")
 @click.option("--comfy", "comfy", multiple=True, metavar="URL", help="Render on ComfyUI (as for build).")
 @click.option("--renderer", type=click.Choice(["animatic", "comfy"]), default=None, help="As for build.")
-def watch(script: Path, preview: bool, open_player: bool, jobs, comfy, renderer) -> None:
+@click.option("--fill-in", "fill_in", type=click.FloatRange(0), default=30.0, show_default=True, metavar="SECONDS",
+              help="As for build: with ComfyUI the film fills in as renders land.")
+def watch(script: Path, preview: bool, open_player: bool, jobs, comfy, renderer, fill_in) -> None:
     """Rebuild the film whenever the script, its includes or its media change."""
     import os
     import threading
@@ -431,7 +436,8 @@ def watch(script: Path, preview: bool, open_player: bool, jobs, comfy, renderer)
     except StoryError as e:
         _echo(f"storyc: {e}", err=True)
         sys.exit(2)
-    options = BuildOptions(renderer=renderer, comfy=settings, jobs=jobs or max(os.cpu_count() or 1, 1))
+    options = BuildOptions(renderer=renderer, comfy=settings, jobs=jobs or max(os.cpu_count() or 1, 1),
+                           fill_in=fill_in)
     opened = {"done": not open_player}
 
     def emit(r) -> None:
@@ -874,13 +880,14 @@ def board(script: Path, output, force: bool) -> None:
         report = run_build(script, BuildOptions(edit_only=True))  # the pictures and the edit list, no film
         film, _diags, _sources = resolve_file(script, _display(script))
         timeline = Timeline.model_validate_json(report.timeline.read_text(encoding="utf-8"))
-        parts = board_mod.sections(film, timeline, script.resolve().parent, report.timeline.parent / "board",
-                                   find_ffmpeg().path)
+        folder = report.timeline.parent
+        parts = board_mod.sections(film, timeline, script.resolve().parent, folder / "board", find_ffmpeg().path)
+        cast = board_mod.sheets(film, script.resolve().parent, folder / "sheets", folder / "board")
         if target.suffix.lower() == ".pdf":
-            pages = board_mod.write_pdf(parts, film, target, timeline.script_digest)
+            pages = board_mod.write_pdf(parts, film, target, timeline.script_digest, cast)
             write_beside(target, report.provenance)
         else:
-            board_mod.write_html(parts, film, target, timeline.script_digest, report.provenance)
+            board_mod.write_html(parts, film, target, timeline.script_digest, report.provenance, cast)
             pages = None
     except StoryError as e:
         if e.diagnostics:
@@ -889,7 +896,8 @@ def board(script: Path, output, force: bool) -> None:
         sys.exit(1)
     panels = sum(len(p.panels) for p in parts)
     _echo(f"{_shown(target)}: {_count(panels, 'panel')}, {_count(len(parts), 'scene')}"
-               + (f", {_count(pages, 'page')}" if pages else ""), err=True)
+          + (f", {_count(len(cast), 'character sheet')}" if cast else "")
+          + (f", {_count(pages, 'page')}" if pages else ""), err=True)
 
 
 def _export_fountain(script: Path, output) -> None:

@@ -59,6 +59,8 @@ class RenderContext:
     cancel: object = None  # a threading.Event set when a newer edit supersedes the build (watch mode)
     prompts: dict = field(default_factory=dict)  # the expansion stage's prompts by shot id (expand/)
     spoken: dict = field(default_factory=dict)  # line key (film.line_key) → its spoken WAV, once speech is done
+    landed: object = None  # called with (shot id, ShotPicture) as each render lands (the film fills in)
+    rendering: object = None  # called once a renderer starts work that takes a while (not when all is cached)
 
 
 @dataclass

@@ -102,6 +102,10 @@ class ComfyRenderer:
         self.lost: list[str] = []  # servers set aside during the build, and why
         self.made: dict[str, Result] = {}  # renders other renders read (stills, sheets, shots continued), by id
         self.readers: dict[str, list[str]] = {}  # a made-first render's id → the shots that read it
+        self.shot_ids: set[str] = set()  # the film's shots (not the renders made first for them)
+        self.failures: dict[str, tuple[str, str | None, str]] = {}  # id → (why, hint, server)
+        self.outcomes: dict[str, Outcome] = {}
+        self.blocked: dict[str, str] = {}  # renders not run because one they read failed → that one
 
     # ------------------------------------------------------------------ pre-flight
 
@@ -169,74 +173,71 @@ class ComfyRenderer:
         if missing and not self.settings.skip_missing:
             raise StoryError(_dedupe(missing))
         journal = Journal(ctx.build_dir / "renders.journal.json" if ctx.build_dir else None)
-        self.made, self.readers = {}, {}
-        # the stills videos start from (`start still`) and the cast's sheets: renders the shots read, first
-        failures = self._stills(film, timing, ctx, live, graphs, journal)
-        results, outcomes, reused, submitted = {}, {}, 0, 0
-        # then the shots, in waves: a shot that continues another waits for its last frame
-        for wave in _waves(film, graphs):
-            jobs = []
-            for shot in wave:
-                waiting = next((w for w in _waits_on(graphs[shot.id], graphs) if w not in results), None)
-                if shot.id in failures:
-                    continue
-                if waiting is not None:
-                    failures[shot.id] = (f"it continues shot {waiting}, which did not render", None, "")
-                    continue
-                found = cached_render(ctx.cache, graphs[shot.id])
-                if found:
-                    results[shot.id] = self.made[shot.id] = found
-                    reused += 1
-                    continue
-                jobs.append(self._job(shot, graphs[shot.id]))
-            for job in jobs:
-                job.prefer = journal.server_of(job)
-            failed, done = self._run(film, timing, ctx, live, jobs, journal, results)
-            failures.update(failed)
-            outcomes.update(done)
-            self.made.update({sid: results[sid] for sid in (j.shot_id for j in jobs) if sid in results})
-            submitted += len(jobs)
-        return self._finish(film, timing, ctx, live, graphs, missing, results, failures, outcomes, reused,
-                            submitted)
+        # the stills videos start from (`start still`) and the cast's sheets: renders the shots read
+        first = self._made_first(graphs)
+        results = self._renders(film, timing, ctx, live, journal, {**first, **graphs}, stage="renders")
+        failures, outcomes = self.failures, self.outcomes
+        reused = sum(1 for sid in graphs if sid in results and sid not in outcomes)
+        submitted = sum(1 for sid in outcomes if sid in graphs)
+        return self._finish(film, timing, ctx, live, graphs, missing, {k: v for k, v in results.items() if k in graphs},
+                            {k: v for k, v in failures.items() if k in graphs}, outcomes, reused, submitted)
 
-    def _stills(self, film, timing, ctx, live, graphs, journal) -> dict[str, tuple[str, str | None, str]]:
-        """The renders the shots read that are not shots themselves (start stills, the cast's
-        sheets), made first. Returns the shots that cannot render because one of them failed."""
-        upstream: dict[str, dict[str, ShotGraph]] = {}  # made-first render id → server → its graph
+    def _made_first(self, graphs: dict[str, dict[str, ShotGraph]]) -> dict[str, dict[str, ShotGraph]]:
+        """The renders the shots read that are not shots themselves (start stills, the cast's sheets):
+        id → server → graph; self.readers says which shots read each."""
+        self.readers = {}
+        upstream: dict[str, dict[str, ShotGraph]] = {}
         for sid, by_server in graphs.items():
             for name, sg in by_server.items():
                 for up in sg.upstream:
                     if up.shot.id in graphs:
-                        continue  # a shot of the film (continued from): rendered in its wave
+                        continue  # a shot of the film (continued from): a job of its own already
                     upstream.setdefault(up.shot.id, {})[name] = up
                     if sid not in self.readers.setdefault(up.shot.id, []):
                         self.readers[up.shot.id].append(sid)
-        failed = self._render_first(film, timing, ctx, live, journal, upstream, "stills and sheets")
-        out = {}
-        for uid, (message, hint, server) in failed.items():
-            what = next(iter(upstream[uid].values())).shot.name if uid.startswith("sheet.") else "its start still"
-            for sid in self.readers[uid]:
-                out.setdefault(sid, (f"{what} failed: {message}", hint, server))
-        return out
+        return upstream
 
-    def _render_first(self, film, timing, ctx, live, journal, upstream: dict[str, dict[str, ShotGraph]],
-                      stage: str) -> dict[str, tuple[str, str | None, str]]:
-        """Render, or find in the cache, pictures other renders read (into self.made, by id); each is a
-        still, so its timing is one frame. Returns the failures by id."""
-        shots = {uid: next(iter(by_server.values())).shot for uid, by_server in upstream.items()}
+    def _renders(self, film, timing, ctx, live, journal, graphs: dict[str, dict[str, ShotGraph]],
+                 stage: str) -> dict[str, Result]:
+        """Every render, found in the cache or run on the pool once what it reads has landed. Returns
+        the results by id (also self.made, which uploads read); self.failures says why the others
+        did not render (for a render that waited on a failed one: that one, in the writer's terms)."""
+        shots = {sid: next(iter(by_server.values())).shot for sid, by_server in graphs.items()}
+        self.made = results = {}
         jobs = []
-        for uid, by_server in upstream.items():
+        own = self.shot_ids = {s.id for s in film.shots}
+        for sid, by_server in graphs.items():
             found = cached_render(ctx.cache, by_server)
             if found:
-                self.made[uid] = found
+                results[sid] = found
+                if ctx.landed is not None and sid in own:
+                    ctx.landed(sid, picture_of(found, ctx.root))
             else:
-                jobs.append(self._job(shots[uid], by_server))
+                jobs.append(self._job(shots[sid], by_server))
+        if jobs and ctx.rendering is not None:
+            ctx.rendering()  # there is something to wait for: the film may fill in meanwhile
         for job in jobs:
+            job.after = tuple(up for up in _reads(graphs[job.shot_id]) if up not in results)
             job.prefer = journal.server_of(job)
-        first_film = film.model_copy(update={"shots": tuple(shots.values())})
-        first_timing = replace(timing, shots={**timing.shots, **{uid: ShotTiming(1, 0, ()) for uid in shots}})
-        failed, _ = self._run(first_film, first_timing, ctx, live, jobs, journal, self.made, stage=stage)
-        return failed
+        # pictures made first are stills of one frame; shots keep their own lengths
+        all_film = film.model_copy(update={"shots": tuple(film.shots) + tuple(
+            shot for sid, shot in shots.items() if sid not in own)})
+        all_timing = replace(timing, shots={**{sid: ShotTiming(1, 0, ()) for sid in shots}, **timing.shots})
+        self.failures, self.outcomes, blocked = self._run(all_film, all_timing, ctx, live, jobs, journal, results,
+                                                          stage=stage)
+        self.blocked = blocked
+        for sid, on in blocked.items():
+            message, hint, server = self.failures.get(on, ("it did not render", None, ""))
+            self.failures[sid] = (self._waited_on(on, shots[on], message), hint, server)
+        return results
+
+    def _waited_on(self, uid: str, shot: Shot, message: str) -> str:
+        """Why a render did not run, in the writer's terms: what it read failed."""
+        if uid.startswith("sheet."):
+            return f"{shot.name} failed: {message}"  # the sheet's own name: "MARA's sheet"
+        if uid in self.readers:
+            return f"its start still failed: {message}"
+        return f"it continues shot {uid}, which did not render"
 
     def sheets(self, film: Film, ctx: RenderContext) -> tuple[dict[str, Result], dict[str, tuple]]:
         """Only the film's character sheets, rendered or found in the cache (storyc sheets): a face
@@ -258,10 +259,10 @@ class ComfyRenderer:
             raise StoryError(_dedupe(missing))  # no server can make these sheets
         journal = Journal(ctx.build_dir / "renders.journal.json" if ctx.build_dir else None)
         no_shots = Timing(shots={}, frames=0, notes=(), errors=(), warnings=())
-        failed = self._render_first(film, no_shots, ctx, live, journal, per, "sheets")
+        self.readers = {}
+        results = self._renders(film.model_copy(update={"shots": ()}), no_shots, ctx, live, journal, per, "sheets")
         name = {sid: sid.removeprefix("sheet.") for sid in per}
-        return ({name[sid]: r for sid, r in self.made.items() if sid in per},
-                {name[sid]: why for sid, why in failed.items()})
+        return ({name[sid]: r for sid, r in results.items()}, {name[sid]: why for sid, why in self.failures.items()})
 
     def _job(self, shot: Shot, graphs: dict[str, ShotGraph]) -> Job:
         any_graph = next(iter(graphs.values()))
@@ -272,8 +273,10 @@ class ComfyRenderer:
     # ------------------------------------------------------------------ running
 
     def _run(self, film, timing, ctx, live, jobs, journal, results, stage: str = "renders"):
+        """Run the jobs on the pool. Returns the failures and outcomes by id, and the jobs not run
+        because one they wait on failed (id → that one)."""
         if not jobs:
-            return {}, {}  # all cached: no websockets opened, no progress stage shown
+            return {}, {}, {}  # all cached: no websockets opened, no progress stage shown
         servers = [lv.server for lv in live]
         by_id = {s.id: s for s in film.shots}
         for server in servers:
@@ -305,10 +308,15 @@ class ComfyRenderer:
             results[job.shot_id] = outcome.entry["result"]
             journal.set(job, server.name, outcome.prompt_id, "done")
             ctx.progress.advance()
+            if ctx.landed is not None and job.shot_id in self.shot_ids:
+                ctx.landed(job.shot_id, picture_of(results[job.shot_id], ctx.root))
             return outcome
 
+        def show(pool: Pool) -> None:
+            ctx.progress.row("jobs", ", ".join(f"{n} {state}" for state, n in pool.counts().items() if n))
+
         pool = Pool(servers, jobs, run, max_failures=self.settings.max_failures, backoff=self.settings.backoff,
-                    by_models=self.settings.schedule != "film")
+                    by_models=self.settings.schedule != "film", on_change=show)
         self.pool = pool
         try:
             outcomes = pool.run_all(ctx.cancel)
@@ -323,13 +331,14 @@ class ComfyRenderer:
             for server in servers:
                 server.events.close()
                 ctx.progress.row(f"server {server.name}", None)
+            ctx.progress.row("jobs", None)
             self.lost = [f"{s.name}: {s.down}" for s in servers if s.down]
         if pool.pending:  # every server that could run them was set aside: the build cannot go on
             why = "; ".join(f"{s.name}: {s.down}" for s in servers if s.down) or "no server could run them"
             shots = ", ".join(j.shot_id for j in pool.pending)
             raise ComfyError(f"no ComfyUI server is left to render shots {shots} ({why}); finished renders are "
                              "kept: build again when a server is back")
-        return failures, outcomes
+        return failures, outcomes, pool.blocked
 
     def _run_one(self, server: Server, job: Job, shot: Shot, film: Film, timing: Timing, ctx: RenderContext,
                  journal, cancelled) -> Outcome:
@@ -479,8 +488,7 @@ class ComfyRenderer:
         pictures: dict[str, ShotPicture] = {}
         notes, diags = [], []
         for sid, result in results.items():
-            src = rel(result.file, ctx.root)
-            pictures[sid] = ShotPicture("video", (src,), 0) if result.kind == "video" else ShotPicture("still", (src,))
+            pictures[sid] = picture_of(result, ctx.root)
             if result.note:
                 notes.append(result.note)
         by_id = {s.id: s for s in film.shots}
@@ -499,12 +507,17 @@ class ComfyRenderer:
         for sid in sorted(fallback - set(missing), key=lambda s: list(by_id).index(s)):
             notes.append(f"shot {sid}: drawn as an animatic card (its render failed)")
         self._manifest(film, ctx, live, results)
+        if ctx.build_dir is not None:  # the board shows them; storyc sheets writes the same files
+            publish_sheets({uid.removeprefix("sheet."): r for uid, r in self.made.items() if uid.startswith("sheet.")},
+                           ctx.build_dir / "sheets")
         made = len([1 for sid in results if sid in outcomes])
         used = sum(o.seconds for o in outcomes.values() if o.entry)  # execution time on the servers
         notes[:0] = ([f"ComfyUI server set aside: {why}" for why in self.trouble]
                      + [f"ComfyUI server lost during the build: {why}; its shots went to the others"
                         for why in self.lost])
-        notes.insert(0, f"ComfyUI: {made} rendered, {reused} cached, {len(failures)} failed, "
+        waited = sum(1 for sid in failures if sid in self.blocked)
+        notes.insert(0, f"ComfyUI: {made} rendered, {reused} cached, {len(failures)} failed"
+                        + (f" ({waited} of them read a render that failed)" if waited else "") + ", "
                         f"{len(missing)} skipped on {', '.join(lv.server.name for lv in live)}; "
                         f"{used:.1f} GPU-seconds")
         return Rendered(pictures=pictures, made=made, reused=reused, labels_drawn=cards.labels_drawn,
@@ -640,23 +653,29 @@ def input_bytes(gi: GraphInput, ctx: RenderContext, fps) -> bytes:
     return trimmed.read_bytes()
 
 
-def _waits_on(by_server: dict[str, ShotGraph], graphs: dict) -> set[str]:
-    """The film's shots whose render this shot reads (the one it continues)."""
-    return {up.shot.id for sg in by_server.values() for up in sg.upstream if up.shot.id in graphs}
+def publish_sheets(sheets: dict[str, Result], target: Path) -> dict[str, Path]:
+    """Each character's sheet copied to target/NAME.png (a name made safe for a file name)."""
+    from storylang.filenames import safe_stem
+
+    written = {}
+    for name, result in sorted(sheets.items()):
+        out = target / f"{safe_stem(name)}{result.file.suffix}"
+        data = result.file.read_bytes()
+        if not (out.is_file() and out.read_bytes() == data):
+            atomic.write_bytes(out, data)
+        written[name] = out
+    return written
 
 
-def _waves(film: Film, graphs: dict) -> list[list[Shot]]:
-    """The shots in waves: the first wave reads no other shot's render, each next one reads only
-    renders of the waves before it (a chain of continuing shots is one shot per wave)."""
-    depth: dict[str, int] = {}
-    for shot in film.shots:  # a shot continues only the shot before it, so order is enough
-        if shot.id in graphs:
-            depth[shot.id] = 1 + max((depth.get(w, 0) for w in _waits_on(graphs[shot.id], graphs)), default=-1)
-    waves: dict[int, list[Shot]] = {}
-    for shot in film.shots:
-        if shot.id in depth:
-            waves.setdefault(depth[shot.id], []).append(shot)
-    return [waves[d] for d in sorted(waves)]
+def picture_of(result: Result, root: Path) -> ShotPicture:
+    """A render as the edit list takes it: a video clip from its first frame, or a still."""
+    src = rel(result.file, root)
+    return ShotPicture("video", (src,), 0) if result.kind == "video" else ShotPicture("still", (src,))
+
+
+def _reads(by_server: dict[str, ShotGraph]) -> list[str]:
+    """The renders a render reads (its start still, the shot it continues, its cast's sheets)."""
+    return list(dict.fromkeys(up.shot.id for sg in by_server.values() for up in sg.upstream))
 
 
 def last_frame(made: Result, ctx: RenderContext) -> Path:

@@ -37,9 +37,10 @@ def test_a_chain_renders_in_order_each_shot_from_the_last_frame_before_it(tmp_pa
         report = build(script, comfy(server, preview=True))
         assert not report.failures, report.failures
         order = [made_by(g) for g in server.graphs_submitted()]
-        # the stills of the shots that start from one, then the chain one shot at a time
-        assert sorted(order[:2]) == ["1.still", "4.still"] and sorted(order[2:4]) == ["1", "4"]
-        assert order[4:] == ["2", "3"]
+        # each render after what it reads; the longest chain first (1.still, 1, 2, 3 before shot 4's pair)
+        assert sorted(order) == ["1", "1.still", "2", "3", "4", "4.still"]
+        assert order.index("1.still") < order.index("1") < order.index("2") < order.index("3")
+        assert order.index("4.still") < order.index("4") and order[0] == "1.still"
         graphs = {made_by(g): g for g in server.graphs_submitted()}
         first = graphs["2"]["start_image"]["inputs"]["image"]
         assert first.startswith("storylang/last_") and first in server.uploads
@@ -76,3 +77,44 @@ def test_continue_needs_a_shot_on_each_side_and_a_video_model(tmp_path, write_st
                        '  shot 2 wide 2s\n')
     result = CliRunner().invoke(main, ["check", str(path)])
     assert result.exit_code == 1 and "it continues the shot before it" in result.output
+
+
+def test_a_build_killed_mid_chain_resumes_without_submitting_anything_twice(tmp_path):
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    script = tmp_path / "film.story"
+    script.write_text(FILM)
+    server = FakeComfy(version="0.33.0", node_delay=0.05).start()
+    journal = tmp_path / "build" / "film" / "renders.journal.json"
+
+    def state(shot: str) -> str | None:
+        try:
+            return json.loads(journal.read_text())["shots"].get(shot, {}).get("state")
+        except (OSError, ValueError):
+            return None
+
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "storylang.cli", "build", str(script), "--comfy", server.url,
+                                 "--preview"], env=dict(os.environ, PYTHONPATH=str(root)),
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 120
+        while state("2") != "submitted" and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGKILL)  # mid-chain: shot 1 done, shot 2 on the server, shot 3 waiting
+        proc.wait()
+        assert state("1") == "done" and state("2") == "submitted" and state("3") is None
+        server.node_delay = 0
+        report = build(script, comfy(server, preview=True))
+        assert not report.failures, report.failures
+        assert len(server.submitted) == len(set(server.submitted)) == 6  # 2 stills, 4 shots: each once
+        order = [made_by(g) for g in server.graphs_submitted()]
+        assert order.index("2") < order.index("3")
+    finally:
+        server.stop()

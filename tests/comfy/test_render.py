@@ -199,7 +199,7 @@ def test_a_server_restarted_mid_shot_with_an_empty_history_gets_the_shot_again(w
 
         t = threading.Thread(target=restart_when_running, daemon=True)
         t.start()
-        report = build(script, comfy(s))
+        report = build(script, comfy(s, max_failures=8))  # a loaded machine may take a while to restart it
         t.join(5)
         assert report.rendered == 3 and not report.failures
         assert len(s.executed) == 3  # the lost shot was submitted again after the restart
@@ -271,7 +271,7 @@ def test_servers_come_from_flags_then_environment_then_storyc_toml(write_story, 
     result = CliRunner().invoke(main, ["build", str(script)])
     assert result.exit_code == 1 and "cannot be reached" in result.output and "Traceback" not in result.output
     result = CliRunner().invoke(main, ["build", str(script), "--renderer", "animatic"])
-    assert result.exit_code == 0 and "3 drawn" in result.output
+    assert result.exit_code == 0 and "3 shots: " in result.output  # cards drawn, or reused from a cut between
 
 
 def test_ctrl_c_cancels_only_our_prompts_and_a_rerun_submits_nothing_twice(write_story):
@@ -488,3 +488,65 @@ def test_a_lora_the_server_lacks_is_reported_at_the_lora_line(write_story):
         assert line.startswith(f"{script}:4:6: error:"), result.output
     finally:
         s.stop()
+
+
+FILL = '''format 384x216 @ 24fps
+model "dreamshaper_8.safetensors"
+EXT. HARBOUR - DAY
+  shot 1 wide 2s
+    action "boats on the water"
+  shot 2 wide 2s
+    action "a gull on a post"
+  shot 3 wide 2s
+    action "nets drying"
+'''
+
+
+def test_the_film_fills_in_while_it_renders(tmp_path):
+    """Cut from cards at once, cut again as renders land, each cut whole; the last is all renders."""
+    script = tmp_path / "film.story"
+    script.write_text(FILL)
+    out = tmp_path / "film.mp4"
+    timeline = tmp_path / "build" / "film" / "timeline.json"
+    s = FakeComfy(prompt_delay=1.5).start()
+    seen: dict[tuple, Path] = {}  # which shots were renders in a cut → a copy of that cut
+
+    def rendered_shots() -> tuple | None:
+        try:
+            clips = json.loads(timeline.read_text())["clips"]
+        except (OSError, ValueError, KeyError):
+            return None
+        return tuple(c["shot"] for c in clips if any("/renders/" in f for f in c["files"]))
+
+    def watch_cuts(done: threading.Event) -> None:
+        while not done.is_set():
+            before = rendered_shots()
+            if before is not None and before not in seen and out.is_file():
+                copy = tmp_path / f"cut{len(seen)}.mp4"
+                shutil.copyfile(out, copy)
+                if rendered_shots() == before and len(s.executed) < 3:
+                    seen[before] = copy
+            time.sleep(0.02)
+
+    done = threading.Event()
+    t = threading.Thread(target=watch_cuts, args=(done,), daemon=True)
+    t.start()
+    try:
+        report = build(script, BuildOptions(**{**vars(comfy(s, inflight=1)), "output": out, "fill_in": 0.2}))
+    finally:
+        done.set()
+        t.join(5)
+        s.stop()
+    assert not report.failures and report.rendered == 3
+    assert () in seen, f"no cut from cards alone before the renders: {list(seen)}"
+    partial = [k for k in seen if 0 < len(k) < 3]
+    assert partial, f"no cut with some renders landed and others not: {list(seen)}"
+    assert rendered_shots() == ("1", "2", "3")
+    # frames change where renders land: shot 1's middle frame in the cards-only cut and in the film
+    cards = frame_at(seen[()], 24, 24, tmp_path / "a.png")
+    final = frame_at(out, 24, 24, tmp_path / "b.png")
+    assert cards.getpixel((10, 10)) != final.getpixel((10, 10))
+    landed = frame_at(seen[partial[0]], 24 + 48 * (int(partial[0][0]) - 1), 24, tmp_path / "c.png")
+    assert close(landed.getpixel((192, 108)), frame_at(out, 24 + 48 * (int(partial[0][0]) - 1), 24,
+                                                         tmp_path / "d.png").getpixel((192, 108)), tol=24)
+    assert count_frames(seen[()]) == count_frames(out)  # every cut is the whole film

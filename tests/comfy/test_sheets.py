@@ -53,6 +53,8 @@ def test_sheets_render_first_and_every_shot_of_the_character_uses_its_sheet(tmp_
         assert "front view, three-quarter" in sheets["TOM"]["positive"]["inputs"]["text"]
         renders = json.loads((report.timeline.parent / "renders.json").read_text())
         assert sorted(renders["shots"]["2"]["made_first"]) == ["sheet.MARA", "sheet.TOM"]
+        # the build leaves the sheets where storyc board finds them, as storyc sheets does
+        assert sorted(p.name for p in (report.timeline.parent / "sheets").iterdir()) == ["MARA.png", "TOM.png"]
 
         # MARA's look changes: her sheet and her two shots are made again, nothing else
         before = len(server.submitted)
@@ -94,7 +96,8 @@ def test_a_failed_sheet_makes_its_characters_shots_cards_with_the_reason(tmp_pat
         failed = sorted(d.message for d in report.failures)
         assert len(failed) == 3, failed  # shots 1, 2, 3 read a sheet; shot 4 rendered
         assert all("sheet failed: " in m and "out of memory" in m for m in failed)
-        assert any("shot 1 failed" in m and "MARA's sheet failed" in m for m in failed)
+        assert any("shot 1 failed" in m and "MARA's sheet failed" in m for m in failed), failed
+        assert any("3 failed (3 of them read a render that failed)" in n for n in report.notes), report.notes
         assert [n for n in report.notes if "drawn as an animatic card" in n] == [
             f"shot {s}: drawn as an animatic card (its render failed)" for s in ("1", "2", "3")]
     finally:
