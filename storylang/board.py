@@ -51,6 +51,53 @@ class Section:
     panels: list[Panel] = field(default_factory=list)
 
 
+@dataclass
+class Sheet:
+    """A character on the board's first page: the face every shot of theirs is made from."""
+
+    name: str
+    rows: list[str]  # look, voice, LoRAs, where the picture comes from
+    picture: Path | None  # None: a sheet not rendered yet
+    missing: str = ""  # what to do about that
+
+
+def sheets(film: Film, root: Path, sheets_dir: Path, thumbs: Path) -> list[Sheet]:
+    """The characters with a sheet or a reference image, each with its picture: the writer's
+    reference, else the sheet last rendered (build/<film>/sheets/, written by storyc sheets and by
+    ComfyUI builds). A sheet not rendered yet says how to render it."""
+    from storylang.filenames import safe_stem
+
+    out = []
+    for c in film.characters:
+        if c.sheet is None and c.reference is None:
+            continue
+        rows = [f"look: {c.look}"] if c.look else []
+        rows.append(f"voice: {c.voice.id}")
+        rows += [f"LoRA: {lo.file} {lo.model:g}" for lo in c.loras]
+        picture, missing = None, ""
+        if c.reference is not None:
+            rows.append(f"reference: {c.reference.file}")
+            picture = still_thumbnail(root / c.reference.file, thumbs)
+        else:
+            rows.append(f"sheet: {c.sheet}")
+            found = sorted(sheets_dir.glob(f"{safe_stem(c.name)}.*")) if sheets_dir.is_dir() else []
+            if found:
+                picture = still_thumbnail(found[0], thumbs)
+            else:
+                missing = "not rendered yet: storyc sheets FILE --comfy URL"
+        out.append(Sheet(c.name, rows, picture, missing))
+    return out
+
+
+def still_thumbnail(source: Path, thumbs: Path) -> Path:
+    """A JPEG of an image, named by the file and its time (a rebuilt board reuses it)."""
+    key = hashlib.sha256(f"{source.resolve()}|{source.stat().st_mtime_ns}|still|0".encode())
+    target = thumbs / f"{key.hexdigest()[:20]}.jpg"
+    if not target.exists():
+        _save_thumbnail(Image.open(source), thumbs, target)
+    return target
+
+
 def camera_text(shot: Shot) -> str:
     words = []
     for m in shot.camera:
@@ -98,12 +145,16 @@ def thumbnail(clip: Clip, root: Path, thumbs: Path, fps: Fraction, ffmpeg: str) 
         image = Image.open(io.BytesIO(done.stdout))
     else:
         image = Image.open(source)
+    _save_thumbnail(image, thumbs, target)
+    return target
+
+
+def _save_thumbnail(image: Image.Image, thumbs: Path, target: Path) -> None:
     image = image.convert("RGB")
     image.thumbnail((THUMB_WIDTH, THUMB_WIDTH))
     thumbs.mkdir(parents=True, exist_ok=True)
     with atomic.atomic_path(target) as tmp:
         image.save(tmp, "JPEG", quality=85)
-    return target
 
 
 # ---------------------------------------------------------------- PDF
@@ -128,8 +179,8 @@ def _fonts() -> tuple[str, str, str]:
     return tuple(names)
 
 
-def write_pdf(parts: list[Section], film: Film, target: Path, digest: str) -> int:
-    """The board as a landscape A4 PDF; returns the number of pages."""
+def write_pdf(parts: list[Section], film: Film, target: Path, digest: str, cast: list[Sheet] = ()) -> int:
+    """The board as a landscape A4 PDF, the characters' sheets first; returns the number of pages."""
     from reportlab.lib.pagesizes import A4, landscape
     from reportlab.lib.utils import ImageReader, simpleSplit
     from reportlab.pdfgen import canvas
@@ -181,6 +232,17 @@ def write_pdf(parts: list[Section], film: Film, target: Path, digest: str) -> in
             _text_rows(c, rows, x, y - 11, col, text_h - 14, simpleSplit)
 
         y = header()
+        if cast:  # the faces first: what every shot of theirs is made from
+            c.setFont(bold, 11)
+            c.drawString(margin, y - 14, "Characters")
+            y -= heading_h
+            for i in range(0, len(cast), COLUMNS):
+                if y - panel_h < margin:
+                    y = new_page()
+                for j, sh in enumerate(cast[i:i + COLUMNS]):
+                    _sheet_panel(c, sh, margin + j * (col + gap), y, (col, pic_h, text_h), (regular, bold, italic))
+                y -= panel_h + gap
+            y = new_page()
         for part in parts:
             if y - heading_h - panel_h < margin:
                 y = new_page()
@@ -196,6 +258,29 @@ def write_pdf(parts: list[Section], film: Film, target: Path, digest: str) -> in
         c.showPage()
         c.save()
     return page[0]
+
+
+def _sheet_panel(c, sh: Sheet, x: float, top: float, size: tuple, fonts: tuple) -> None:
+    """A character on the first page: the sheet (or a grey box saying how to render it), the name
+    and the rows under it."""
+    from reportlab.lib.utils import ImageReader, simpleSplit
+
+    col, pic_h, text_h = size
+    regular, bold, italic = fonts
+    if sh.picture is not None:
+        c.drawImage(ImageReader(str(sh.picture)), x, top - pic_h, col, pic_h, preserveAspectRatio=True)
+    else:
+        c.setFillGray(0.9)
+        c.rect(x, top - pic_h, col, pic_h, fill=1, stroke=0)
+        c.setFillGray(0.3)
+        c.setFont(italic, 8)
+        c.drawCentredString(x + col / 2, top - pic_h / 2, sh.missing)
+        c.setFillGray(0)
+    c.setLineWidth(0.5)
+    c.rect(x, top - pic_h, col, pic_h)
+    c.setFont(bold, 9)
+    c.drawString(x, top - pic_h - 15, sh.name)
+    _text_rows(c, [(regular, r) for r in sh.rows], x, top - pic_h - 26, col, text_h - 14, simpleSplit)
 
 
 def _text_rows(c, rows, x: float, y: float, width: float, height: float, split) -> None:
@@ -216,7 +301,8 @@ def _text_rows(c, rows, x: float, y: float, width: float, height: float, split) 
 # ---------------------------------------------------------------- HTML
 
 
-def write_html(parts: list[Section], film: Film, target: Path, digest: str, origin: dict | None = None) -> None:
+def write_html(parts: list[Section], film: Film, target: Path, digest: str, origin: dict | None = None,
+               cast: list[Sheet] = ()) -> None:
     """The board as one HTML page with its pictures inlined (it can be mailed or printed as it is)."""
     import jinja2
 
@@ -228,7 +314,7 @@ def write_html(parts: list[Section], film: Film, target: Path, digest: str, orig
         return "data:image/jpeg;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
 
     html = env.get_template("board/board.html.j2").render(
-        film=film, sections=parts, picture=data_uri, version=__version__, digest=digest,
+        film=film, sections=parts, cast=cast, picture=data_uri, version=__version__, digest=digest,
         aspect=f"{film.width} / {film.height}",
         provenance=json.dumps(origin or {}, sort_keys=True, ensure_ascii=False).replace("</", "<\\/"))
     atomic.write_text(target, html)

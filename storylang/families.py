@@ -70,6 +70,9 @@ class Graph(_Data):
     split: float = 0.5  # with a second model: the share of the steps the first one takes
     motion_model: str = ""  # AnimateDiff motion model for `motion` on an image family
     ipadapter: bool = False  # IP-Adapter (character references) works with this family
+    # the family's own way to take the cast's reference images (sheets or `reference`), where it has one:
+    # "latent": ReferenceLatent on the prompt (FLUX Kontext); "edit": TextEncodeQwenImageEditPlus's images
+    reference: Literal["", "latent", "edit"] = ""
 
 
 class Video(_Data):

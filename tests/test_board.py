@@ -48,3 +48,30 @@ def test_the_html_board_is_one_page_with_its_pictures_inlined(tmp_path):
 def test_a_board_is_pdf_or_html(tmp_path):
     result = run("board", EXAMPLES / "lighthouse.story", "-o", tmp_path / "board.png")
     assert result.exit_code == 2 and "a board is written as .pdf or .html" in result.output
+
+
+def test_the_characters_sheets_come_first_rendered_or_not_yet(tmp_path):
+    from PIL import Image
+
+    script = tmp_path / "film.story"
+    script.write_text('character MARA\n  look "silver braid, yellow raincoat"\n  sheet\n'
+                      'character TOM\n  look "grey moustache"\n  sheet "front view"\n'
+                      'character IDA\n  look "red scarf"\n'
+                      'EXT. HARBOUR - DAY\n  shot 1 close on MARA 2s\n  shot 2 wide on TOM and IDA 2s\n')
+    sheets = tmp_path / "build" / "film" / "sheets"
+    sheets.mkdir(parents=True)
+    Image.new("RGB", (64, 96), (200, 30, 30)).save(sheets / "MARA.png")  # as storyc sheets leaves it
+    result = run("board", script, "-o", tmp_path / "board.pdf")
+    assert result.exit_code == 0, result.output
+    assert "2 panels, 1 scene, 2 character sheets, 2 pages" in result.output
+    reader = PdfReader(tmp_path / "board.pdf")
+    first = reader.pages[0].extract_text()
+    assert "Characters" in first and "SHOT" not in first  # the faces have a page of their own
+    assert "look: silver braid, yellow raincoat" in first and "sheet: front view" in first
+    assert "IDA" not in first  # no sheet, no reference: nothing to show
+    assert first.count("not rendered yet: storyc sheets") == 1  # TOM's; MARA's is drawn
+    assert len(reader.pages[0].images) == 1
+    result = run("board", script, "-o", tmp_path / "board.html")
+    html = (tmp_path / "board.html").read_text()
+    assert html.index('id="character-MARA"') < html.index('id="shot-1"')
+    assert html.count("data:image/jpeg;base64,") == 3  # MARA's sheet and two shots

@@ -144,10 +144,15 @@ def _diag(shot: Shot, severity: str, code: str, message: str, hint: str | None =
                       span=w.span(4), hint=hint)
 
 
+REFERENCE_NODES = {"": "IPAdapterAdvanced", "latent": "ReferenceLatent", "edit": "TextEncodeQwenImageEditPlus"}
+REFERENCE_LIMIT = {"edit": 3}  # TextEncodeQwenImageEditPlus takes image1..image3
+
+
 def _references(film: Film, shot: Shot, root: Path, info: ObjectInfo, inputs: list, warnings: list,
-                made: dict) -> list[dict]:
+                made: dict, family) -> list[dict]:
     """The cast's reference images, a writer's own or a sheet rendered first (added to `inputs`), or
-    none when the server has no IP-Adapter."""
+    none when the server lacks the family's reference node (IP-Adapter, ReferenceLatent, Qwen's edit
+    encoder)."""
     references, reads = [], []
     for name in shot.cast:
         ref = film.character(name).reference
@@ -158,10 +163,16 @@ def _references(film: Film, shot: Shot, root: Path, info: ObjectInfo, inputs: li
         elif f"sheet:{name}" in made:
             reads.append(made[f"sheet:{name}"])
             references.append({"character": name, "image": made[f"sheet:{name}"].name, "weight": SHEET_WEIGHT})
-    if references and "IPAdapterAdvanced" not in info.nodes:
-        warnings.append(f"IP-Adapter nodes are not on {info.origin}: the reference image of "
+    node = REFERENCE_NODES[family.graph.reference]
+    if references and node not in info.nodes:
+        warnings.append(f"{node} is not on {info.origin}: the reference image of "
                         f"{references[0]['character']} is not used")
         return []  # nothing uploaded, no sheet made, for a reference the graph cannot use
+    limit = REFERENCE_LIMIT.get(family.graph.reference)
+    if limit and len(references) > limit:
+        warnings.append(f"{family.title} takes {limit} reference images: "
+                        + ", ".join(r["character"] for r in references[limit:]) + " not used")
+        references, reads = references[:limit], reads[:limit]
     inputs.extend(reads)
     return references
 
@@ -268,10 +279,12 @@ def shot_context(film: Film, shot: Shot, root: Path, info: ObjectInfo, frames: i
     animatediff = "ADE_LoadAnimateDiffModel" in nodes and family.kind == "image"
     prompt = (expanded_prompt(expanded, with_camera_words=video_motion) if expanded is not None
               else assemble_prompt(film, shot, with_camera_words=video_motion))
-    references = _references(film, shot, root, info, inputs, warnings, made) if family.graph.ipadapter else []
-    if not family.graph.ipadapter and r.template != "lipsync" and any(
+    takes = family.graph.ipadapter or family.graph.reference
+    references = _references(film, shot, root, info, inputs, warnings, made, family) if takes else []
+    if not takes and r.template != "lipsync" and any(
             film.character(n).reference or f"sheet:{n}" in made for n in shot.cast):
-        warnings.append(f"{family.title} has no IP-Adapter: the cast's reference images are not used")
+        warnings.append(f"{family.title} has no IP-Adapter or reference input: the cast's reference images "
+                        "are not used")
     pictures = _pictures(film, shot, root, frames, made, lines, inputs)
     # motion: AnimateDiff renders at a lower rate and RIFE interpolates up to the film's rate
     multiplier = 3 if fps >= 20 else 2 if fps >= 12 else 1

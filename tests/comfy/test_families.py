@@ -24,10 +24,13 @@ FILES = {"sd1.5": "dreamshaper_8.safetensors", "sdxl": "sd_xl_base_1.0.safetenso
          "wan2.1": "wan2.1_t2v_1.3B_fp16.safetensors", "wan2.2": "wan2.2_t2v_high_noise_14B_fp8_scaled.safetensors",
          "wan2.2-5b": "wan2.2_ti2v_5B_fp16.safetensors", "ltx2": "ltx-2-19b-dev-fp8.safetensors",
          "hunyuan1.5": "hunyuanvideo1.5_720p_t2v_fp16.safetensors",
-         "wan2.2-s2v": "wan2.2_s2v_14B_fp8_scaled.safetensors"}
+         "wan2.2-s2v": "wan2.2_s2v_14B_fp8_scaled.safetensors",
+         "flux1-kontext": "flux1-dev-kontext_fp8_scaled.safetensors",
+         "qwen-image-edit": "qwen_image_edit_2509_fp8_e4m3fn.safetensors"}
 # the templates each kind of family takes (keyframes: the families that do first and last frame)
 TEMPLATES = {"image": ("still", "hires", "motion"), "video": ("motion", "keyframes")}
-ON_0_3_64 = {"sd1.5", "sdxl", "flux1", "flux1-schnell", "qwen-image", "wan2.1", "wan2.2", "wan2.2-5b", "wan2.2-s2v"}  # docs/graphs.md
+ON_0_3_64 = {"sd1.5", "sdxl", "flux1", "flux1-schnell", "qwen-image", "wan2.1", "wan2.2", "wan2.2-5b", "wan2.2-s2v",
+             "flux1-kontext", "qwen-image-edit"}  # docs/graphs.md
 
 
 def _film(tmp_path, family: str, template: str) -> Path:
@@ -337,3 +340,36 @@ def test_lipsync_mistakes_are_errors_at_the_line(tmp_path, text, message):
                     '  shot 1 close on MARA 2s\n    MARA: Hello.\n')
     result = CliRunner().invoke(main, ["check", str(path)])
     assert result.exit_code == 1 and message in result.output, result.output
+
+
+@pytest.mark.parametrize("family, node", [("flux1-kontext", "ReferenceLatent"),
+                                          ("qwen-image-edit", "TextEncodeQwenImageEditPlus")])
+def test_a_family_with_its_own_reference_input_takes_the_cast_sheets_and_references(tmp_path, family, node):
+    (tmp_path / "mara.png").write_bytes((EXAMPLES / "assets" / "mara_reference.png").read_bytes())
+    path = tmp_path / "film.story"
+    path.write_text(f'format 1280x720 @ 24fps\nmodel "{FILES[family]}"\n'
+                    'character MARA\n  look "silver braid"\n  reference "mara.png"\n'
+                    'character TOM\n  look "grey moustache"\n  sheet\n'
+                    'EXT. SEA - DAWN\n  shot 1 wide on MARA and TOM 3s\n    action "they mend nets"\n'
+                    '  shot 2 close on TOM 2s\n    template hires\n')
+    film, diags, _ = resolve_file(path)
+    assert not [d for d in diags if d.severity == "error"]
+    for snapshot in ("core-0.33", "full-0.3.64"):
+        graphs = compile_film(film, tmp_path, load_object_info(snapshot))
+        for sg in graphs:
+            assert not [d.message for d in sg.diagnostics if d.severity == "error"], snapshot
+            assert not [d.message for d in sg.diagnostics if "not used" in d.message]
+            assert "IPAdapterUnifiedLoader" not in {n["class_type"] for n in sg.graph.values()}
+        one, two = graphs
+        loads = {n["inputs"]["image"]: nid for nid, n in one.graph.items() if n["class_type"] == "LoadImage"}
+        assert len(loads) == 2 and any(name.startswith("storylang/sheet_") for name in loads)
+        assert [up.shot.id for up in one.upstream] == ["sheet.TOM"] and [u.shot.id for u in two.upstream] == ["sheet.TOM"]
+        # the prompt the sampler reads carries both pictures
+        sampler = next(n for n in one.graph.values() if n["class_type"] == "KSampler")
+        wired, seen = [sampler["inputs"]["positive"][0]], set()
+        while wired:
+            nid = wired.pop()
+            seen.add(nid)
+            wired += [v[0] for v in one.graph[nid]["inputs"].values() if isinstance(v, list) and v[0] not in seen]
+        assert set(loads.values()) <= seen
+        assert node in {one.graph[nid]["class_type"] for nid in seen}
