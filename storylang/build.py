@@ -97,6 +97,7 @@ class BuildOptions:
     locked: bool = False  # --locked: no LLM requests; a shot wanting one not in the lock fails the build
     edit_only: bool = False  # stop after the edit list: pictures, speech and timeline.json, no film (storyc board)
     fill_in: float = 30.0  # ComfyUI: re-cut the film as renders land, at most every so many seconds (0: never)
+    voices: str = ""  # "espeak": every line spoken by espeak-ng, whatever engine a voice names
 
 
 @dataclass
@@ -196,7 +197,7 @@ def _build(script: Path, options: BuildOptions, progress: Progress, scratch: Pat
     expansion = _expand(film, script, options, progress, sources)
     ctx.prompts = expansion.prompts
     warnings = warnings + expansion.problems
-    speech = _plan_speech(film, cache, sources)
+    speech = _plan_speech(film, script, cache, options, sources)
     to_speak = speech.missing() if speech else []
     nlines = sum(len(shot.lines) for shot in film.shots)
     if options.dry_run:
@@ -316,15 +317,23 @@ def _resolved(script: Path, options: BuildOptions) -> tuple[Film, dict[str, str]
     return film, sources, [d for d in diags if d.severity == "warning"] + cut
 
 
-def _plan_speech(film: Film, cache: Cache, sources) -> speech_mod.FilmSpeech | None:
-    """The film's lines as speech jobs (None for a silent film); BuildFailed for unknown voices."""
+def _plan_speech(film: Film, script: Path, cache: Cache, options: BuildOptions, sources) -> speech_mod.FilmSpeech | None:
+    """The film's lines as speech jobs (None for a silent film); BuildFailed for unknown voices.
+    `--voices espeak` speaks every line with espeak-ng, whatever engine the script names."""
     if not any(shot.lines for shot in film.shots):
         return None
+    if options.voices == "espeak":
+        film = speech_mod.offline(film)
     engine = speech_mod.engine()
     voice_errors = speech_mod.voice_errors(film, engine)
     if voice_errors:
         raise BuildFailed(voice_errors, sources)
-    return speech_mod.FilmSpeech(film, speech_mod.SpeechStage(engine, cache))
+    server = None
+    if any(line.voice.engine != "espeak" for shot in film.shots for line in shot.lines):
+        from storylang import tts
+
+        server = tts.settings_for(script)
+    return speech_mod.FilmSpeech(film, speech_mod.SpeechStage(engine, cache, server))
 
 
 def _speak(speech, to_speak, jobs: int, progress: Progress, sources) -> None:
@@ -606,14 +615,17 @@ def _dry_timing(film, speech, to_speak, jobs: int, sources) -> tuple[Timing, dic
     seconds = {}
     if speech:
         with tempfile.TemporaryDirectory(prefix="storyc-dry-") as scratch:
-            trial = speech_mod.FilmSpeech(film, speech_mod.SpeechStage(speech.stage.engine, Cache(Path(scratch))))
+            # a server's lines are not asked for: espeak-ng's default voice stands in for their length
+            trial = speech_mod.FilmSpeech(speech_mod.offline(film),
+                                          speech_mod.SpeechStage(speech.stage.engine, Cache(Path(scratch))))
             todo = {job.path.name for job in to_speak}
+            keys = {key for key, job in speech.jobs.items() if job.path.name in todo}
             try:
-                trial.speak([j for j in trial.missing() if j.path.name in todo], jobs)
+                trial.speak(list({trial.jobs[k].path: trial.jobs[k] for k in keys}.values()), jobs)
             except StoryError as e:
                 raise BuildFailed(e.diagnostics, sources) from e
             for key, job in speech.jobs.items():
-                seconds[key] = speech_mod.wav_duration(trial.jobs[key].path if job.path.name in todo else job.path)
+                seconds[key] = speech_mod.wav_duration(trial.jobs[key].path if key in keys else job.path)
     timing = time_film(film, seconds)
     if timing.errors:
         raise BuildFailed(list(timing.errors), sources)

@@ -103,8 +103,13 @@ def _voice_problems(path: Path, display: str) -> list[Diagnostic]:
         for child in getattr(node, "body", ()) or ():
             yield from settings(child)
 
+    def on_espeak(s) -> bool:  # a server's voices are its own: not checked against espeak-ng's
+        words = [v.text.lower() for v in s.values[1:]]
+        return not any(a == "engine" and b != "espeak" for a, b in zip(words, words[1:]))
+
     named = [(src, s.values[0]) for src, item in _LOADER.load(path, display).items for s in settings(item)
-             if s.key in ("voice", "narrator") and s.values and s.values[0].kind in ("string", "word")]
+             if s.key in ("voice", "narrator") and s.values and s.values[0].kind in ("string", "word")
+             and on_espeak(s)]
     if not named:
         return []
     try:
@@ -143,10 +148,12 @@ def speech_cache(script: Path) -> Path:
 
 
 def _timing(film: Film, path: Path, jobs: int, diags: list[Diagnostic]) -> Timing | None:
-    from storylang.speech import speak_film
+    from storylang.speech import offline, speak_film
 
     try:
-        spoken = speak_film(film, Cache(speech_cache(path)), jobs) if any(s.lines for s in film.shots) else None
+        # check asks no server: a line a server would speak is timed with espeak-ng's default voice
+        spoken = (speak_film(offline(film), Cache(speech_cache(path)), jobs) if any(s.lines for s in film.shots)
+                  else None)
     except StoryError as e:
         diags.extend(e.diagnostics)
         return None

@@ -233,6 +233,8 @@ def fmt(files: tuple[Path, ...], check_only: bool, number: bool, diff: bool) -> 
 @click.option("--fill-in", "fill_in", type=click.FloatRange(0), default=30.0, show_default=True, metavar="SECONDS",
               help="With ComfyUI: cut the film from cards at once, then again as renders land, at most this often "
                    "(0: only at the end).")
+@click.option("--voices", type=click.Choice(["espeak"]), default=None,
+              help="Speak every line with espeak-ng (offline), whatever engine a voice names.")
 @click.option("-j", "--jobs", type=click.IntRange(1, 64), default=None, help="Shots rendered at once (default: cores).")
 @click.option("--burn-subtitles", is_flag=True, help="Burn the subtitles into the picture.")
 @click.option("--preview", is_flag=True, help="Half resolution and the fastest encoder settings.")
@@ -247,8 +249,8 @@ def fmt(files: tuple[Path, ...], check_only: bool, number: bool, diff: bool) -> 
 @click.option("--locked", is_flag=True, help="Make no LLM request: a shot wanting one the lock lacks fails (CI).")
 @click.option("--export", "exports", default="", metavar="FORMATS",
               help="Also write these timelines beside the film, e.g. otio,edl (otio, edl, fcp7, fcpx).")
-def build(script: Path, output, renderer, comfy, skip_missing, strict, fill_in, jobs, burn_subtitles, preview,
-          release, cache_size, system_ffmpeg, dry_run, force, expand, locked, exports) -> None:
+def build(script: Path, output, renderer, comfy, skip_missing, strict, fill_in, voices, jobs, burn_subtitles,
+          preview, release, cache_size, system_ffmpeg, dry_run, force, expand, locked, exports) -> None:
     """Build the film: pictures (animatic or ComfyUI), voices, edit list and the finished MP4."""
     import os
     import time
@@ -261,7 +263,7 @@ def build(script: Path, output, renderer, comfy, skip_missing, strict, fill_in, 
                    "(storyc export --format fountain writes the screenplay)", err=True)
         sys.exit(2)
     if _nothing_changed(script, output, renderer, comfy, burn_subtitles, preview, release, system_ffmpeg,
-                        dry_run or force or expand or locked or bool(formats), t0):
+                        dry_run or force or expand or locked or bool(formats) or bool(voices), t0):
         return
 
     from rich.console import Console
@@ -280,7 +282,7 @@ def build(script: Path, output, renderer, comfy, skip_missing, strict, fill_in, 
     options = BuildOptions(output=output, renderer=renderer, jobs=jobs or max(os.cpu_count() or 1, 1),
                            burn_subtitles=burn_subtitles, preview=preview, system_ffmpeg=system_ffmpeg,
                            dry_run=dry_run, force=force, comfy=settings, release=release, cache_size=limit,
-                           expand=expand, locked=locked, fill_in=fill_in)
+                           expand=expand, locked=locked, fill_in=fill_in, voices=voices or "")
     progress = _progress(console, live=not dry_run)
     failed = "cannot plan the build" if dry_run else "build failed"  # a dry run (storyc status) builds nothing
     try:

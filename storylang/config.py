@@ -32,7 +32,8 @@ import tomllib
 NAME = "storyc.toml"
 COMFY_KEYS = {"servers": list, "inflight": int, "stall": (int, float), "poll": (int, float), "schedule": str}
 LLM_KEYS = {"model": str, "base_url": str, "key_env": str, "timeout": (int, float), "retries": int, "book": str}
-SECTIONS = {"comfy": COMFY_KEYS, "llm": LLM_KEYS}
+TTS_KEYS = {"base_url": str, "model": str, "key_env": str, "timeout": (int, float), "format": str}
+SECTIONS = {"comfy": COMFY_KEYS, "llm": LLM_KEYS, "tts": TTS_KEYS}
 SCHEDULES = ("models", "film")
 
 

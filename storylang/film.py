@@ -34,6 +34,7 @@ class Voice(Model):
     id: str
     rate: int = 175  # words per minute
     pitch: int = 50  # 0..99
+    engine: str = "espeak"  # "espeak" (offline, the default) or "openai" (a server of the OpenAI speech API)
     # the `voice`/`narrator` statement that named it, for messages; never part of what the film is made of
     where: Where | None = Field(default=None, exclude=True)
 

@@ -198,12 +198,19 @@ class SpeechStage:
 
     version = STAGE_VERSION
 
-    def __init__(self, engine: SpeechEngine, cache: Cache):
+    def __init__(self, engine: SpeechEngine, cache: Cache, server=None):
         self.engine = engine
         self.cache = cache
+        self.server = server  # tts.TtsSettings: where `engine openai` voices are spoken (None: not asked for)
 
     def inputs(self, text: str, voice: Voice) -> dict:
-        return {"stage": self.version, "engine": self.engine.name, "text": text, "voice": voice.model_dump()}
+        dumped = voice.model_dump(exclude={"engine"})
+        if voice.engine == "espeak":  # espeak-ng lines keep the keys they had before engines existed
+            return {"stage": self.version, "engine": self.engine.name, "text": text, "voice": dumped}
+        server = self.server
+        return {"stage": self.version, "engine": voice.engine, "text": text, "voice": dumped,
+                "server": server.shown if server else "", "model": server.model if server else "",
+                "format": server.format if server else ""}
 
     def job(self, text: str, voice: Voice) -> SpeechJob:
         inputs = self.inputs(text, voice)
@@ -220,9 +227,29 @@ class SpeechStage:
                 and used.get("pitch") == job.voice.pitch and wav_samples(job.path) == used.get("samples"))
 
     def speak(self, job: SpeechJob) -> None:
-        used = self.engine.synthesize(job.text, job.voice, job.path)
+        used = self.synthesize(job)
         atomic.write_text(job.record, json.dumps({"inputs": job.inputs, "used": used}, sort_keys=True,
                                                  ensure_ascii=False, indent=1) + "\n")
+
+    def synthesize(self, job: SpeechJob) -> dict:
+        """The line spoken by its voice's engine into job.path; what was used (rate, pitch, samples)."""
+        if job.voice.engine == "espeak":
+            return self.engine.synthesize(job.text, job.voice, job.path)
+        from storylang import tts
+        from storylang.toolchain import find_ffmpeg
+
+        if self.server is None:
+            raise SpeechError(f"no speech server for voice {job.voice.id!r} (engine {job.voice.engine})")
+        try:
+            used = tts.speak(job.text, job.voice.id, job.path, self.server, find_ffmpeg().path)
+        except tts.TtsError as e:
+            raise SpeechError(str(e)) from e
+        samples = wav_samples(job.path)
+        if not samples:
+            job.path.unlink(missing_ok=True)
+            raise SpeechError(f"{self.server.shown} returned no audio for: {job.text[:60]}")
+        # rate and pitch are espeak-ng's: recorded as asked, so the cache check reads them alike
+        return {**used, "samples": samples, "rate": job.voice.rate, "pitch": job.voice.pitch}
 
     def speak_all(self, jobs: list[SpeechJob], workers: int, on_done=None) -> None:
         """Speak every job not already done, `workers` at a time; raises the first failure."""
@@ -282,6 +309,19 @@ class FilmSpeech:
         return {key: wav_duration(job.path) for key, job in self.jobs.items()}
 
 
+def offline(film: Film) -> Film:
+    """The film with every line a server would speak given to espeak-ng's default voice instead (at
+    the voice's rate and pitch): `--voices espeak`, and what check and a dry run time lines with."""
+    def local(voice: Voice) -> Voice:
+        return voice if voice.engine == "espeak" else voice.model_copy(update={"engine": "espeak", "id": "en-us"})
+
+    if all(line.voice.engine == "espeak" for shot in film.shots for line in shot.lines):
+        return film
+    shots = tuple(shot.model_copy(update={"lines": tuple(line.model_copy(update={"voice": local(line.voice)})
+                                                         for line in shot.lines)}) for shot in film.shots)
+    return film.model_copy(update={"shots": shots})
+
+
 def line_diagnostic(w: Where, code: str, message: str, hint: str | None = None) -> Diagnostic:
     return Diagnostic(severity="error", code=code, file=w.file, message=message, hint=hint,
                       span=w.span())
@@ -293,8 +333,8 @@ def voice_errors(film: Film, engine: SpeechEngine) -> list[Diagnostic]:
     errors, seen = [], set()
     for shot in film.shots:
         for line in shot.lines:
-            if line.voice.id in seen:
-                continue
+            if line.voice.id in seen or line.voice.engine != "espeak":
+                continue  # a server's voices are its own: it says when it has none of that name
             seen.add(line.voice.id)
             problem = engine.check_voice(line.voice.id)
             if problem:

@@ -13,6 +13,8 @@ from storylang import vocabulary as vocab
 from storylang.diagnostics import Diagnostic, Span, did_you_mean
 from storylang.syntax import tree as t
 from storylang import trust
+
+VOICE_ENGINES = ("espeak", "openai")  # speech.py speaks with each
 from storylang.loader import ScriptFile, unreadable_file
 from storylang.resolve.rules import CARD_SECONDS, round_frames, _clean, _num
 
@@ -210,6 +212,11 @@ class Values:
             kind = spec[name]
             if kind == "duration":
                 val = self.duration(src, arg, f'"{name}"', allow_zero=True)
+            elif kind == "word":
+                val = arg.text.lower() if arg.kind in ("word", "name") else None
+                if val is None:
+                    self.error(src, arg.span, "expected-word", f'"{name}" needs a word, not "{arg.raw}"',
+                               f"for example: {example}")
             elif kind == "db":
                 if arg.kind == "amount" and arg.text.lower().endswith("db"):
                     val = float(arg.text[:-2])
@@ -232,14 +239,22 @@ class Values:
         return v.text if v else None
 
     def voice(self, src: ScriptFile, s: t.Setting, example: str) -> f.Voice | None:
+        """`voice "id" [rate N] [pitch N] [engine espeak|openai]`."""
         if not self.need(src, s, 1, example):
             return None
         v = s.values[0]
         if v.kind not in ("string", "word"):
             self.error(src, v.span, "expected-text", f'"{s.key}" needs a voice name in quotes', f"for example: {example}")
             return None
-        opts = self.options(src, s.values[1:], {"rate": "number", "pitch": "number"}, example)
-        return f.Voice(id=v.text, rate=opts.get("rate", 175), pitch=opts.get("pitch", 50),
+        opts = self.options(src, s.values[1:], {"rate": "number", "pitch": "number", "engine": "word"}, example)
+        engine = opts.get("engine", "espeak")
+        if engine not in VOICE_ENGINES:
+            at = next(x for x in s.values[1:] if x.text.lower() == engine)
+            guess = did_you_mean(engine, VOICE_ENGINES)
+            self.error(src, at.span, "unknown-engine", f'there is no voice engine "{at.raw}"',
+                       f'did you mean "{guess}"?' if guess else "engines: " + ", ".join(VOICE_ENGINES))
+            return None
+        return f.Voice(id=v.text, rate=opts.get("rate", 175), pitch=opts.get("pitch", 50), engine=engine,
                        where=f.Where(file=src.display, line=v.span.line, column=v.span.column))
 
     def lora(self, src: ScriptFile, s: t.Setting) -> f.Lora | None:

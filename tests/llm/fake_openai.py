@@ -36,6 +36,25 @@ def expansion_answer(body: dict) -> str:
                        "camera": facts.get("camera", "") if facts.get("output") == "video" else ""})
 
 
+SPEECH_VOICES = {"alloy": 220, "nova": 330, "onyx": 110}  # voice → the tone's frequency
+SPEECH_TYPES = {"mp3": "audio/mpeg", "opus": "audio/ogg", "aac": "audio/aac", "flac": "audio/flac",
+                "wav": "audio/wav", "pcm": "audio/pcm"}
+_FORMAT_ARGS = {"mp3": ["-c:a", "libmp3lame", "-f", "mp3"], "opus": ["-c:a", "libopus", "-f", "ogg"],
+                "aac": ["-c:a", "aac", "-f", "adts"], "flac": ["-c:a", "flac", "-f", "flac"],
+                "wav": ["-c:a", "pcm_s16le", "-f", "wav"], "pcm": ["-c:a", "pcm_s16le", "-f", "s16le"]}
+
+
+def speech_audio(seconds: float, hz: int, fmt: str) -> bytes:
+    """`seconds` of a tone at 24 kHz mono in `fmt`, made by the bundled ffmpeg."""
+    import subprocess
+
+    import imageio_ffmpeg
+
+    return subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-f", "lavfi", "-i",
+                           f"sine=frequency={hz}:sample_rate=24000:duration={max(seconds, 0.3):.3f}", "-ac", "1",
+                           *_FORMAT_ARGS[fmt], "-"], capture_output=True, check=True).stdout
+
+
 class FakeOpenAI(LoopServer):
     def __init__(self, model: str = "gpt-4o-mini-2024-07-18", token: str | None = None):
         self.model = model
@@ -73,6 +92,7 @@ class FakeOpenAI(LoopServer):
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_get("/v1/models", self._models)
+        app.router.add_post("/v1/audio/speech", self._speech)
         return app
 
     # -- the API
@@ -80,6 +100,23 @@ class FakeOpenAI(LoopServer):
     def _error(self, status: int, message: str, kind: str, code=None, param=None, headers=None):
         return web.json_response({"error": {"message": message, "type": kind, "param": param, "code": code}},
                                  status=status, headers=headers or {})
+
+    async def _speech(self, request: web.Request):
+        """OpenAI's speech endpoint: real audio in the format asked for, as long as the text (50 ms a
+        letter), a tone whose pitch tells the voices apart; an unknown voice is OpenAI's 400."""
+        if self.token and request.headers.get("Authorization") != f"Bearer {self.token}":
+            return self._error(401, "Incorrect API key provided: sk-...", "invalid_request_error", "invalid_api_key")
+        body = await request.json()
+        self.requests.append(body)
+        self.headers.append(dict(request.headers))
+        if body.get("voice") not in SPEECH_VOICES:
+            return self._error(400, f"Invalid value: '{body.get('voice')}'. Supported values are: "
+                               + ", ".join(f"'{v}'" for v in SPEECH_VOICES) + ".", "invalid_request_error",
+                               "invalid_value", "voice")
+        fmt = body.get("response_format", "mp3")
+        audio = await asyncio.get_running_loop().run_in_executor(
+            None, speech_audio, len(body.get("input", "")) * 0.05, SPEECH_VOICES[body["voice"]], fmt)
+        return web.Response(body=audio, content_type=SPEECH_TYPES[fmt])
 
     async def _models(self, request: web.Request):
         return web.json_response({"object": "list", "data": [
