@@ -22,6 +22,8 @@ from storylang import __version__, assemble, atomic, builddir, explain, mix, pro
 from storylang import output as output_mod
 from storylang.check import no_shots
 from storylang import speech as speech_mod
+from storylang import speechlock
+from storylang.expand import lock as lock_mod
 from storylang.render import Cancelled, RenderContext, camera, rel, stills
 from storylang.render.animatic import AnimaticRenderer
 from storylang.builddir import build_root, film_dir
@@ -197,14 +199,14 @@ def _build(script: Path, options: BuildOptions, progress: Progress, scratch: Pat
     expansion = _expand(film, script, options, progress, sources)
     ctx.prompts = expansion.prompts
     warnings = warnings + expansion.problems
-    speech = _plan_speech(film, script, cache, options, sources)
+    speech, pins = _plan_speech(film, script, cache, options, sources)
     to_speak = speech.missing() if speech else []
     nlines = sum(len(shot.lines) for shot in film.shots)
     if options.dry_run:
-        return _dry_run(film, script, options, renderer, ctx, speech, to_speak, nlines, warnings, sources, expansion,
-                        ff, film_dir)
+        return _dry_run(film, script, options, renderer, ctx, (speech, pins), to_speak, nlines, warnings, sources,
+                        expansion, ff, film_dir)
 
-    _speak(speech, to_speak, options.jobs, progress, sources)
+    speech_notes = _speak(speech, pins, to_speak, script, options.jobs, progress, sources)
     _go_on(options)
     seconds = speech.seconds() if speech else {}
     spoken = {k: SpokenLine(file=rel(j.path, root), seconds=seconds[k]) for k, j in (speech.jobs if speech else {}).items()}
@@ -239,7 +241,8 @@ def _build(script: Path, options: BuildOptions, progress: Progress, scratch: Pat
         return BuildReport(output=output, timeline=edit, subtitles=(srt, vtt),
                            frames=timeline.frames, fps=timeline.fps, shots=len(film.shots), rendered=rendered.made,
                            reused=rendered.reused, lines_spoken=len(to_speak), lines_reused=nlines - len(to_speak),
-                           picture="not made", sound="not made", film="not made", notes=expansion.notes + notes,
+                           picture="not made", sound="not made", film="not made",
+                           notes=expansion.notes + speech_notes + notes,
                            warnings=warnings, sources=sources, failures=rendered.failures, renderer=renderer.name,
                            provenance=origin)
     states = _assemble(timeline, root, cache, scratch, output, options, ff, progress, renderer.name, origin,
@@ -254,7 +257,7 @@ def _build(script: Path, options: BuildOptions, progress: Progress, scratch: Pat
                        frames=timeline.frames, fps=timeline.fps, shots=len(film.shots), rendered=rendered.made,
                        reused=rendered.reused, lines_spoken=len(to_speak), lines_reused=nlines - len(to_speak),
                        picture=states["picture"], sound=states["sound"], film=states["film"],
-                       notes=expansion.notes + rendered.notes + notes
+                       notes=expansion.notes + speech_notes + rendered.notes + notes
                        + ([states["trimmed"]] if "trimmed" in states else []),
                        labels_drawn=rendered.labels_drawn, warnings=warnings,
                        sources=sources, failures=rendered.failures, renderer=renderer.name, provenance=origin)
@@ -271,16 +274,18 @@ def _output(script: Path, film: Film, film_dir: Path, options: BuildOptions, sou
     return output
 
 
-def _dry_run(film, script: Path, options: BuildOptions, renderer, ctx, speech, to_speak, nlines: int, warnings,
+def _dry_run(film, script: Path, options: BuildOptions, renderer, ctx, planned, to_speak, nlines: int, warnings,
              sources, expansion, ff, film_dir: Path) -> BuildReport:
     """The plan of a build, and why it would redo what it would: nothing is written."""
+    speech, pins = planned
     timing, seconds = _dry_timing(film, speech, to_speak, options.jobs, sources)
     plan = renderer.plan(film, timing, ctx)
     report = _plan_report(film, timing, options, film_dir, script, len(plan.todo), len(plan.cached),
                           len(to_speak), nlines, warnings)
     report.sources = sources
+    pinned = speechlock.reasons(speech, pins, to_speak, ctx.root) if pins else {}
     report.reasons = _explain(film, timing, plan, speech, to_speak, seconds, ctx.root, ctx.cache, ff, options, film_dir,
-                              expansion.prompts)
+                              expansion.prompts, pinned)
     report.reasons += [f"shot {shot.id} prompt: not in {script.name}.lock as it is now: would be asked of "
                        f"the LLM" for shot in expansion.would_ask]
     report.notes = expansion.notes + report.notes
@@ -317,11 +322,13 @@ def _resolved(script: Path, options: BuildOptions) -> tuple[Film, dict[str, str]
     return film, sources, [d for d in diags if d.severity == "warning"] + cut
 
 
-def _plan_speech(film: Film, script: Path, cache: Cache, options: BuildOptions, sources) -> speech_mod.FilmSpeech | None:
-    """The film's lines as speech jobs (None for a silent film); BuildFailed for unknown voices.
-    `--voices espeak` speaks every line with espeak-ng, whatever engine the script names."""
+def _plan_speech(film: Film, script: Path, cache: Cache, options: BuildOptions, sources):
+    """The film's lines as speech jobs (None for a silent film) and the lock's pins of the lines a
+    server speaks (None when none does); BuildFailed for unknown voices, and for server lines
+    `--locked` cannot take from the cache as pinned. `--voices espeak` speaks every line with
+    espeak-ng, whatever engine the script names (and leaves the pins as they are)."""
     if not any(shot.lines for shot in film.shots):
-        return None
+        return None, None
     if options.voices == "espeak":
         film = speech_mod.offline(film)
     engine = speech_mod.engine()
@@ -333,18 +340,29 @@ def _plan_speech(film: Film, script: Path, cache: Cache, options: BuildOptions, 
         from storylang import tts
 
         server = tts.settings_for(script)
-    return speech_mod.FilmSpeech(film, speech_mod.SpeechStage(engine, cache, server))
-
-
-def _speak(speech, to_speak, jobs: int, progress: Progress, sources) -> None:
-    """Speak the lines not in the cache, each in a process of its own, `jobs` at a time."""
-    if not speech or not to_speak:
-        return
-    progress.stage("voices", len(to_speak))
+    speech = speech_mod.FilmSpeech(film, speech_mod.SpeechStage(engine, cache, server))
+    if server is None:
+        return speech, None
     try:
-        speech.speak(to_speak, jobs, on_done=lambda _job: progress.advance())
-    except StoryError as e:
-        raise BuildFailed(e.diagnostics, sources) from e
+        pins = speechlock.read(script, speech)
+    except lock_mod.LockError as e:
+        raise BuildFailed([Diagnostic(severity="error", code="lock", file=str(script), message=str(e))], sources)
+    locked = speechlock.locked_errors(speech, pins) if options.locked else []
+    if locked:
+        raise BuildFailed(locked, sources)
+    return speech, pins
+
+
+def _speak(speech, pins, to_speak, script: Path, jobs: int, progress: Progress, sources) -> list[str]:
+    """Speak the lines not in the cache, each in a process of its own, `jobs` at a time; pin what
+    the servers answered. The notes of lines whose server audio changed."""
+    if speech and to_speak:
+        progress.stage("voices", len(to_speak))
+        try:
+            speech.speak(to_speak, jobs, on_done=lambda _job: progress.advance())
+        except StoryError as e:
+            raise BuildFailed(e.diagnostics, sources) from e
+    return speechlock.pin(speech, pins, script.resolve().parent, script.name) if pins else []
 
 
 def _edit_files(timeline, film_dir: Path, stem: str) -> dict[Path, str]:
@@ -633,11 +651,13 @@ def _dry_timing(film, speech, to_speak, jobs: int, sources) -> tuple[Timing, dic
 
 
 def _explain(film, timing, plan, speech, to_speak, seconds, root: Path, cache: Cache, ff, options: BuildOptions,
-             film_dir: Path, prompts: dict) -> list[str]:
-    """What a build would redo, artifact by artifact, and why (compared with the last build's record)."""
+             film_dir: Path, prompts: dict, pinned: dict[str, str]) -> list[str]:
+    """What a build would redo, artifact by artifact, and why (compared with the last build's record);
+    `pinned` holds the reasons of server lines measured against the lock."""
     spoken_paths = {job.path for job in to_speak}
     todo = {plan.kind: plan.todo, "words": plan.words,
-            "speech": [k for k, job in (speech.jobs if speech else {}).items() if job.path in spoken_paths]}
+            "speech": [k for k, job in (speech.jobs if speech else {}).items()
+                       if job.path in spoken_paths and k not in pinned]}
     if plan.pictures is not None and not options.burn_subtitles:
         spoken = {k: SpokenLine(file=rel(j.path, root), seconds=seconds[k]) for k, j in (speech.jobs if speech else {}).items()}
         timeline, _ = build_timeline(film, plan.pictures, spoken, script_digest(film, root), timing)
@@ -649,7 +669,7 @@ def _explain(film, timing, plan, speech, to_speak, seconds, root: Path, cache: C
     if todo["speech"]:
         todo["sound"] = "lines changed"
     return explain.reasons(explain.Record.load(film_dir / "explain.json"), explain.Record.of(film, timing, root, prompts),
-                           todo)
+                           todo) + list(pinned.values())
 
 
 def _plan_report(film, timing, options, film_dir, script, rendered, reused, to_speak, lines, warnings) -> BuildReport:

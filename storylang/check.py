@@ -95,7 +95,6 @@ def _voice_problems(path: Path, display: str) -> list[Diagnostic]:
     """Every voice a script names that the engine does not know, at the statement that names it."""
     from storylang.resolve import _LOADER
     from storylang.speech import SpeechError, engine
-    from storylang.syntax import tree as t
 
     def settings(node):
         for s in getattr(node, "settings", ()) or ():

@@ -246,7 +246,7 @@ def fmt(files: tuple[Path, ...], check_only: bool, number: bool, diff: bool) -> 
 @click.option("--force", is_flag=True, help="Replace an -o file that storyc did not write.")
 @click.option("--expand", "expand", is_flag=True,
               help="An LLM writes the prompts of shots whose script does not say expand on/off (pinned in FILE.lock).")
-@click.option("--locked", is_flag=True, help="Make no LLM request: a shot wanting one the lock lacks fails (CI).")
+@click.option("--locked", is_flag=True, help="Ask no LLM and no speech server: what the lock does not pin (or the cache lacks) fails (CI).")
 @click.option("--export", "exports", default="", metavar="FORMATS",
               help="Also write these timelines beside the film, e.g. otio,edl (otio, edl, fcp7, fcpx).")
 def build(script: Path, output, renderer, comfy, skip_missing, strict, fill_in, voices, jobs, burn_subtitles,
@@ -517,7 +517,7 @@ def graph(script: Path, shots, output, explain, comfy, object_info) -> None:
     import json
 
     from storylang import atomic
-    from storylang.builddir import build_root, film_dir
+    from storylang.builddir import film_dir
     from storylang.check import check_film
     from storylang.comfy.graphs import compile_film, explain as explain_graph, graph_json
     from storylang.comfy.schema import load_object_info
@@ -867,7 +867,7 @@ def board(script: Path, output, force: bool) -> None:
     from storylang import board as board_mod
     from storylang.provenance import write_beside
     from storylang.build import BuildOptions, build as run_build
-    from storylang.builddir import build_root, film_dir
+    from storylang.builddir import film_dir
     from storylang.diagnostics import StoryError
     from storylang.resolve import resolve_file
     from storylang.timeline import Timeline
@@ -905,7 +905,7 @@ def board(script: Path, output, force: bool) -> None:
 def _export_fountain(script: Path, output) -> None:
     """The screenplay of a script as Fountain (no build needed)."""
     from storylang import atomic
-    from storylang.builddir import build_root, film_dir
+    from storylang.builddir import film_dir
     from storylang.diagnostics import StoryError
     from storylang.fountain import to_fountain
     from storylang.syntax.parse import parse_file

@@ -32,7 +32,7 @@ import tomllib
 NAME = "storyc.toml"
 COMFY_KEYS = {"servers": list, "inflight": int, "stall": (int, float), "poll": (int, float), "schedule": str}
 LLM_KEYS = {"model": str, "base_url": str, "key_env": str, "timeout": (int, float), "retries": int, "book": str}
-TTS_KEYS = {"base_url": str, "model": str, "key_env": str, "timeout": (int, float), "format": str}
+TTS_KEYS = {"base_url": str, "model": str, "key_env": str, "timeout": (int, float), "format": str, "instructions": bool}
 SECTIONS = {"comfy": COMFY_KEYS, "llm": LLM_KEYS, "tts": TTS_KEYS}
 SCHEDULES = ("models", "film")
 
@@ -71,7 +71,7 @@ def _check_section(path: Path, section: str, values, keys: dict) -> None:
         kind = keys.get(key)
         if kind is None:
             raise ConfigError(f"{path}: [{section}] has no setting {key!r} (settings: {', '.join(keys)})")
-        if not isinstance(value, kind) or isinstance(value, bool):
+        if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
             raise ConfigError(f"{path}: [{section}] {key} = {value!r} is not a {getattr(kind, '__name__', 'number')}")
 
 

@@ -15,17 +15,18 @@ from __future__ import annotations
 import ctypes
 import json
 import os
+import queue
 import subprocess
 import sys
 import threading
 import wave
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 from storylang import atomic, waiting
 from storylang.cache import Cache, digest
 from storylang.diagnostics import Diagnostic, OneLineError, StoryError, did_you_mean
+from storylang.direction import directed
 from storylang.film import Film, Voice, Where, line_key
 
 # speech-1 WAVs were spoken by one shared engine and could carry another line's rate.
@@ -187,6 +188,7 @@ class SpeechJob:
     voice: Voice
     inputs: dict  # the canonical inputs its key is made of
     path: Path
+    direction: str = ""  # the parenthetical, for a server that takes instructions
 
     @property
     def record(self) -> Path:
@@ -203,18 +205,22 @@ class SpeechStage:
         self.cache = cache
         self.server = server  # tts.TtsSettings: where `engine openai` voices are spoken (None: not asked for)
 
-    def inputs(self, text: str, voice: Voice) -> dict:
+    def inputs(self, text: str, voice: Voice, direction: str = "") -> dict:
         dumped = voice.model_dump(exclude={"engine"})
         if voice.engine == "espeak":  # espeak-ng lines keep the keys they had before engines existed
             return {"stage": self.version, "engine": self.engine.name, "text": text, "voice": dumped}
         server = self.server
-        return {"stage": self.version, "engine": voice.engine, "text": text, "voice": dumped,
-                "server": server.shown if server else "", "model": server.model if server else "",
-                "format": server.format if server else ""}
+        inputs = {"stage": self.version, "engine": voice.engine, "text": text, "voice": dumped,
+                  "server": server.shown if server else "", "model": server.model if server else "",
+                  "format": server.format if server else ""}
+        if direction and server and server.instructions:  # undirected lines keep their keys
+            inputs["direction"] = direction
+        return inputs
 
-    def job(self, text: str, voice: Voice) -> SpeechJob:
-        inputs = self.inputs(text, voice)
-        return SpeechJob(text=text, voice=voice, inputs=inputs, path=self.cache.path("speech", digest(inputs), ".wav"))
+    def job(self, text: str, voice: Voice, direction: str | None = None) -> SpeechJob:
+        inputs = self.inputs(text, voice, direction or "")
+        return SpeechJob(text=text, voice=voice, inputs=inputs, path=self.cache.path("speech", digest(inputs), ".wav"),
+                         direction=inputs.get("direction", ""))
 
     def is_done(self, job: SpeechJob) -> bool:
         """A cached WAV counts only if its record says it was spoken as asked, and it is whole."""
@@ -225,6 +231,13 @@ class SpeechStage:
         used = record.get("used", {})
         return (record.get("inputs") == job.inputs and used.get("rate") == job.voice.rate
                 and used.get("pitch") == job.voice.pitch and wav_samples(job.path) == used.get("samples"))
+
+    def answer(self, job: SpeechJob) -> str | None:
+        """The SHA-256 of what a server answered for this line, as its cache record keeps it."""
+        try:
+            return json.loads(job.record.read_text(encoding="utf-8")).get("used", {}).get("answer_sha256")
+        except (OSError, ValueError, AttributeError):
+            return None
 
     def speak(self, job: SpeechJob) -> None:
         used = self.synthesize(job)
@@ -241,7 +254,7 @@ class SpeechStage:
         if self.server is None:
             raise SpeechError(f"no speech server for voice {job.voice.id!r} (engine {job.voice.engine})")
         try:
-            used = tts.speak(job.text, job.voice.id, job.path, self.server, find_ffmpeg().path)
+            used = tts.speak(job.text, job.voice.id, job.path, self.server, find_ffmpeg().path, job.direction)
         except tts.TtsError as e:
             raise SpeechError(str(e)) from e
         samples = wav_samples(job.path)
@@ -252,22 +265,40 @@ class SpeechStage:
         return {**used, "samples": samples, "rate": job.voice.rate, "pitch": job.voice.pitch}
 
     def speak_all(self, jobs: list[SpeechJob], workers: int, on_done=None) -> None:
-        """Speak every job not already done, `workers` at a time; raises the first failure."""
-        with ThreadPoolExecutor(max_workers=max(workers, 1)) as pool:
-            futures = [(job, pool.submit(self.speak, job)) for job in jobs]
-            try:
-                for job, fut in futures:
-                    try:
-                        waiting.result(fut)
-                    except SpeechError as e:
-                        e.job = job  # so the caller can name the line
-                        raise
-                    if on_done:
-                        on_done(job)
-            except BaseException:
-                for _job, fut in futures:
-                    fut.cancel()
-                raise
+        """Speak every job, `workers` at a time; raises the first failure (no new line starts after it)."""
+        work: queue.Queue = queue.Queue()
+        for job in jobs:
+            work.put(job)
+        done: queue.Queue = queue.Queue()
+        stop = threading.Event()
+
+        def worker() -> None:
+            while not stop.is_set():
+                try:
+                    job = work.get_nowait()
+                except queue.Empty:
+                    return
+                try:
+                    self.speak(job)
+                    done.put((job, None))
+                except BaseException as e:  # noqa: BLE001 - handed to the main thread, which raises it
+                    done.put((job, e))
+
+        # daemon threads: Ctrl-C ends the build at once, even while a server is still answering
+        # (a line is renamed into the cache only once it is whole, so nothing half-spoken is kept)
+        for _ in range(min(max(workers, 1), len(jobs))):
+            threading.Thread(target=worker, daemon=True).start()
+        try:
+            for _ in jobs:
+                job, error = waiting.get(done)
+                if isinstance(error, SpeechError):
+                    error.job = job  # so the caller can name the line
+                if error is not None:
+                    raise error
+                if on_done:
+                    on_done(job)
+        finally:
+            stop.set()
 
 
 _ENGINE: SpeechEngine | None = None
@@ -286,17 +317,28 @@ class FilmSpeech:
     def __init__(self, film: Film, stage: SpeechStage):
         self.stage = stage
         self.jobs: dict[str, SpeechJob] = {}
+        self.lines = {}  # line key → the film's Line
+        self.pins: dict[Path, str] = {}  # a server line's WAV → the answer the lock pins (speechlock.py)
         self._where: dict[Path, Where] = {}
         for shot in film.shots:
             for i, line in enumerate(shot.lines):
-                job = stage.job(line.text, line.voice)
+                job = stage.job(line.text, line.voice, line.parenthetical)
                 self.jobs[line_key(shot, i)] = job
+                self.lines[line_key(shot, i)] = line
                 self._where.setdefault(job.path, line.where)
 
+    def where(self, key: str) -> Where:
+        return self.lines[key].where
+
+    def speaker(self, key: str) -> str | None:
+        return self.lines[key].speaker
+
     def missing(self) -> list[SpeechJob]:
-        """The lines not yet spoken (each text and voice once)."""
+        """The lines not yet spoken (each text and voice once); a server's line counts as spoken only
+        when what it answered is what the lock pins."""
         unique = {job.path: job for job in self.jobs.values()}
-        return [job for job in unique.values() if not self.stage.is_done(job)]
+        return [job for job in unique.values() if not self.stage.is_done(job)
+                or (job.path in self.pins and self.stage.answer(job) != self.pins[job.path])]
 
     def speak(self, jobs: list[SpeechJob], workers: int, on_done=None) -> None:
         """Speak `jobs`; a failure is a StoryError at the line that could not be spoken."""
@@ -312,12 +354,14 @@ class FilmSpeech:
 def offline(film: Film) -> Film:
     """The film with every line a server would speak given to espeak-ng's default voice instead (at
     the voice's rate and pitch): `--voices espeak`, and what check and a dry run time lines with."""
-    def local(voice: Voice) -> Voice:
-        return voice if voice.engine == "espeak" else voice.model_copy(update={"engine": "espeak", "id": "en-us"})
+    def local(line) -> Voice:
+        if line.voice.engine == "espeak":
+            return line.voice
+        return directed(line.voice.model_copy(update={"engine": "espeak", "id": "en-us"}), line.parenthetical)
 
     if all(line.voice.engine == "espeak" for shot in film.shots for line in shot.lines):
         return film
-    shots = tuple(shot.model_copy(update={"lines": tuple(line.model_copy(update={"voice": local(line.voice)})
+    shots = tuple(shot.model_copy(update={"lines": tuple(line.model_copy(update={"voice": local(line)})
                                                          for line in shot.lines)}) for shot in film.shots)
     return film.model_copy(update={"shots": shots})
 

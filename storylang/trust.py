@@ -126,3 +126,20 @@ def host_token_var(url: str) -> str:
 def server_trusted(url: str, named: tuple[str, ...] = ()) -> bool:
     """Whether credentials may be sent to `url`."""
     return _origin(url) in trusted_servers(named)
+
+
+def shown_url(url: str) -> str:
+    """A server's URL without credentials, for messages, records and the lock."""
+    parts = urllib.parse.urlsplit(url)
+    host = (parts.hostname or "") + (f":{parts.port}" if parts.port else "")
+    return urllib.parse.urlunsplit((parts.scheme, host, parts.path.rstrip("/"), "", ""))
+
+
+def api_key(key_env: str, trusted: bool, url: str) -> str | None:
+    """The key to send to a server of the OpenAI API: the user's, only to a server they trust;
+    "none" where no key is needed (local servers want none, the client wants one); None when
+    OpenAI's own server would be asked without one (the caller says which variable to set)."""
+    key = os.environ.get(key_env) if trusted else None
+    if key:
+        return key
+    return None if urllib.parse.urlsplit(url).hostname == "api.openai.com" else "none"

@@ -17,7 +17,6 @@ import re
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 from storylang import atomic, config, trust
 from storylang.diagnostics import OneLineError
@@ -38,14 +37,13 @@ class TtsSettings:
     key_env: str = "OPENAI_API_KEY"
     timeout: float = 60.0
     format: str = "wav"  # what the server is asked for
+    instructions: bool = True  # a parenthetical is sent as `instructions` (false for servers that refuse it)
     trusted: bool = True  # the user named or allowed the server: it may be sent their key
 
     @property
     def shown(self) -> str:
         """The base URL without credentials, for messages and records."""
-        parts = urlsplit(self.base_url)
-        host = (parts.hostname or "") + (f":{parts.port}" if parts.port else "")
-        return urlunsplit((parts.scheme, host, parts.path.rstrip("/"), "", ""))
+        return trust.shown_url(self.base_url)
 
 
 def settings_for(script: Path) -> TtsSettings:
@@ -60,6 +58,7 @@ def settings_for(script: Path) -> TtsSettings:
     if not re.fullmatch(r"[A-Z][A-Z0-9_]*(API_KEY|TOKEN)", key_env):
         raise TtsError(f"[tts] key_env = {key_env!r}: name a variable ending in API_KEY or TOKEN (the project "
                        "file must not pick another secret of yours)")
+    instructions = table.get("instructions", True)  # config.py checked it is a boolean
     fmt = table.get("format", "wav")
     if fmt not in FORMATS:
         raise TtsError(f"[tts] format = {fmt!r}; choose one of: {', '.join(FORMATS)}")
@@ -67,13 +66,13 @@ def settings_for(script: Path) -> TtsSettings:
     trusted = bool(env_url) or "base_url" not in table or trust.server_trusted(url, (default, OPENAI_URL))
     return TtsSettings(base_url=url.rstrip("/"), model=table.get("model", "gpt-4o-mini-tts"),
                        key_env=key_env, timeout=float(table.get("timeout", 60)),
-                       format=fmt, trusted=trusted)
+                       format=fmt, instructions=instructions, trusted=trusted)
 
 
-def speak(text: str, voice_id: str, target: Path, s: TtsSettings, ffmpeg: str) -> dict:
-    """Ask the server for `text` in `voice_id`, decode what it says into a WAV at `target`
-    (atomically); returns what was used and the digest of the server's answer."""
-    audio = _request(text, voice_id, s)
+def speak(text: str, voice_id: str, target: Path, s: TtsSettings, ffmpeg: str, direction: str = "") -> dict:
+    """Ask the server for `text` in `voice_id` (directed by `direction`), decode what it says into a
+    WAV at `target` (atomically); returns what was used and the digest of the server's answer."""
+    audio = _request(text, voice_id, s, direction)
     raw = ["-f", "s16le", "-ar", str(RATE), "-ac", "1"] if s.format == "pcm" else []
     with atomic.atomic_path(target, suffix=".wav") as tmp:
         proc = subprocess.run([ffmpeg, "-v", "error", "-y", *raw, "-i", "pipe:0", "-ac", "1", "-ar", str(RATE),
@@ -85,16 +84,18 @@ def speak(text: str, voice_id: str, target: Path, s: TtsSettings, ffmpeg: str) -
             "answer_sha256": hashlib.sha256(audio).hexdigest()}
 
 
-def _request(text: str, voice_id: str, s: TtsSettings) -> bytes:
+def _request(text: str, voice_id: str, s: TtsSettings, direction: str = "") -> bytes:
     import openai  # only when a line is really spoken by a server
 
-    key = os.environ.get(s.key_env) if s.trusted else None
-    if not key and urlsplit(s.base_url).hostname == "api.openai.com":
+    key = trust.api_key(s.key_env, s.trusted, s.base_url)
+    if key is None:
         raise TtsError(f"no API key for {s.shown}: set {s.key_env} in the environment")
-    client = openai.OpenAI(base_url=s.base_url, api_key=key or "none", max_retries=2,
+    client = openai.OpenAI(base_url=s.base_url, api_key=key, max_retries=2,
                            timeout=openai.Timeout(s.timeout, connect=min(s.timeout, 10.0)))
     try:
-        reply = client.audio.speech.create(model=s.model, voice=voice_id, input=text, response_format=s.format)
+        extra = {"instructions": direction} if direction else {}
+        reply = client.audio.speech.create(model=s.model, voice=voice_id, input=text, response_format=s.format,
+                                           **extra)
         return reply.read()
     except openai.APITimeoutError as e:
         raise TtsError(f"{s.shown} did not answer within {s.timeout:.0f}s; raise [tts] timeout, or build "

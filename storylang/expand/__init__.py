@@ -120,7 +120,7 @@ def expand_film(film: Film, script: Path, opts: Options, progress: Progress | No
     lock = lock_mod.read(path)
     requests = requests_of(film, script, ep)
     result = Expansion()
-    new = lock_mod.Lock()
+    new = lock_mod.Lock(lines=lock.lines)  # the speech stage's lines are kept as they are
     to_ask: list[tuple[Shot, Request]] = []
     for shot in film.shots:
         request = requests.get(shot.id)
@@ -159,8 +159,8 @@ def expand_film(film: Film, script: Path, opts: Options, progress: Progress | No
 
 def _write(path: Path, new: lock_mod.Lock, film: Film, script: Path) -> None:
     """Write the lock in film order; entries of shots that are gone are dropped."""
-    ordered = lock_mod.Lock({s.id: new.entries[s.id] for s in film.shots if s.id in new.entries})
-    if not ordered.entries and not path.exists():
+    ordered = lock_mod.Lock({s.id: new.entries[s.id] for s in film.shots if s.id in new.entries}, new.lines)
+    if not ordered.entries and not ordered.lines and not path.exists():
         return  # nothing to pin: no empty lockfile beside the script
     lock_mod.write(path, ordered, script.name)
 

@@ -13,10 +13,10 @@ import json
 import os
 import re
 from dataclasses import dataclass
-from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, ValidationError
 
+from storylang import trust
 from storylang.diagnostics import OneLineError
 
 OPENAI_URL = "https://api.openai.com/v1"
@@ -47,11 +47,7 @@ class Endpoint:
     @property
     def shown(self) -> str:
         """The base URL without credentials, for messages and the lock."""
-        parts = urlsplit(self.url)
-        host = parts.hostname or ""
-        if parts.port:
-            host += f":{parts.port}"
-        return urlunsplit((parts.scheme, host, parts.path, "", ""))
+        return trust.shown_url(self.url)
 
 
 @dataclass(frozen=True)
@@ -75,11 +71,9 @@ def connect(ep: Endpoint):
     """An `openai.OpenAI` client for the endpoint; LlmError when there is no key where one is needed."""
     import openai  # ~0.6 s: only when a request is really made
 
-    key = os.environ.get(ep.key_env) if ep.trusted else None
-    if not key:
-        if urlsplit(ep.url).hostname in ("api.openai.com",):
-            raise LlmError(f"no API key for {ep.shown}: set {ep.key_env} in the environment", endpoint=True)
-        key = "none"  # local servers (Ollama, llama.cpp, vLLM, LM Studio) want no key but the client wants one
+    key = trust.api_key(ep.key_env, ep.trusted, ep.url)  # Ollama, llama.cpp, vLLM, LM Studio want none
+    if key is None:
+        raise LlmError(f"no API key for {ep.shown}: set {ep.key_env} in the environment", endpoint=True)
     # a host that does not answer at all is given up on in seconds, not after the answer timeout
     timeout = openai.Timeout(ep.timeout, connect=min(ep.timeout, CONNECT_TIMEOUT))
     return openai.OpenAI(base_url=ep.url, api_key=key, timeout=timeout, max_retries=ep.retries)

@@ -1,8 +1,11 @@
-"""`FILE.story.lock`: every LLM answer the film's prompts came from, pinned.
+"""`FILE.story.lock`: every LLM answer the film's prompts came from, and the digest of every line
+a speech server spoke, pinned.
 
 TOML, written for review in a diff: one `[[shot]]` table per shot in film order, long text
-wrapped at spaces with TOML's line-ending backslash (which joins the lines back exactly).
-Each entry is keyed by the digest of the request that produced it; see docs/expand.md.
+wrapped at spaces with TOML's line-ending backslash (which joins the lines back exactly), then
+one `[[line]]` table per line a server speaks. Each entry is keyed by the digest of the request
+that produced it; see docs/expand.md and docs/voices.md. The expansion stage writes the shots,
+the speech stage the lines, and each keeps the other's entries as they are.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import tomllib
 VERSION = 1
 WIDTH = 88
 _FIELDS = ("id", "where", "key", "base_url", "model", "system_fingerprint", "format", "positive", "negative", "camera")
+_LINE_FIELDS = ("id", "where", "key", "voice", "server", "model", "format", "audio")
 
 
 class LockError(OneLineError):
@@ -40,8 +44,21 @@ class Entry:
 
 
 @dataclass
+class LineEntry:
+    id: str  # the line: its shot's id and its place in the shot ("4:0")
+    key: str  # digest of the speech request (the cache key of the line)
+    audio: str  # SHA-256 of the bytes the server answered
+    where: str = ""  # file:line of the line, for readers of the diff
+    voice: str = ""
+    server: str = ""  # never credentials
+    model: str = ""
+    format: str = ""
+
+
+@dataclass
 class Lock:
     entries: dict[str, Entry] = field(default_factory=dict)  # by shot id, in film order
+    lines: dict[str, LineEntry] = field(default_factory=dict)  # by line id, in film order
 
     def find(self, shot_id: str, key: str) -> Entry | None:
         """The entry answering this request: the shot's own, or another shot's with the same request."""
@@ -72,6 +89,11 @@ def read(path: Path) -> Lock:
                 or not all(isinstance(item.get(k, ""), str) for k in names):
             raise LockError(f"{path.name}: an entry without id, key or positive; run storyc expand --refresh")
         lock.entries[item["id"]] = Entry(**{k: v for k, v in item.items() if k in names})
+    for item in data.get("line", []):
+        if not isinstance(item, dict) or not {"id", "key", "audio"} <= set(item) \
+                or not all(isinstance(item.get(k, ""), str) for k in _LINE_FIELDS):
+            raise LockError(f"{path.name}: a line without id, key or audio; delete it and build again")
+        lock.lines[item["id"]] = LineEntry(**{k: v for k, v in item.items() if k in _LINE_FIELDS})
     return lock
 
 
@@ -85,24 +107,26 @@ def write(path: Path, lock: Lock, script_name: str) -> bool:
 
 
 def dumps(lock: Lock, script_name: str) -> str:
-    out = [f"# The LLM's prompts for {script_name}, pinned: written by `storyc expand` and `storyc build --expand`.",
-           "# Commit it beside the script. Each entry is keyed by the digest of its request (docs/expand.md).",
+    out = [f"# The LLM's prompts and the speech servers' answers for {script_name}, pinned: written by",
+           "# `storyc expand` and `storyc build`. Commit it beside the script. Each entry is keyed by the digest",
+           "# of its request (docs/expand.md, docs/voices.md).",
            f"version = {VERSION}", ""]
-    for e in lock.entries.values():
-        out.append("[[shot]]")
-        for name in _FIELDS:
-            value = getattr(e, name)
-            if value or name in ("id", "key", "positive"):
-                out.append(f"{name} = {toml_string(value)}")
+    tables = [("shot", e, _FIELDS, ("id", "key", "positive")) for e in lock.entries.values()] \
+        + [("line", e, _LINE_FIELDS, ("id", "key", "audio")) for e in lock.lines.values()]
+    for kind, e, names, required in tables:
+        out.append(f"[[{kind}]]")
+        out += [f"{name} = {toml_string(value)}" for name, value in _present(e, names, required).items()]
         out.append("")
     text = "\n".join(out)
-    if tomllib.loads(text).get("shot", []) != [_present(e) for e in lock.entries.values()]:
+    back = tomllib.loads(text)
+    if back.get("shot", []) != [_present(e, _FIELDS, ("id", "key", "positive")) for e in lock.entries.values()] \
+            or back.get("line", []) != [_present(e, _LINE_FIELDS, ("id", "key", "audio")) for e in lock.lines.values()]:
         raise AssertionError("lockfile text does not read back")  # a bug in toml_string, never the writer's
     return text
 
 
-def _present(e: Entry) -> dict:
-    return {k: getattr(e, k) for k in _FIELDS if getattr(e, k) or k in ("id", "key", "positive")}
+def _present(e, names: tuple[str, ...], required: tuple[str, ...]) -> dict:
+    return {k: getattr(e, k) for k in names if getattr(e, k) or k in required}
 
 
 _ESCAPES = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\t": "\\t", "\r": "\\r"}

@@ -13,6 +13,7 @@ from pathlib import Path
 from storylang import film as f
 from storylang import vocabulary as vocab
 from storylang.diagnostics import Diagnostic, did_you_mean, has_errors
+from storylang.direction import directed
 from storylang.syntax import tree as t
 from storylang.loader import Loaded, Loader, ScriptFile
 from storylang.syntax.parse import paused_gc
@@ -304,7 +305,7 @@ class _Resolver(Settings):
             return None, trailing
         lines = []
         for kind, speaker, paren, text, span in info.get("lines", []):
-            voice = self.characters[speaker].voice if speaker else d.narrator
+            voice = directed(self.characters[speaker].voice if speaker else d.narrator, paren)
             lines.append(f.Line(kind=kind, speaker=speaker, parenthetical=paren, text=text, voice=voice,
                                 where=f.Where(file=src.display, line=span.line, column=span.column)))
         schedule = []

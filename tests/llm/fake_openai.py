@@ -66,6 +66,8 @@ class FakeOpenAI(LoopServer):
         self.refuse_schema = False
         self.ignore_schema = False
         self.delay = 0.0
+        self.speech_delay = 0.0  # seconds before each speech answer
+        self.speech_shift = 0  # Hz added to every voice's tone: the server now says lines differently
         self._ids = itertools.count(1)
 
     # -- control
@@ -113,9 +115,16 @@ class FakeOpenAI(LoopServer):
             return self._error(400, f"Invalid value: '{body.get('voice')}'. Supported values are: "
                                + ", ".join(f"'{v}'" for v in SPEECH_VOICES) + ".", "invalid_request_error",
                                "invalid_value", "voice")
+        if self.speech_delay:
+            try:
+                await asyncio.wait_for(self._stopping.wait(), self.speech_delay)
+            except asyncio.TimeoutError:
+                pass
         fmt = body.get("response_format", "mp3")
+        # instructions change the voice, as they do on OpenAI's gpt-4o-mini-tts
+        hz = SPEECH_VOICES[body["voice"]] + self.speech_shift + (37 if body.get("instructions") else 0)
         audio = await asyncio.get_running_loop().run_in_executor(
-            None, speech_audio, len(body.get("input", "")) * 0.05, SPEECH_VOICES[body["voice"]], fmt)
+            None, speech_audio, len(body.get("input", "")) * 0.05, hz, fmt)
         return web.Response(body=audio, content_type=SPEECH_TYPES[fmt])
 
     async def _models(self, request: web.Request):

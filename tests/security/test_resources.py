@@ -10,7 +10,7 @@ import zlib
 import pytest
 
 from conftest import tiny_png
-from hostile import PLACE, no_traceback, run
+from hostile import no_traceback, run
 from storylang.syntax.parse import parse_text
 
 
