@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
 
-from storylang import __version__, assemble, atomic, builddir, explain, mix, provenance, stamp, waiting
+from storylang import __version__, assemble, atomic, builddir, explain, mix, music, provenance, stamp, waiting
 from storylang import output as output_mod
 from storylang.check import no_shots
 from storylang import speech as speech_mod
@@ -228,6 +228,7 @@ def _build(script: Path, options: BuildOptions, progress: Progress, scratch: Pat
             fill.stop()
 
     _go_on(options)
+    film, scored = music.scored(film, rendered.music, rendered.music_why)  # generated music, where it was made
     timeline, notes = build_timeline(film, rendered.pictures, spoken, script_digest(film, root), timing)
     sides = _edit_files(timeline, film_dir, script.stem)
     srt, vtt = film_dir / f"{script.stem}.srt", film_dir / f"{script.stem}.vtt"
@@ -242,13 +243,13 @@ def _build(script: Path, options: BuildOptions, progress: Progress, scratch: Pat
                            frames=timeline.frames, fps=timeline.fps, shots=len(film.shots), rendered=rendered.made,
                            reused=rendered.reused, lines_spoken=len(to_speak), lines_reused=nlines - len(to_speak),
                            picture="not made", sound="not made", film="not made",
-                           notes=expansion.notes + speech_notes + notes,
+                           notes=expansion.notes + speech_notes + scored + notes,
                            warnings=warnings, sources=sources, failures=rendered.failures, renderer=renderer.name,
                            provenance=origin)
     states = _assemble(timeline, root, cache, scratch, output, options, ff, progress, renderer.name, origin,
                        film_dir / "sound-level.json", sides)
     explain.Record.of(film, timing, root, expansion.prompts).save(film_dir / "explain.json")
-    if rendered.failures or expansion.notes or expansion.problems:
+    if rendered.failures or rendered.incomplete or expansion.notes or expansion.problems:
         stamp.remove(script)  # the next build retries the failed shots (and the prompts not expanded)
     else:
         stamp.write(script, stamp_options(options), __version__, stamp.inputs(film, script), output)
@@ -257,7 +258,7 @@ def _build(script: Path, options: BuildOptions, progress: Progress, scratch: Pat
                        frames=timeline.frames, fps=timeline.fps, shots=len(film.shots), rendered=rendered.made,
                        reused=rendered.reused, lines_spoken=len(to_speak), lines_reused=nlines - len(to_speak),
                        picture=states["picture"], sound=states["sound"], film=states["film"],
-                       notes=expansion.notes + speech_notes + rendered.notes + notes
+                       notes=expansion.notes + speech_notes + rendered.notes + scored + notes
                        + ([states["trimmed"]] if "trimmed" in states else []),
                        labels_drawn=rendered.labels_drawn, warnings=warnings,
                        sources=sources, failures=rendered.failures, renderer=renderer.name, provenance=origin)
@@ -287,7 +288,7 @@ def _dry_run(film, script: Path, options: BuildOptions, renderer, ctx, planned, 
     report.reasons = _explain(film, timing, plan, speech, to_speak, seconds, ctx.root, ctx.cache, ff, options, film_dir,
                               expansion.prompts, pinned)
     report.reasons += [f"shot {shot.id} prompt: not in {script.name}.lock as it is now: would be asked of "
-                       f"the LLM" for shot in expansion.would_ask]
+                       f"the LLM" for shot in expansion.would_ask] + plan.reasons
     report.notes = expansion.notes + report.notes
     return report
 

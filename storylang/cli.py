@@ -519,7 +519,7 @@ def graph(script: Path, shots, output, explain, comfy, object_info) -> None:
     from storylang import atomic
     from storylang.builddir import film_dir
     from storylang.check import check_film
-    from storylang.comfy.graphs import compile_film, explain as explain_graph, graph_json
+    from storylang.comfy.graphs import compile_film, compile_music, explain as explain_graph, graph_json
     from storylang.comfy.schema import load_object_info
 
     # the graphs are as long as the shots will be: the lines are spoken first (cached for the build)
@@ -540,7 +540,8 @@ def graph(script: Path, shots, output, explain, comfy, object_info) -> None:
                             expansion.prompts)
     for note in expansion.notes:
         _echo(f"note: {note}", err=True)
-    for sg in compiled:
+    music = [] if shots else list(compile_music(film, script.resolve().parent, info).values())
+    for sg in compiled + music:
         diags.extend(sg.diagnostics)
     _print_diagnostics(diags, sources)
     if any(d.severity == "error" for d in diags):
@@ -552,9 +553,9 @@ def graph(script: Path, shots, output, explain, comfy, object_info) -> None:
     index = {}
     # renders a shot reads (its start still, its cast's sheets) are graphs of their own, made first:
     # each listed once, before the first shot that reads it
-    every = list({g.shot.id: g for sg in compiled for g in (*sg.upstream, sg)}.values())
+    every = list({g.shot.id: g for sg in compiled for g in (*sg.upstream, sg)}.values()) + music
     for sg in every:
-        name = f"shot_{safe_stem(sg.shot.id)}.json"
+        name = f"{'shot_' if sg.template != 'music' else ''}{safe_stem(sg.shot.id)}.json"
         atomic.write_text(out_dir / name, graph_json(sg.graph))
         index[sg.shot.id] = {"graph": name, "template": sg.template,
                              "inputs": [{"name": i.name, "kind": i.kind, **_input_source(i)} for i in sg.inputs]}

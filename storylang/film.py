@@ -65,12 +65,25 @@ class Character(Model):
     where: Where
 
 
+class MusicPrompt(Model):
+    """`music generate "words" 60s`: music made on ComfyUI (ACE-Step) instead of read from a file."""
+
+    text: str
+    frames: int  # how long a piece to make, at the film's rate
+    model: str = "ace_step_v1_3.5b.safetensors"
+    seed: int = 0
+    lyrics: str = ""  # none: instrumental
+
+
 class MusicCue(Model):
-    file: str
+    file: str = ""  # the music file; for a generated cue, what plays where it is not rendered ("" for none)
+    generate: MusicPrompt | None = None
     volume_db: float = -12.0
     fade_in: int = 0  # frames
     fade_out: int = 0  # frames
     duck_db: float = -10.0  # extra attenuation under speech
+    # the statement, for messages; never part of what the film is made of
+    where: Where | None = Field(default=None, exclude=True)
 
 
 class Scene(Model):

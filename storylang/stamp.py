@@ -52,7 +52,7 @@ def inputs(film, script: Path) -> set[Path]:
         if shot.render.start_image:
             files.add((root / shot.render.start_image).resolve())
     for scene in film.scenes:
-        if scene.music is not None:
+        if scene.music is not None and scene.music.file:
             files.add((root / scene.music.file).resolve())
     templates = root / "templates"
     if templates.is_dir():

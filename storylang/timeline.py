@@ -158,8 +158,8 @@ def build_timeline(film: f.Film, pictures: dict[str, ShotPicture], spoken: dict[
     music = []
     cues = [(s, film.scenes[i]) for i, s in ordered if film.scenes[i].music or film.scenes[i].music_off]
     for i, (s, scene) in enumerate(cues):
-        if not scene.music:
-            continue
+        if not scene.music or not scene.music.file:
+            continue  # music off, or generated music not rendered (and no fallback): it still ends the cue before
         end = cues[i + 1][0] if i + 1 < len(cues) else total
         m = scene.music
         music.append(Music(file=m.file, start=s, end=end, volume_db=m.volume_db, fade_in=m.fade_in,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -19,10 +20,10 @@ from markupsafe import Markup
 
 from storylang.cache import digest, file_digest
 from storylang.families import DEFAULT, Family, families
-from storylang.comfy.prompts import Prompt, assemble_prompt, expanded_prompt
+from storylang.comfy.prompts import Prompt, PromptPart, assemble_prompt, expanded_prompt
 from storylang.comfy.schema import GraphProblem, ObjectInfo, validate
 from storylang.diagnostics import Diagnostic, did_you_mean
-from storylang.film import Film, Shot
+from storylang.film import Film, Scene, Shot
 from storylang.resources import template_loader, templates_dir
 from storylang.timing import Timing
 
@@ -112,7 +113,7 @@ def template_names(env: SandboxedEnvironment) -> list[str]:
     for n in env.list_templates():
         if n.startswith("graphs/") and n.endswith((".json.j2", ".json")) and not n.split("/")[-1].startswith("_"):
             names.add(n.split("/")[-1].removesuffix(".j2").removesuffix(".json"))
-    return sorted(names)
+    return sorted(names - {MUSIC_TEMPLATE})
 
 
 def find_template(env: SandboxedEnvironment, name: str) -> str | None:
@@ -423,6 +424,59 @@ def _sheets(film: Film, root: Path, env, info: ObjectInfo) -> dict[str, ShotGrap
     return out
 
 
+MUSIC_TEMPLATE = "music"  # a scene's generated music: not a shot's template
+
+
+def music_id(scene: Scene) -> str:
+    return f"music.{scene.index + 1}"
+
+
+def music_family(model: str) -> str:
+    """ACE-Step 1.5 or v1, by the model file's name (their nodes and settings differ)."""
+    return "ace-step-1.5" if re.search(r"1[._]5", model) else "ace-step"
+
+
+def compile_music(film: Film, root: Path, info: ObjectInfo) -> dict[int, ShotGraph]:
+    """The graph of each scene's `music generate` cue, by scene index."""
+    env = template_env(root / "templates")
+    out = {}
+    for scene in film.scenes:
+        cue = scene.music
+        if cue is None or cue.generate is None:
+            continue
+        out[scene.index] = _compile_music(film, scene, env, info)
+    return out
+
+
+def _compile_music(film: Film, scene: Scene, env, info: ObjectInfo) -> ShotGraph:
+    cue, g = scene.music, scene.music.generate
+    first = next((s for s in film.shots if s.scene == scene.index), film.shots[0])
+    where = cue.where or scene.where
+    shot = first.model_copy(update={
+        "id": music_id(scene), "number": None, "name": f"the music of scene {scene.index + 1}", "cast": (),
+        "camera": (), "action": g.text, "lines": (), "schedule": (), "keyframes": None, "source": None,
+        "render": first.render.model_copy(update={"seed": g.seed, "loras": ()}), "where": where, "continues": False})
+    prompt = Prompt(positive=g.text, negative="", positive_parts=(PromptPart("music", g.text),), negative_parts=())
+    result = ShotGraph(shot=shot, template=MUSIC_TEMPLATE, graph=None, prompt=prompt,
+                       template_file=find_template(env, MUSIC_TEMPLATE) or "")
+    label = f"the music of scene {scene.index + 1}"
+    values = {"model": g.model, "family": music_family(g.model), "tags": g.text, "lyrics": g.lyrics or "[instrumental]",
+              "seconds": round(g.frames / film.fps, 3), "seed": g.seed, "bpm": 120, "keyscale": "C major"}
+    try:
+        text = env.get_template(result.template_file).render(music=values, output_prefix=f"storylang/{shot.id}",
+                                                             film=film)
+        result.graph = json.loads(text)
+    except (jinja2.TemplateError, json.JSONDecodeError) as e:
+        result.diagnostics.append(_diag(shot, "error", "template-error", f"{label}: {result.template_file}: {e}"))
+        return result
+    for p in validate(result.graph, info):
+        hint = p.hint
+        if p.code == "missing_node_type" and values["family"] == "ace-step-1.5":
+            hint = 'ACE-Step 1.5 needs ComfyUI 0.33 or later; on an older server: using "ace_step_v1_3.5b.safetensors"'
+        result.diagnostics.append(_diag(shot, "error", f"graph-{p.code}", f"{label}: {p.text()}", hint))
+    return result
+
+
 IMAGE_ONLY = ("still", "hires", "restyle", "sheet")  # the built-in templates that make pictures from pictures or noise
 
 
@@ -479,7 +533,7 @@ def compile_shot(film: Film, shot: Shot, root: Path, env: SandboxedEnvironment, 
                  frames: int | None = None, expanded=None, lines=None,
                  sheets: dict[str, ShotGraph] | None = None, previous: ShotGraph | None = None) -> ShotGraph:
     name = shot.render.template
-    found = find_template(env, name)
+    found = find_template(env, name) if name != MUSIC_TEMPLATE else None
     made, before = {}, {}
     # a continuing shot starts from the last frame before it: no still of its own
     prelude = (compile_shot(film, still_shot(shot, root), root, env, info, frames, expanded)

@@ -70,6 +70,7 @@ class Plan:
     kind: str = "card"  # what a picture is, in the plan's words ("card", "render")
     pictures: dict | None = None  # the pictures render() would give, when known without rendering
     words: list[str] = field(default_factory=list)  # shots whose storyboard words would be drawn
+    reasons: list[str] = field(default_factory=list)  # what else would be made, and why (generated music)
 
 
 @dataclass
@@ -80,6 +81,9 @@ class Rendered:
     labels_drawn: int = 0
     notes: list[str] = field(default_factory=list)  # said in the build's summary
     failures: list[Diagnostic] = field(default_factory=list)  # shots that fell back to a card
+    music: dict[str, str] = field(default_factory=dict)  # generated music by cue id ("music.2"): file from the root
+    music_why: dict[str, str] = field(default_factory=dict)  # why a generated cue was not made
+    incomplete: bool = False  # something failed that the next build should try again (a music render)
 
 
 class Renderer(Protocol):

@@ -35,7 +35,7 @@ from PIL import Image
 from storylang import atomic
 from storylang.cache import Cache, digest, file_digest
 from storylang.comfy.client import IMAGE_LIMIT, VIDEO_LIMIT, Client, ComfyError, safe_output_name
-from storylang.comfy.graphs import GraphInput, ShotGraph, compile_film, graph_json
+from storylang.comfy.graphs import GraphInput, ShotGraph, compile_film, compile_music, graph_json
 from storylang.comfy.run import (Cancelled, Events, Interrupted, Job, Lost, Outcome, Pool, Server, ShotFailed, adopted, cancel,
                                  describe_node_errors, new_client_id, wait_for)
 from storylang.comfy.schema import MODEL_FOLDERS, ObjectInfo, live_object_info
@@ -45,6 +45,8 @@ from storylang.render import Plan, RenderContext, Rendered, ShotPicture, rel
 from storylang.render.animatic import AnimaticRenderer
 from storylang.timing import ShotTiming, Timing
 from storylang.toolchain import find_ffmpeg
+from storylang import probe
+from storylang.music import failed as failed_music
 from storylang.probe import limit_pillow
 
 limit_pillow()  # pictures from scripts and servers: a bomb is refused, never decoded
@@ -52,6 +54,7 @@ limit_pillow()  # pictures from scripts and servers: a bomb is refused, never de
 STAGE_VERSION = "comfy-render-1"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 VIDEO_SUFFIXES = (".mp4", ".webm", ".mov", ".mkv", ".gif")
+AUDIO_SUFFIXES = (".flac", ".mp3", ".opus", ".ogg", ".wav")  # a scene's generated music
 
 
 @dataclass
@@ -165,7 +168,11 @@ class ComfyRenderer:
         for shot in film.shots:
             if shot.id in graphs:
                 (cached if cached_render(ctx.cache, graphs[shot.id]) else todo).append(shot.id)
-        return Plan(todo=todo, cached=cached, kind="render")
+        music, music_missing = self._music_graphs(film, ctx, live)
+        reasons = [f"{uid} render: not in the cache: would be rendered ({_at(next(iter(by.values())).shot)})"
+                   for uid, by in music.items() if not cached_render(ctx.cache, by)]
+        reasons += [f"{uid}: not made: {why}" for uid, why in failed_music(music_missing, {}).items()]
+        return Plan(todo=todo, cached=cached, kind="render", reasons=reasons)
 
     def render(self, film: Film, timing: Timing, ctx: RenderContext) -> Rendered:
         live = self.preflight(ctx)
@@ -175,12 +182,21 @@ class ComfyRenderer:
         journal = Journal(ctx.build_dir / "renders.journal.json" if ctx.build_dir else None)
         # the stills videos start from (`start still`) and the cast's sheets: renders the shots read
         first = self._made_first(graphs)
-        results = self._renders(film, timing, ctx, live, journal, {**first, **graphs}, stage="renders")
+        music, music_missing = self._music_graphs(film, ctx, live)
+        results = self._renders(film, timing, ctx, live, journal, {**first, **music, **graphs}, stage="renders")
         failures, outcomes = self.failures, self.outcomes
+        made_music = {uid: rel(results[uid].file, ctx.root) for uid in music if uid in results}
+        music_why = failed_music(music_missing, {k: v for k, v in failures.items() if k in music})
         reused = sum(1 for sid in graphs if sid in results and sid not in outcomes)
         submitted = sum(1 for sid in outcomes if sid in graphs)
-        return self._finish(film, timing, ctx, live, graphs, missing, {k: v for k, v in results.items() if k in graphs},
-                            {k: v for k, v in failures.items() if k in graphs}, outcomes, reused, submitted)
+        rendered = self._finish(film, timing, ctx, live, graphs, missing,
+                                {k: v for k, v in results.items() if k in graphs},
+                                {k: v for k, v in failures.items() if k in graphs}, outcomes, reused, submitted)
+        rendered.music, rendered.music_why = made_music, music_why
+        rendered.incomplete = any(uid in failures for uid in music)
+        if made_music or music_why:
+            rendered.notes[0] += f"; music: {len(made_music)} of {len(made_music) + len(music_why)} cues made"
+        return rendered
 
     def _made_first(self, graphs: dict[str, dict[str, ShotGraph]]) -> dict[str, dict[str, ShotGraph]]:
         """The renders the shots read that are not shots themselves (start stills, the cast's sheets):
@@ -230,6 +246,20 @@ class ComfyRenderer:
             message, hint, server = self.failures.get(on, ("it did not render", None, ""))
             self.failures[sid] = (self._waited_on(on, shots[on], message), hint, server)
         return results
+
+    def _music_graphs(self, film: Film, ctx: RenderContext, live: list[Live]):
+        """Each `music generate` cue's graph on each server that can run it (id → server → graph),
+        and why no server can run the others (id → its errors)."""
+        per: dict[str, dict[str, ShotGraph]] = {}
+        problems: dict[str, list[Diagnostic]] = {}
+        for lv in live:
+            for sg in compile_music(film, ctx.root, lv.info).values():
+                errors = [d for d in sg.diagnostics if d.severity == "error"]
+                if sg.graph is not None and not errors:
+                    per.setdefault(sg.shot.id, {})[lv.server.name] = sg
+                else:
+                    problems.setdefault(sg.shot.id, []).extend(errors)
+        return per, {uid: diags for uid, diags in problems.items() if uid not in per}
 
     def _waited_on(self, uid: str, shot: Shot, message: str) -> str:
         """Why a render did not run, in the writer's terms: what it read failed."""
@@ -446,6 +476,8 @@ class ComfyRenderer:
 
     def _collect(self, server: Server, entry: dict, job: Job, shot: Shot, timing: Timing,
                  ctx: RenderContext, fps: Fraction) -> Result:
+        if shot.id.startswith("music."):
+            return self._collect_audio(server, entry, job, shot, ctx)
         files = [f for f in output_files(entry) if f[0].lower().endswith(VIDEO_SUFFIXES + IMAGE_SUFFIXES)]
         if not files:
             raise ShotFailed("the server finished the shot but reports no image or video output",
@@ -481,6 +513,25 @@ class ComfyRenderer:
         record["note"] = note
         atomic.write_text(target.with_suffix(".json"), json.dumps(record, indent=2, sort_keys=True) + "\n")
         return Result(target, "video" if is_video else "still", record, note)
+
+    def _collect_audio(self, server: Server, entry: dict, job: Job, shot: Shot, ctx: RenderContext) -> Result:
+        """A generated music cue: the audio file the graph saved, checked readable, in the cache."""
+        files = [f for f in output_files(entry) if f[0].lower().endswith(AUDIO_SUFFIXES)]
+        if not files:
+            raise ShotFailed("the server finished the music but reports no audio output",
+                             "the music template must end in a node that saves audio (SaveAudio)")
+        name, sub, kind = files[0]
+        key = job.keys[server.name]
+        target = ctx.cache.path("renders", key, Path(name).suffix.lower())
+        server.client.view(name, sub, kind, target, VIDEO_LIMIT)
+        wrong = probe.problem(target, "audio")
+        if wrong:
+            target.unlink(missing_ok=True)
+            raise ShotFailed(f"the output {name} from {server.name} {wrong}")
+        record = {"stage": STAGE_VERSION, "shot": shot.id, "graph": key, "seed": shot.render.seed,
+                  "output": {"name": name, "sha256": file_digest(target)}, "note": None}
+        atomic.write_text(target.with_suffix(".json"), json.dumps(record, indent=2, sort_keys=True) + "\n")
+        return Result(target, "audio", record, None)
 
     # ------------------------------------------------------------------ the end
 
@@ -609,10 +660,11 @@ def find_cached(cache: Cache, key: str) -> Result | None:
         record = json.loads(record_file.read_text(encoding="utf-8"))
     except ValueError:
         return None
-    for suffix in (".mp4", *IMAGE_SUFFIXES, ".gif", ".webm"):
+    for suffix in (".mp4", *IMAGE_SUFFIXES, ".gif", ".webm", *AUDIO_SUFFIXES):
         path = cache.path("renders", key, suffix)
         if path.is_file() and file_digest(path) == record.get("output", {}).get("sha256"):
-            return Result(path, "video" if suffix in VIDEO_SUFFIXES else "still", record, record.get("note"))
+            kind = "audio" if suffix in AUDIO_SUFFIXES else "video" if suffix in VIDEO_SUFFIXES else "still"
+            return Result(path, kind, record, record.get("note"))
     return None
 
 
@@ -758,3 +810,6 @@ def _dedupe(missing: dict[str, list[Diagnostic]]) -> list[Diagnostic]:
                 out.append(d)
     return out
 
+
+def _at(shot: Shot) -> str:
+    return f"{shot.where.file}:{shot.where.line}"

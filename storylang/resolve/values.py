@@ -3,6 +3,7 @@ moves, transitions, the film's format and music; every problem reported at its s
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from fractions import Fraction
@@ -212,6 +213,11 @@ class Values:
             kind = spec[name]
             if kind == "duration":
                 val = self.duration(src, arg, f'"{name}"', allow_zero=True)
+            elif kind == "text":  # a quoted value, as written (the caller checks a file)
+                val = arg if arg.kind == "string" else None
+                if val is None:
+                    self.error(src, arg.span, "expected-text", f'"{name}" needs its value in quotes, not "{arg.raw}"',
+                               f"for example: {example}")
             elif kind == "word":
                 val = arg.text.lower() if arg.kind in ("word", "name") else None
                 if val is None:
@@ -226,7 +232,7 @@ class Values:
                     self.error(src, arg.span, "expected-number", f'"{name}" needs a level such as -12dB, not "{arg.raw}"')
                     val = None
             else:
-                lo, hi = {"rate": (40, 500), "pitch": (0, 99)}.get(name, (-1e9, 1e9))
+                lo, hi = {"rate": (40, 500), "pitch": (0, 99), "take": (0, 2**32 - 1)}.get(name, (-1e9, 1e9))
                 val = self.number(src, arg, f'"{name}"', lo, hi, integer=True)
             if val is not None:
                 out[name] = val
@@ -288,13 +294,41 @@ class Values:
         if v.kind == "word" and v.text == "off":
             target["music_off"] = True
             return
+        if v.kind == "word" and v.text == "generate":
+            self.generated_music(src, s, target)
+            return
         path = self.file_value(src, v, "music file", "audio")
-        opts = self.options(src, s.values[1:], {"volume": "db", "fade in": "duration", "fade out": "duration",
-                                                "duck": "db"}, example)
+        opts = self.options(src, s.values[1:], MUSIC_OPTIONS, example)
         if path:
-            target["music"] = f.MusicCue(file=path, volume_db=opts.get("volume", -12.0),
-                                         fade_in=opts.get("fade in", 0), fade_out=opts.get("fade out", 0),
-                                         duck_db=opts.get("duck", -10.0))
+            target["music"] = f.MusicCue(file=path, **_mix_of(opts), where=_where(src, v))
+
+    def generated_music(self, src, s: t.Setting, target: dict) -> None:
+        """`music generate "words" 60s [using "file"] [take N] [lyrics "..."] [fallback "file"]` and
+        the mix options of a file cue. (`model` and `seed` are statements of their own on a line.)"""
+        example = 'music generate "warm piano, slow, hopeful" 60s fade in 2s'
+        words = s.values[1] if len(s.values) > 1 else None
+        if words is None or words.kind != "string" or not words.text.strip():
+            at = words.span if words is not None else s.values[0].span
+            self.error(src, at, "expected-text", "music generate needs the music described in quotes",
+                       f"for example: {example}")
+            return
+        if len(s.values) < 3:
+            self.error(src, words.span, "missing-value", "music generate needs how long a piece to make",
+                       f"for example: {example}")
+            return
+        frames = self.duration(src, s.values[2], "the music")
+        opts = self.options(src, s.values[3:], {**MUSIC_OPTIONS, "using": "text", "take": "number",
+                                               "lyrics": "text", "fallback": "text"}, example)
+        fallback = self.file_value(src, opts["fallback"], "music file", "audio") if "fallback" in opts else ""
+        if frames is None or fallback is None:
+            return
+        text = _clean(words.text)
+        prompt = f.MusicPrompt(text=text, frames=frames,
+                               model=opts["using"].text if "using" in opts else f.MusicPrompt.model_fields["model"].default,
+                               # the same words give the same music; `take N` asks for another
+                               seed=opts.get("take", int(hashlib.sha256(text.encode()).hexdigest()[:8], 16)),
+                               lyrics=opts["lyrics"].text if "lyrics" in opts else "")
+        target["music"] = f.MusicCue(file=fallback, generate=prompt, **_mix_of(opts), where=_where(src, s.values[0]))
 
     def camera(self, src: ScriptFile, s: t.Setting) -> list[f.CameraMove] | None:
         example = "camera push in slow  |  camera pan left fast 30% ease-out  |  camera orbit right 20deg"
@@ -471,3 +505,16 @@ class Values:
                 if not ok and not vals:
                     self.error(src, s.span, "missing-value", "format needs a size and a frame rate", f"for example: {example}")
         return width, height
+
+
+MUSIC_OPTIONS = {"volume": "db", "fade in": "duration", "fade out": "duration", "duck": "db"}
+
+
+def _mix_of(opts: dict) -> dict:
+    """How a cue is mixed, file or generated: its level, fades and ducking."""
+    return {"volume_db": opts.get("volume", -12.0), "fade_in": opts.get("fade in", 0),
+            "fade_out": opts.get("fade out", 0), "duck_db": opts.get("duck", -10.0)}
+
+
+def _where(src, v) -> f.Where:
+    return f.Where(file=src.display, line=v.span.line, column=v.span.column)

@@ -42,7 +42,8 @@ FOLDERS = {("CheckpointLoaderSimple", "ckpt_name"): "checkpoints", ("LoraLoader"
            ("CLIPLoader", "clip_name"): "text_encoders", ("DualCLIPLoader", "clip_name1"): "text_encoders",
            ("DualCLIPLoader", "clip_name2"): "text_encoders"}
 DEFAULT_MODELS = {"checkpoints": ["dreamshaper_8.safetensors", "random_sd15.safetensors", "juggernautXL_v9.safetensors",
-                                  "ltx-2-19b-dev-fp8.safetensors"],
+                                  "ltx-2-19b-dev-fp8.safetensors", "ace_step_v1_3.5b.safetensors",
+                                  "ace_step_1.5_turbo_aio.safetensors"],
                   "loras": ["mara_v2.safetensors", "random_lora.safetensors", "storybook_style.safetensors"],
                   "vae": ["vae-ft-mse-840000-ema-pruned.safetensors", "wan_2.1_vae.safetensors", "ae.safetensors",
                           "flux2-vae.safetensors", "qwen_image_vae.safetensors", "wan2.2_vae.safetensors",
@@ -589,6 +590,17 @@ class FakeComfy(LoopServer):
         await self._status()
         await event("executing", {"node": None}, record=False)
 
+    def _write_audio(self, graph: dict, node: dict, folder: Path, sub: str, stem: str, n: int) -> dict:
+        """What ComfyUI's audio savers write: 44.1 kHz stereo (ACE-Step's rate) as long as the latent
+        asked for, a tone the seed picks; listed under "audio" as the real server does."""
+        fmt = AUDIO_SAVERS[node["class_type"]]
+        name = f"{stem}_{n:05}_.{fmt}"
+        codec = {"flac": ["-c:a", "flac"], "mp3": ["-c:a", "libmp3lame"], "opus": ["-c:a", "libopus"]}[fmt]
+        subprocess.run([find_ffmpeg().path, "-v", "error", "-y", "-f", "lavfi", "-i",
+                        f"sine=frequency={_tone(_seed(graph))}:sample_rate=44100:duration={_audio_seconds(graph, node)}",
+                        "-ac", "2", *codec, str(folder / name)], check=True)
+        return {"audio": [{"filename": name, "subfolder": sub, "type": "output"}]}
+
     def _write_output(self, graph: dict, nid: str) -> dict:
         node = graph[nid]
         if node["class_type"] == "PreviewAny":
@@ -598,6 +610,8 @@ class FakeComfy(LoopServer):
         folder = self.dir / "output" / sub
         folder.mkdir(parents=True, exist_ok=True)
         n = next(self.outputs_counter)
+        if node["class_type"] in AUDIO_SAVERS:
+            return self._write_audio(graph, node, folder, sub, stem, n)
         width, height, frames, fps = _picture(graph, nid, self)
         seed = _seed(graph)
         if node["class_type"] in ("SaveImage", "PreviewImage"):
@@ -614,6 +628,21 @@ class FakeComfy(LoopServer):
             return {"gifs": [{**entry, "format": "video/h264-mp4", "frame_rate": float(fps),
                               "workflow": name.replace(".mp4", ".png"), "fullpath": f"<ComfyUI>/output/{sub}/{name}"}]}
         return {"images": [entry], "animated": [True]}
+
+
+AUDIO_SAVERS = {"SaveAudio": "flac", "SaveAudioMP3": "mp3", "SaveAudioOpus": "opus"}
+
+
+def _audio_seconds(graph: dict, node: dict) -> float:
+    """How long the audio reaching a save node is: the seconds of the empty audio latent it came from."""
+    link = node["inputs"].get("audio")
+    while isinstance(link, list):
+        src = graph[link[0]]
+        if "seconds" in src["inputs"] and src["class_type"].startswith("Empty"):
+            return float(src["inputs"]["seconds"])
+        link = next((src["inputs"][k] for k in ("audio", "samples", "latent_image") if isinstance(src["inputs"].get(k), list)),
+                    None)
+    return 1.0
 
 
 def _order(graph: dict) -> list[str]:
@@ -687,6 +716,10 @@ def _picture(graph: dict, nid: str, server: FakeComfy) -> tuple[int, int, int, f
         if isinstance(node["inputs"].get(key), list):
             frames = follow(node["inputs"][key])
     return width, height, max(frames, 1), fps
+
+
+def _tone(seed: int) -> int:
+    return 220 + int(hashlib.sha256(str(seed).encode()).hexdigest()[:4], 16) % 440
 
 
 def _video_frames(path: Path) -> int:
