@@ -32,12 +32,13 @@ class Checked:
 
 
 def check_film(path: Path, display: str | None = None, object_info: str = "full", graphs: bool = True,
-               speak: bool = True, jobs: int | None = None) -> Checked:
-    film, diags, sources = resolve_file(path, display)
+               speak: bool = True, jobs: int | None = None, loader=None) -> Checked:
+    """`loader`: where the script's text comes from (the language server's holds unsaved edits)."""
+    film, diags, sources = resolve_file(path, display, loader)
     result = Checked(film, diags, sources)
     # unknown voices at their `voice`/`narrator` lines, in the same round as every other mistake
     # (the speech stage would only meet them at the first line spoken, once the rest was fixed)
-    voices = _voice_problems(path, display or str(path)) if speak else []
+    voices = _voice_problems(path, display or str(path), loader) if speak else []
     diags.extend(voices)
     if film is None or voices:
         result.film = None
@@ -91,7 +92,7 @@ def _lock_warnings(film: Film, path: Path) -> list[Diagnostic]:
         return [Diagnostic(severity="error", code="lock", file=str(path), message=str(e))]
 
 
-def _voice_problems(path: Path, display: str) -> list[Diagnostic]:
+def _voice_problems(path: Path, display: str, loader=None) -> list[Diagnostic]:
     """Every voice a script names that the engine does not know, at the statement that names it."""
     from storylang.resolve import _LOADER
     from storylang.speech import SpeechError, engine
@@ -106,7 +107,7 @@ def _voice_problems(path: Path, display: str) -> list[Diagnostic]:
         words = [v.text.lower() for v in s.values[1:]]
         return not any(a == "engine" and b != "espeak" for a, b in zip(words, words[1:]))
 
-    named = [(src, s.values[0]) for src, item in _LOADER.load(path, display).items for s in settings(item)
+    named = [(src, s.values[0]) for src, item in (loader or _LOADER).load(path, display).items for s in settings(item)
              if s.key in ("voice", "narrator") and s.values and s.values[0].kind in ("string", "word")
              and on_espeak(s)]
     if not named:

@@ -1051,5 +1051,14 @@ def voices(language: str | None) -> None:
         _echo("\nvariants: " + " ".join(f"+{x}" for x in eng.variants))
 
 
+@main.command()
+@click.option("--stdio", is_flag=True, help="Speak LSP over stdin and stdout (the default, and the only way).")
+def lsp(stdio: bool) -> None:
+    """The language server for editors: diagnostics, completion, hover, definitions, rename (docs/editors.md)."""
+    from storylang.lsp.server import main as serve
+
+    serve()
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

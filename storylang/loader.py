@@ -88,10 +88,14 @@ class Loader:
         # display name → (content digest, what parsing it gave): the latest version of each file
         self._parsed: dict[str, tuple[str, tuple[t.Script | None, list[Diagnostic], str | None]]] = {}
 
+    def read_bytes(self, path: Path) -> bytes:
+        """A file's bytes (the language server reads an editor's unsaved text instead)."""
+        return path.read_bytes()
+
     def parse(self, path: Path, display: str) -> tuple[t.Script | None, list[Diagnostic], str | None]:
         """(tree, diagnostics, normalised text) of one file; parsed once per content."""
         try:
-            data = path.read_bytes()
+            data = self.read_bytes(path)
         except OSError as e:
             reason = e.strerror or str(e)
             return None, [Diagnostic(severity="error", code="unreadable", message=f"cannot read {display}: {reason}",
