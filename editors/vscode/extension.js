@@ -1,0 +1,41 @@
+// Starts `storyc lsp` from the user's environment (setting storylang.path) and wires the
+// commands to the server's: build the film, open the built film at the shot under the cursor.
+const vscode = require("vscode");
+const { LanguageClient } = require("vscode-languageclient/node");
+
+let client;
+
+function activate(context) {
+  const command = vscode.workspace.getConfiguration("storylang").get("path") || "storyc";
+  client = new LanguageClient(
+    "storylang",
+    "storylang",
+    { command, args: ["lsp"] },
+    { documentSelector: [{ scheme: "file", language: "story" }] }
+  );
+  context.subscriptions.push(
+    vscode.commands.registerCommand("storylang.build", () => {
+      const editor = vscode.window.activeTextEditor;
+      if (editor) {
+        return client.sendRequest("workspace/executeCommand", {
+          command: "storyc.build", arguments: [editor.document.uri.toString()],
+        });
+      }
+    }),
+    vscode.commands.registerCommand("storylang.openShot", () => {
+      const editor = vscode.window.activeTextEditor;
+      if (editor) {
+        return client.sendRequest("workspace/executeCommand", {
+          command: "storyc.openShot", arguments: [editor.document.uri.toString(), editor.selection.active.line],
+        });
+      }
+    })
+  );
+  client.start();
+}
+
+function deactivate() {
+  return client ? client.stop() : undefined;
+}
+
+module.exports = { activate, deactivate };
