@@ -423,7 +423,11 @@ def _untrusted_notice(servers, trusted, secret: str) -> None:
 @click.option("--renderer", type=click.Choice(["animatic", "comfy"]), default=None, help="As for build.")
 @click.option("--fill-in", "fill_in", type=click.FloatRange(0), default=30.0, show_default=True, metavar="SECONDS",
               help="As for build: with ComfyUI the film fills in as renders land.")
-def watch(script: Path, preview: bool, open_player: bool, jobs, comfy, renderer, fill_in) -> None:
+@click.option("--serve", is_flag=True, help="Serve a live preview page: the film and its storyboard, updated on each rebuild.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True, help="The preview page's port.")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="The interface the preview page listens on (another than 127.0.0.1 only if you mean it).")
+def watch(script: Path, preview: bool, open_player: bool, jobs, comfy, renderer, fill_in, serve, port, host) -> None:
     """Rebuild the film whenever the script, its includes or its media change."""
     import os
     import threading
@@ -441,8 +445,11 @@ def watch(script: Path, preview: bool, open_player: bool, jobs, comfy, renderer,
     options = BuildOptions(renderer=renderer, comfy=settings, jobs=jobs or max(os.cpu_count() or 1, 1),
                            fill_in=fill_in)
     opened = {"done": not open_player}
+    page = _preview_page(script, host, port) if serve else None
 
     def emit(r) -> None:
+        if page is not None:
+            page.rebuilt(r)
         stamp = time.strftime("%H:%M:%S")
         what = "; ".join(r.changed) or ("first build" if r.first else "no shot or line changed")
         if r.error is not None:
@@ -459,7 +466,8 @@ def watch(script: Path, preview: bool, open_player: bool, jobs, comfy, renderer,
 
     _echo(f"watching {script} (Ctrl-C to stop)", err=True)
     stop, finished = threading.Event(), threading.Event()
-    watcher = Watcher(script, options, emit, preview_first=preview, say=_say)
+    watcher = Watcher(script, options, emit, preview_first=preview, say=_say,
+                      progress=page.progress if page is not None else None)
 
     def run() -> None:
         try:
@@ -478,6 +486,24 @@ def watch(script: Path, preview: bool, open_player: bool, jobs, comfy, renderer,
         finished.wait()
         _echo("storyc: stopped watching; nothing half-written was kept", err=True)
         sys.exit(130)
+
+
+def _preview_page(script: Path, host: str, port: int):
+    """The live preview page's state, its server started on a thread; one line says where."""
+    import threading
+
+    from storylang.preview import PreviewState, make_server
+
+    state = PreviewState(script)
+    try:
+        server = make_server(state, host, port)
+    except OSError as e:
+        _echo(f"storyc: the preview page cannot listen on {host}:{port} ({e.strerror or e}); "
+              "choose another with --port", err=True)
+        sys.exit(2)
+    threading.Thread(target=server.serve_forever, daemon=True, name="preview").start()
+    _echo(f"preview: http://{host}:{server.server_address[1]}/", err=True)
+    return state
 
 
 @main.command()

@@ -42,6 +42,7 @@ class Rebuilt:
     output: Path | None = None
     error: StoryError | None = None
     first: bool = False  # the watch's first build (nothing to compare with but the last session's)
+    report: object | None = None  # the build's report (the preview page reads its failures and warnings)
 
 
 def inputs_of(script: Path, loader: Loader | None = None) -> set[Path]:
@@ -109,8 +110,10 @@ class Watcher:
     """Watch a film's inputs and rebuild on change; `emit` receives each Rebuilt."""
 
     def __init__(self, script: Path, options: BuildOptions, emit: Callable[[Rebuilt], None],
-                 preview_first: bool = False, quiet: float = QUIET, say: Callable[[str], None] | None = None):
+                 preview_first: bool = False, quiet: float = QUIET, say: Callable[[str], None] | None = None,
+                 progress: Callable[[], Progress] | None = None):
         self.script = script
+        self.progress = progress or (lambda: Progress(say=say))  # one per build
         self.say = say  # a line the writer must see (another build holds the film)
         self.options = options
         self.emit = emit
@@ -134,7 +137,7 @@ class Watcher:
         runs.append(replace(self.options, cancel=cancel))
         for options in runs:
             try:
-                report = build(self.script, options, Progress(say=self.say))
+                report = build(self.script, options, self.progress())
             except Superseded:
                 return
             except StoryError as e:
@@ -142,7 +145,7 @@ class Watcher:
                                   time.perf_counter() - t0, error=e, first=first))
                 return
             self.emit(Rebuilt(changes(before, explain.Record.load(self.record_file)), describe(report),
-                              time.perf_counter() - t0, report.output, first=first))
+                              time.perf_counter() - t0, report.output, first=first, report=report))
 
     # ------------------------------------------------------------------ the loop
 
