@@ -132,120 +132,136 @@ def _shot_of(message: str) -> str:
 
 # ---------------------------------------------------------------------- the server
 
-def make_server(state: PreviewState, host: str = "127.0.0.1", port: int = 0) -> ThreadingHTTPServer:
-    page = (templates_dir() / "preview" / "preview.html").read_bytes()
-    root = build_root(state.script).resolve()
+class PreviewHandler(BaseHTTPRequestHandler):
+    """The page's routes; make_server gives a subclass its state, page and build folder."""
 
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args) -> None:  # the watch prints its own lines
+    state: PreviewState
+    page: bytes
+    root: Path
+    routes = {"/": "send_page", "/state": "send_json", "/events": "send_events", "/film.mp4": "send_film"}
+
+    def log_message(self, *args) -> None:  # the watch prints its own lines
+        pass
+
+    def do_GET(self) -> None:  # noqa: N802 - the http.server name
+        path = self.path.split("?", 1)[0]
+        if path in self.routes:
+            return getattr(self, self.routes[path])()
+        m = re.fullmatch(r"/panel/(\d{1,6})", path)
+        if m:
+            return self.send_picture(int(m.group(1)))
+        self.send_error(404, "not found")
+
+    def send_page(self) -> None:
+        self.reply(200, self.page, "text/html; charset=utf-8")
+
+    def send_json(self) -> None:
+        self.reply(200, json.dumps(self.state.snapshot()).encode(), "application/json")
+
+    def send_events(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        q: queue.Queue = queue.Queue()
+        with self.state.lock:
+            self.state.listeners.append(q)
+        try:
+            self.send_state()
+            while True:
+                try:
+                    q.get(timeout=15)
+                    while not q.empty():
+                        q.get_nowait()  # many changes at once: one message of the latest state
+                    self.send_state()
+                except queue.Empty:
+                    self.wfile.write(b": keep-alive\n\n")
+                    self.wfile.flush()
+        except OSError:  # the page went away
+            pass
+        finally:
+            with self.state.lock:
+                self.state.listeners.remove(q)
+
+    def send_state(self) -> None:
+        self.wfile.write(b"event: state\ndata: " + json.dumps(self.state.snapshot()).encode() + b"\n\n")
+        self.wfile.flush()
+
+    def send_film(self) -> None:
+        self.send_file(film_dir(self.state.script) / f"{self.state.script.stem}.mp4", "video/mp4")
+
+    def send_picture(self, index: int) -> None:
+        pictures = self.state.pictures
+        if index >= len(pictures) or pictures[index] is None:
+            return self.send_error(404, "no such panel picture")
+        self.send_file(pictures[index], mimetypes.guess_type(pictures[index].name)[0] or "image/png")
+
+    def send_file(self, path: Path, kind: str) -> None:
+        """A file of the build folder, whole or the byte range asked for (a player seeks so)."""
+        try:
+            real = path.resolve(strict=True)
+        except OSError:
+            return self.send_error(404, "not built yet")
+        if self.root not in real.parents:
+            return self.send_error(403, "outside the build folder")
+        size = real.stat().st_size
+        span = byte_range(self.headers.get("Range", ""), size)
+        if span == "unsatisfiable":
+            self.send_response(416)
+            self.send_header("Content-Range", f"bytes */{size}")
+            self.end_headers()
+            return
+        first, last = span or (0, size - 1)
+        self.send_response(206 if span else 200)
+        self.send_header("Content-Type", kind)
+        self.send_header("Accept-Ranges", "bytes")
+        self.send_header("Content-Length", str(last - first + 1))
+        self.send_header("Cache-Control", "no-store")
+        if span:
+            self.send_header("Content-Range", f"bytes {first}-{last}/{size}")
+        self.end_headers()
+        try:
+            copy_range(real, first, last, self.wfile)
+        except OSError:  # the player closed the connection (it seeks so)
             pass
 
-        def do_GET(self) -> None:  # noqa: N802 - the http.server name
-            path = self.path.split("?", 1)[0]
-            route = ROUTES.get(path)
-            if route is not None:
-                return route(self)
-            m = re.fullmatch(r"/panel/(\d{1,6})", path)
-            if m:
-                return self.picture(int(m.group(1)))
-            self.send_error(404, "not found")
+    def reply(self, status: int, body: bytes, kind: str) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        self.send_header("Content-Security-Policy", "default-src 'self'; style-src 'self' 'unsafe-inline'; "
+                                                    "script-src 'self' 'unsafe-inline'; img-src 'self'; media-src 'self'")
+        self.end_headers()
+        self.wfile.write(body)
 
-        def page(self) -> None:
-            self.reply(200, page, "text/html; charset=utf-8")
 
-        def state(self) -> None:
-            self.reply(200, json.dumps(state.snapshot()).encode(), "application/json")
+def byte_range(header: str, size: int):
+    """(first, last) of a `Range: bytes=a-b` header, None for none, "unsatisfiable" past the end."""
+    m = re.fullmatch(r"bytes=(\d*)-(\d*)", header)
+    if not m or not size or not (m.group(1) or m.group(2)):
+        return None
+    a, b = m.groups()
+    first, last = (int(a), min(int(b or size - 1), size - 1)) if a else (max(size - int(b), 0), size - 1)
+    return "unsatisfiable" if first > last else (first, last)
 
-        def events(self) -> None:
-            self.send_response(200)
-            self.send_header("Content-Type", "text/event-stream")
-            self.send_header("Cache-Control", "no-store")
-            self.end_headers()
-            q: queue.Queue = queue.Queue()
-            with state.lock:
-                state.listeners.append(q)
-            try:
-                self.send_state()
-                while True:
-                    try:
-                        q.get(timeout=15)
-                        while not q.empty():
-                            q.get_nowait()  # many changes at once: one message of the latest state
-                        self.send_state()
-                    except queue.Empty:
-                        self.wfile.write(b": keep-alive\n\n")
-                        self.wfile.flush()
-            except (BrokenPipeError, ConnectionResetError, OSError):
-                pass
-            finally:
-                with state.lock:
-                    state.listeners.remove(q)
 
-        def send_state(self) -> None:
-            self.wfile.write(b"event: state\ndata: " + json.dumps(state.snapshot()).encode() + b"\n\n")
-            self.wfile.flush()
+def copy_range(path: Path, first: int, last: int, out) -> None:
+    with open(path, "rb") as fh:
+        fh.seek(first)
+        left = last - first + 1
+        while left > 0:
+            block = fh.read(min(CHUNK, left))
+            if not block:
+                break
+            out.write(block)
+            left -= len(block)
 
-        def film(self) -> None:
-            film = film_dir(state.script) / f"{state.script.stem}.mp4"
-            self.send_file(film, "video/mp4")
 
-        def picture(self, index: int) -> None:
-            pictures = state.pictures
-            if index >= len(pictures) or pictures[index] is None:
-                return self.send_error(404, "no such panel picture")
-            self.send_file(pictures[index], mimetypes.guess_type(pictures[index].name)[0] or "image/png")
-
-        def send_file(self, path: Path, kind: str) -> None:
-            """A file of the build folder, whole or the byte range asked for (a player seeks so)."""
-            try:
-                real = path.resolve(strict=True)
-            except OSError:
-                return self.send_error(404, "not built yet")
-            if root not in real.parents:
-                return self.send_error(403, "outside the build folder")
-            size = real.stat().st_size
-            first, last = 0, size - 1
-            ranged = re.fullmatch(r"bytes=(\d*)-(\d*)", self.headers.get("Range", ""))
-            if ranged and size:
-                a, b = ranged.groups()
-                first, last = (int(a), min(int(b or size - 1), size - 1)) if a else (max(size - int(b or 0), 0), size - 1)
-                if first > last:
-                    self.send_response(416)
-                    self.send_header("Content-Range", f"bytes */{size}")
-                    self.end_headers()
-                    return
-            self.send_response(206 if ranged else 200)
-            self.send_header("Content-Type", kind)
-            self.send_header("Accept-Ranges", "bytes")
-            self.send_header("Content-Length", str(last - first + 1))
-            self.send_header("Cache-Control", "no-store")
-            if ranged:
-                self.send_header("Content-Range", f"bytes {first}-{last}/{size}")
-            self.end_headers()
-            try:
-                with open(real, "rb") as fh:
-                    fh.seek(first)
-                    left = last - first + 1
-                    while left > 0:
-                        block = fh.read(min(CHUNK, left))
-                        if not block:
-                            break
-                        self.wfile.write(block)
-                        left -= len(block)
-            except (BrokenPipeError, ConnectionResetError):
-                pass
-
-        def reply(self, status: int, body: bytes, kind: str) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", kind)
-            self.send_header("Content-Length", str(len(body)))
-            self.send_header("Cache-Control", "no-store")
-            self.send_header("Content-Security-Policy", "default-src 'self'; style-src 'self' 'unsafe-inline'; "
-                                                        "script-src 'self' 'unsafe-inline'; img-src 'self'; media-src 'self'")
-            self.end_headers()
-            self.wfile.write(body)
-
-    ROUTES = {"/": Handler.page, "/state": Handler.state, "/events": Handler.events, "/film.mp4": Handler.film}
-    server = ThreadingHTTPServer((host, port), Handler)
+def make_server(state: PreviewState, host: str = "127.0.0.1", port: int = 0) -> ThreadingHTTPServer:
+    handler = type("Handler", (PreviewHandler,), {
+        "state": state, "page": (templates_dir() / "preview" / "preview.html").read_bytes(),
+        "root": build_root(state.script).resolve()})
+    server = ThreadingHTTPServer((host, port), handler)
     server.daemon_threads = True
     return server
