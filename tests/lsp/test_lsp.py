@@ -211,3 +211,27 @@ async def test_an_included_files_problem_goes_to_that_file_and_the_dear_checks_f
         await asyncio.wait_for(client.wait_for_notification(lsp.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS), 60)
     assert list(client.diagnostics[bible]) == []
     assert any("the speech of shot 2A takes" in d.message for d in client.diagnostics[u])
+
+
+@pytest.mark.asyncio
+async def test_the_build_and_open_at_shot_commands(client: LanguageClient, project):
+    film = project / "lighthouse.story"
+    u = await open_doc(client, film)
+    started = await client.workspace_execute_command_async(lsp.ExecuteCommandParams(
+        command="storyc.build", arguments=[u, "--preview"]))
+    assert started["started"] == str(film.resolve())
+    for _ in range(600):
+        if client.messages:
+            break
+        await asyncio.sleep(0.1)
+    assert client.messages and "written" in client.messages[0].message, client.messages
+    assert client.messages[0].type == lsp.MessageType.Info
+    # the full film (not the preview) opens at a shot; built now
+    import subprocess
+
+    subprocess.run([sys.executable, "-m", "storylang.cli", "build", str(film)], check=True, capture_output=True)
+    line = film.read_text().split("\n").index("  shot 2 close on MARA 3s")
+    opened = await client.workspace_execute_command_async(lsp.ExecuteCommandParams(
+        command="storyc.openShot", arguments=[u, line]))
+    assert opened["film"].endswith("lighthouse.mp4") and abs(opened["seconds"] - 7.5) < 1.0
+    assert client.shown_documents[-1].uri.endswith(f"#t={opened['seconds']:.3f}")
