@@ -25,6 +25,8 @@ def hover(analysis: Analysis, file: str, line: int, column: int, timing=None) ->
     film = analysis.film
     name = analysis.name_at(file, line, column)
     if name is not None:
+        if film is None and any(p.kind == "declaration" for p in analysis.places(name)):
+            return f"**{name}**: its look and voice show once the script's errors are fixed"
         return character(film.character(name) if film and name in {c.name for c in film.characters} else None, name)
     found = analysis.setting_at(file, line, column)
     shot = analysis.shot_at(file, line)
