@@ -11,7 +11,6 @@ may not: a new model version, another seed. The lock keeps, per line, the digest
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -121,10 +120,4 @@ def _who(speech: FilmSpeech, key: str) -> str:
 
 
 def _at(speech: FilmSpeech, key: str, root: Path) -> str:
-    """file:line of the line, the file named relative to the film's folder (the lock travels with it)."""
-    w = speech.where(key)
-    try:
-        name = Path(w.file).resolve().relative_to(root.resolve()).as_posix()
-    except ValueError:
-        name = os.path.basename(w.file)
-    return f"{name}:{w.line}"
+    return lock_mod.file_line(speech.where(key), root)

@@ -172,11 +172,7 @@ def _entry_for(shot: Shot, found: lock_mod.Entry, root: Path) -> lock_mod.Entry:
 
 def where(shot: Shot, root: Path) -> str:
     """file:line of the shot, the file named relative to the film's folder (the lock travels with it)."""
-    try:
-        name = Path(shot.where.file).resolve().relative_to(root.resolve()).as_posix()
-    except ValueError:
-        name = Path(shot.where.file).name
-    return f"{name}:{shot.where.line}"
+    return lock_mod.file_line(shot.where, root)
 
 
 def _expanded(entry: lock_mod.Entry, origin: str, path: Path) -> Expanded:

@@ -68,6 +68,16 @@ class Lock:
         return next((e for e in self.entries.values() if e.key == key), None)
 
 
+def file_line(where, root: Path) -> str:
+    """file:line of a place in the script (a film.Where), the file named relative to the film's
+    folder: the lock travels with the film."""
+    try:
+        name = Path(where.file).resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        name = Path(where.file).name
+    return f"{name}:{where.line}"
+
+
 def lock_path(script: Path) -> Path:
     return script.with_name(script.name + ".lock")
 

@@ -10,7 +10,6 @@ Positions here are the script's own: lines and columns from 1, columns in charac
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -200,9 +199,3 @@ def valid_name(name: str) -> bool:
     """A character's name as the language writes it: capitals, digits, spaces, . ' -."""
     return bool(NAME.fullmatch(name))
 
-
-def relative(path: Path, root: Path) -> str:
-    try:
-        return Path(os.path.relpath(path, root)).as_posix()
-    except ValueError:
-        return str(path)

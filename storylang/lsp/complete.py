@@ -17,7 +17,6 @@ from storylang import vocabulary as vocab
 from storylang.syntax import keywords
 
 HEADING = re.compile(r"(INT\./EXT\.|INT\.|EXT\.|I/E|EST\.)\s", re.IGNORECASE)
-WORD = re.compile(r"[\w\-.+']*$")
 
 
 @dataclass(frozen=True)

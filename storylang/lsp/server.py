@@ -50,9 +50,6 @@ class StoryServer(LanguageServer):
 
     # ------------------------------------------------------------------ documents
 
-    def script_of(self, uri: str) -> Path:
-        return path_of(uri)
-
     def changed(self, uri: str) -> None:
         """A file's text changed: analyse the scripts that read it (a file a script includes is
         checked as part of that script, not as a film of its own)."""

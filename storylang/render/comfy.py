@@ -248,18 +248,9 @@ class ComfyRenderer:
         return results
 
     def _music_graphs(self, film: Film, ctx: RenderContext, live: list[Live]):
-        """Each `music generate` cue's graph on each server that can run it (id → server → graph),
-        and why no server can run the others (id → its errors)."""
-        per: dict[str, dict[str, ShotGraph]] = {}
-        problems: dict[str, list[Diagnostic]] = {}
-        for lv in live:
-            for sg in compile_music(film, ctx.root, lv.info).values():
-                errors = [d for d in sg.diagnostics if d.severity == "error"]
-                if sg.graph is not None and not errors:
-                    per.setdefault(sg.shot.id, {})[lv.server.name] = sg
-                else:
-                    problems.setdefault(sg.shot.id, []).extend(errors)
-        return per, {uid: diags for uid, diags in problems.items() if uid not in per}
+        """Each `music generate` cue's graph on each server that can run it, and why no server can
+        run the others (per_server)."""
+        return per_server(live, lambda info: compile_music(film, ctx.root, info).values())
 
     def _waited_on(self, uid: str, shot: Shot, message: str) -> str:
         """Why a render did not run, in the writer's terms: what it read failed."""
@@ -275,16 +266,7 @@ class ComfyRenderer:
         from storylang.comfy.graphs import compile_sheets
 
         live = self.preflight(ctx)
-        per: dict[str, dict[str, ShotGraph]] = {}  # sheet id → server → its graph
-        problems: dict[str, list[Diagnostic]] = {}
-        for lv in live:
-            for sg in compile_sheets(film, ctx.root, lv.info).values():
-                errors = [d for d in sg.diagnostics if d.severity == "error"]
-                if sg.graph is not None and not errors:
-                    per.setdefault(sg.shot.id, {})[lv.server.name] = sg
-                else:
-                    problems.setdefault(sg.shot.id, []).extend(errors)
-        missing = {sid: diags for sid, diags in problems.items() if sid not in per}
+        per, missing = per_server(live, lambda info: compile_sheets(film, ctx.root, info).values())
         if missing and not self.settings.skip_missing:
             raise StoryError(_dedupe(missing))  # no server can make these sheets
         journal = Journal(ctx.build_dir / "renders.journal.json" if ctx.build_dir else None)
@@ -809,6 +791,21 @@ def _dedupe(missing: dict[str, list[Diagnostic]]) -> list[Diagnostic]:
                 seen.add(k)
                 out.append(d)
     return out
+
+
+def per_server(live: list[Live], compile_on) -> tuple[dict[str, dict[str, ShotGraph]], dict[str, list[Diagnostic]]]:
+    """Renders that are not shots (sheets, music), compiled for each server's nodes by
+    `compile_on(info)`: id → server → its graph, and the errors of those no server can run."""
+    per: dict[str, dict[str, ShotGraph]] = {}
+    problems: dict[str, list[Diagnostic]] = {}
+    for lv in live:
+        for sg in compile_on(lv.info):
+            errors = [d for d in sg.diagnostics if d.severity == "error"]
+            if sg.graph is not None and not errors:
+                per.setdefault(sg.shot.id, {})[lv.server.name] = sg
+            else:
+                problems.setdefault(sg.shot.id, []).extend(errors)
+    return per, {uid: diags for uid, diags in problems.items() if uid not in per}
 
 
 def _at(shot: Shot) -> str:
