@@ -16,7 +16,8 @@ from pathlib import Path
 from storylang import trust
 from storylang.diagnostics import Diagnostic, Span, did_you_mean
 from storylang.syntax import tree as t
-from storylang.syntax.parse import decode_source, parse_text, paused_gc
+from storylang.syntax.incremental import Reparser
+from storylang.syntax.parse import decode_source, paused_gc
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,7 @@ class Loader:
     def __init__(self) -> None:
         # display name → (content digest, what parsing it gave): the latest version of each file
         self._parsed: dict[str, tuple[str, tuple[t.Script | None, list[Diagnostic], str | None]]] = {}
+        self._reparsers: dict[str, Reparser] = {}  # display name → the pieces of its latest parse
 
     def read_bytes(self, path: Path) -> bytes:
         """A file's bytes (the language server reads an editor's unsaved text instead)."""
@@ -107,7 +109,7 @@ class Loader:
             tree = None
             if text is not None and not diags:
                 with paused_gc():
-                    tree, diags = parse_text(text, display)
+                    tree, diags = self._reparsers.setdefault(display, Reparser()).parse(text, display)
             known = self._parsed[display] = (content, (tree, diags, text))
         tree, diags, text = known[1]
         return tree, list(diags), text

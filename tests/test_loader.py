@@ -4,11 +4,11 @@ from storylang.loader import Loader
 
 
 def test_a_file_is_parsed_again_only_when_its_content_changes(write_story, monkeypatch):
-    import storylang.loader as loader_mod
+    import storylang.syntax.incremental as incremental
 
     calls = []
-    real = loader_mod.parse_text
-    monkeypatch.setattr(loader_mod, "parse_text", lambda text, file: calls.append(file) or real(text, file))
+    real = incremental.Reparser.parse
+    monkeypatch.setattr(incremental.Reparser, "parse", lambda self, text, file: calls.append(file) or real(self, text, file))
     write_story('character MARA\n  look "a"\n', name="bible.story")
     path = write_story('include "bible.story"\nEXT. A - DAY\n  shot 1 close on MARA 2s\n')
     loader = Loader()

@@ -137,10 +137,23 @@ class _Resolver(Settings):
         given = {k: v for k, v in given.items() if k != "family"} | {"family": given.get("family")}
         if speaking and given.get("lipsync"):
             given = {**given, "model": given["lipsync"], "family": None, "template": "lipsync"}
-        family, origin = _family_of(given, self.model_families())
-        taken = {k: v for k, v in family.defaults.model_dump().items() if k not in given}
+        family, origin = self._family_of(given.get("family"), given.get("model"))
+        taken = {k: v for k, v in self._defaults_of(family).items() if k not in given}
         return f.RenderSettings(**{**taken, **given, "family": family.name, "family_origin": origin,
                                    "from_family": tuple(sorted(taken)), "loras": tuple(loras), "seed": seed})
+
+    def _family_of(self, named: str | None, model: str | None):
+        """(family, how it was found) of a shot's model: the same for every shot of a model, so found once."""
+        memo = self._family_memo
+        if (named, model) not in memo:
+            memo[(named, model)] = _family_of({"family": named, "model": model}, self.model_families())
+        return memo[(named, model)]
+
+    def _defaults_of(self, family) -> dict:
+        memo = self._defaults_memo
+        if family.name not in memo:
+            memo[family.name] = family.defaults.model_dump()
+        return memo[family.name]
 
     def _unique_shot(self, src: ScriptFile, part: t.Shot, shot: f.Shot, numbers: dict, ids: dict) -> f.Shot:
         """The shot, checked for a number or name used twice; a repeated id gets a suffix."""

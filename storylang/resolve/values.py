@@ -35,6 +35,11 @@ class Values:
         self.fps = Fraction(24)
         self.reads = trust.Reads((root,))  # the loaded script's (see resolve)
         self._families: dict | None = None
+        # found once per resolve, as most shots share them: "4s" at this fps → frames; a (family,
+        # model) → its family and how it was found; a family → its defaults as a dict
+        self._frames: dict[tuple[str, Fraction], int] = {}
+        self._family_memo: dict = {}
+        self._defaults_memo: dict = {}
 
     def model_families(self) -> dict:
         """The model families a script may name: the shipped ones and the project's (templates/families/)."""
@@ -173,6 +178,9 @@ class Values:
             self.error(src, v.span, "too-long", f"{what} is longer than {MAX_DURATION_SECONDS // 60} minutes",
                        "split it into several shots")
             return None
+        known = self._frames.get((v.text, self.fps))
+        if known is not None:
+            return known
         amount, unit = Fraction(m.group(1)), m.group(2)
         if unit == "f":
             if amount.denominator != 1:
@@ -188,6 +196,8 @@ class Values:
             self.error(src, v.span, "too-long", f"{what} is longer than {MAX_DURATION_SECONDS // 60} minutes",
                        "split it into several shots")
             return None
+        if not allow_zero:
+            self._frames[(v.text, self.fps)] = frames
         return frames
 
     def options(self, src: ScriptFile, values, spec: dict[str, str], example: str) -> dict:
