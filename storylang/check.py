@@ -32,8 +32,9 @@ class Checked:
 
 
 def check_film(path: Path, display: str | None = None, object_info: str = "full", graphs: bool = True,
-               speak: bool = True, jobs: int | None = None, loader=None) -> Checked:
-    """`loader`: where the script's text comes from (the language server's holds unsaved edits)."""
+               speak: bool = True, jobs: int | None = None, loader=None, memo=None) -> Checked:
+    """`loader`: where the script's text comes from (the language server's holds unsaved edits);
+    `memo`: a GraphMemo kept from one check to the next (the language server's)."""
     film, diags, sources = resolve_file(path, display, loader)
     result = Checked(film, diags, sources)
     # unknown voices at their `voice`/`narrator` lines, in the same round as every other mistake
@@ -54,7 +55,7 @@ def check_film(path: Path, display: str | None = None, object_info: str = "full"
         from storylang.comfy.schema import load_object_info
 
         info = load_object_info(object_info)
-        for sg in compile_film(film, path.resolve().parent, info, timing=result.timing):
+        for sg in compile_film(film, path.resolve().parent, info, timing=result.timing, memo=memo):
             diags.extend(sg.diagnostics)
     if any(d.severity == "error" for d in diags):
         result.film = None

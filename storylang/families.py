@@ -14,6 +14,7 @@ used before. docs/graphs.md lists the shipped ones.
 from __future__ import annotations
 
 import math
+import os
 import tomllib
 from fractions import Fraction
 from functools import lru_cache
@@ -127,12 +128,24 @@ def _read(path: Path) -> Family:
 
 
 def _folder_families(folder: Path) -> dict[str, Family]:
-    if not folder.is_dir():
+    """The families in a folder; read again only when one of its files changed (every shot's graph
+    asks, and a check of a long film would otherwise parse the same files thousands of times)."""
+    try:
+        entries = sorted(os.scandir(folder), key=lambda e: e.name)
+    except OSError:
         return {}
+    stamp = tuple((e.name, e.is_symlink(), e.stat().st_size, e.stat().st_mtime_ns)
+                  for e in entries if e.name.endswith(".toml"))
+    return dict(_read_folder(str(folder), stamp))
+
+
+@lru_cache(maxsize=16)
+def _read_folder(folder: str, stamp: tuple) -> tuple[tuple[str, Family], ...]:
     # a project's family that is a link to a file elsewhere is not read (as its templates)
-    real = folder.resolve()
-    return {p.stem: _read(p) for p in sorted(folder.glob("*.toml"))
-            if p.is_file() and p.resolve().parent == real}
+    where = Path(folder)
+    real = where.resolve()
+    return tuple((p.stem, _read(p)) for p in sorted(where.glob("*.toml"))
+                 if p.is_file() and p.resolve().parent == real)
 
 
 @lru_cache(maxsize=1)

@@ -531,12 +531,18 @@ def _unfit(film: Film, shot: Shot, template: str, known: dict[str, Family]) -> t
 
 def compile_shot(film: Film, shot: Shot, root: Path, env: SandboxedEnvironment, info: ObjectInfo,
                  frames: int | None = None, expanded=None, lines=None,
-                 sheets: dict[str, ShotGraph] | None = None, previous: ShotGraph | None = None) -> ShotGraph:
+                 sheets: dict[str, ShotGraph] | None = None, previous: ShotGraph | None = None,
+                 memo: GraphMemo | None = None) -> ShotGraph:
     name = shot.render.template
-    found = find_template(env, name) if name != MUSIC_TEMPLATE else None
+    if memo is not None and name in memo.found:
+        found = memo.found[name]
+    else:
+        found = find_template(env, name) if name != MUSIC_TEMPLATE else None
+        if memo is not None:
+            memo.found[name] = found
     made, before = {}, {}
     # a continuing shot starts from the last frame before it: no still of its own
-    prelude = (compile_shot(film, still_shot(shot, root), root, env, info, frames, expanded)
+    prelude = (compile_shot(film, still_shot(shot, root), root, env, info, frames, expanded, memo=memo)
                if shot.render.start_model and not shot.continues and not shot.render.start_image else None)
     if prelude is not None and prelude.graph is not None:
         made["still"] = _made_input(prelude, "still", f"the still of shot {shot.id}, made first with "
@@ -572,31 +578,91 @@ def compile_shot(film: Film, shot: Shot, root: Path, env: SandboxedEnvironment, 
     if problem is not None:
         result.diagnostics.append(_diag(shot, "error", problem[0], f"{label}{problem[1]}", problem[2]))
         return result
-    collected: list[str] = []
-
-    def warn(message: str) -> _Silent:
-        collected.append(str(message))
-        return _Silent()
-
     try:
-        text = env.get_template(found).render(**ctx, warn=warn)
+        graph, collected, problems = _render_graph(env, found, ctx, info, memo)
     except jinja2.TemplateError as e:
         where = f"{found}:{e.lineno}" if getattr(e, "lineno", None) else found
         result.diagnostics.append(_diag(shot, "error", "template-error", f"{label}: {where}: {e.message}"))
         return result
-    try:
-        graph = json.loads(text)
     except json.JSONDecodeError as e:
         result.diagnostics.append(_diag(shot, "error", "template-json",
                                         f"{label}: {found} produced invalid JSON at line {e.lineno} column {e.colno}: {e.msg}",
                                         "values come out as JSON already: write {{ prompt.positive }} without quotes"))
         return result
     result.graph = graph
-    for w in warnings + collected:
+    for w in warnings + list(collected):
         result.diagnostics.append(_diag(shot, "warning", "backend", f"{label}: {w}"))
-    for p in validate(graph, info):
+    for p in problems:
         result.diagnostics.append(_problem(shot, label, p))
     return result
+
+
+def _render_graph(env: SandboxedEnvironment, found: str, ctx: dict, info: ObjectInfo,
+                  memo: GraphMemo | None) -> tuple[dict, tuple[str, ...], tuple[GraphProblem, ...]]:
+    """The template's graph, the warnings it gave, and what the server would refuse in it."""
+    key = memo.key(found, ctx) if memo is not None else None
+    if key is not None and key in memo.entries:
+        return memo.entries[key]
+    collected: list[str] = []
+
+    def warn(message: str) -> _Silent:
+        collected.append(str(message))
+        return _Silent()
+
+    graph = json.loads(env.get_template(found).render(**ctx, warn=warn))
+    made = (graph, tuple(collected), tuple(validate(graph, info)))
+    if memo is not None:
+        memo.put(key, made)
+    return made
+
+
+class GraphMemo:
+    """Graphs rendered and validated before, by everything they were made from, for a caller that
+    checks one film again and again and only reads the graphs (the language server): after an
+    edit, only the shots whose inputs changed are rendered and validated again.
+
+    A key is the template's name and the whole context given to it; the memo is emptied when the
+    server's node list or any template file (a project's or the shipped ones) changes."""
+
+    LIMIT = 20_000  # entries; then it starts again empty
+
+    def __init__(self) -> None:
+        self.entries: dict[tuple[str, str], tuple] = {}
+        self.found: dict[str, str | None] = {}  # template name → its file
+        self._info: ObjectInfo | None = None
+        self._stamp: tuple = ()
+        self._env: SandboxedEnvironment | None = None
+
+    def environment(self, root: Path, info: ObjectInfo) -> SandboxedEnvironment:
+        """The template environment (kept, with the templates it compiled, while no file changes)."""
+        env = template_env(root / "templates")
+        stamp = (str(root), tuple(env.loader.searchpath), _templates_stamp(env))
+        if info is not self._info or stamp != self._stamp or len(self.entries) > self.LIMIT:
+            self.entries.clear()
+            self.found.clear()
+            self._env = env
+        self._info, self._stamp = info, stamp
+        return self._env
+
+    def key(self, found: str, ctx: dict) -> tuple[str, str]:
+        given = {k: v for k, v in ctx.items() if k != "nodes"}  # the node list is the memo's own (start)
+        return found, json.dumps(given, sort_keys=True, default=repr)
+
+    def put(self, key: tuple[str, str], made: tuple) -> None:
+        self.entries[key] = made
+
+
+def _templates_stamp(env: SandboxedEnvironment) -> tuple:
+    """Name, size and time of change of every file in the template folders."""
+    out = []
+    for folder in env.loader.searchpath:
+        for path in sorted(Path(folder).rglob("*")):
+            try:
+                st = path.stat()
+            except OSError:
+                continue
+            out.append((str(path), st.st_size, st.st_mtime_ns))
+    return tuple(out)
 
 
 def _problem(shot: Shot, label: str, p: GraphProblem) -> Diagnostic:
@@ -622,10 +688,12 @@ def _with_predecessors(film: Film, only: set[str] | None) -> set[str] | None:
 
 
 def compile_film(film: Film, root: Path, info: ObjectInfo, only: set[str] | None = None,
-                 timing: Timing | None = None, prompts: dict | None = None) -> list[ShotGraph]:
+                 timing: Timing | None = None, prompts: dict | None = None,
+                 memo: GraphMemo | None = None) -> list[ShotGraph]:
     """Every shot's graph (or those in `only`), each as long as `timing` says the shot lasts;
-    `prompts`: the expansion stage's prompts by shot id (the rest assemble the script's words)."""
-    env = template_env(root / "templates")
+    `prompts`: the expansion stage's prompts by shot id (the rest assemble the script's words).
+    `memo`: graphs made before, for a caller that only reads them (GraphMemo)."""
+    env = memo.environment(root, info) if memo is not None else template_env(root / "templates")
     prompts = prompts or {}
     sheets = _sheets(film, root, env, info)
     compiled, previous = [], None
@@ -635,7 +703,8 @@ def compile_film(film: Film, root: Path, info: ObjectInfo, only: set[str] | None
             previous = None
             continue
         sg = compile_shot(film, shot, root, env, info, timing.shots[shot.id].frames if timing else None,
-                          prompts.get(shot.id), timing.shots[shot.id].lines if timing else None, sheets, previous)
+                          prompts.get(shot.id), timing.shots[shot.id].lines if timing else None, sheets, previous,
+                          memo=memo)
         previous = sg
         if only is None or shot.id in only:
             compiled.append(sg)

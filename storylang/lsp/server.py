@@ -24,6 +24,7 @@ from pygls.lsp.server import LanguageServer
 from pygls.uris import from_fs_path
 
 from storylang import __version__
+from storylang.comfy.graphs import GraphMemo
 from storylang.diagnostics import Diagnostic, Span
 from storylang.lsp import describe
 from storylang.lsp.analysis import Analysis, OverlayLoader, analyse, valid_name
@@ -47,6 +48,11 @@ class StoryServer(LanguageServer):
         self.versions: dict[Path, int] = {}  # changes seen per script: a dear check of an older one is dropped
         self.published: dict[Path, set[str]] = {}  # the files each script's diagnostics were sent to
         self.dear_checks = os.environ.get("STORYC_LSP_DEAR", "1") != "0"
+        # the dear checks run one at a time in a worker thread, with a loader and graphs of their
+        # own kept from one to the next: each parses and compiles again only what the edits changed
+        self.dear_lock = threading.Lock()
+        self.dear_loader = OverlayLoader()
+        self.graph_memo = GraphMemo()
 
     # ------------------------------------------------------------------ documents
 
@@ -86,14 +92,18 @@ class StoryServer(LanguageServer):
     async def dear(self, path: Path, version: int) -> None:
         if self.versions.get(path) != version:
             return  # typed again: the next pause checks that text
-        snapshot = OverlayLoader()
-        snapshot.texts = dict(self.loader.texts)
-        checked = await asyncio.get_running_loop().run_in_executor(None, dear_check, path, snapshot)
+        texts = dict(self.loader.texts)
+        checked = await asyncio.get_running_loop().run_in_executor(None, self.run_dear, path, texts)
         if self.versions.get(path) != version:
             return
         if checked.timing is not None:
             self.timings[path] = checked.timing
         self.publish(path, checked.diagnostics)
+
+    def run_dear(self, path: Path, texts: dict[Path, str]):
+        with self.dear_lock:
+            self.dear_loader.texts = texts
+            return dear_check(path, self.dear_loader, self.graph_memo)
 
     def lines_of(self, path: Path) -> list[str]:
         text = self.loader.texts.get(path)
@@ -112,11 +122,11 @@ class StoryServer(LanguageServer):
         return found
 
 
-def dear_check(path: Path, loader: OverlayLoader):
+def dear_check(path: Path, loader: OverlayLoader, memo: GraphMemo | None = None):
     from storylang.check import check_film
 
     try:
-        return check_film(path, str(path), loader=loader)
+        return check_film(path, str(path), loader=loader, memo=memo)
     except Exception as e:  # noqa: BLE001 - a check that cannot finish says so at the script, once
         from storylang.check import Checked
 

@@ -313,7 +313,15 @@ def _overlay_room(d: ImageDraw.ImageDraw, film: Film, labels: Labels, fonts: dic
 
 
 def _cut(d: ImageDraw.ImageDraw, text: str, fnt, width: float, lines: int) -> bool:
-    return len(text) > MAX_TEXT or len(_wrap(d, text, fnt, int(width))) > lines
+    return len(text) > MAX_TEXT or _wrapped_lines(text, fnt, int(width)) > lines
+
+
+@lru_cache(maxsize=8192)
+def _wrapped_lines(text: str, fnt, width: int) -> int:
+    """How many lines `text` wraps to. Remembered: measuring text is most of what checking the
+    cards costs, and a film repeats its headings on every shot and an edit changes one shot's words
+    (the fonts are `font`'s, made once per size, so they can be part of the key)."""
+    return len(_wrap(ImageDraw.Draw(Image.new("RGB", (1, 1))), text, fnt, width))
 
 
 def draw_overlay(film: Film, scene: Scene, labels: Labels) -> Image.Image:

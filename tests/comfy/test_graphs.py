@@ -152,3 +152,45 @@ def test_unknown_template_is_named_with_a_suggestion(tmp_path):
     shot = film.shots[0].model_copy(update={"render": film.shots[0].render.model_copy(update={"template": "stil"})})
     sg = compile_shot(film, shot, tmp_path, template_env(None), snapshot("full"))
     assert sg.diagnostics[0].code == "unknown-template" and 'did you mean "still"' in sg.diagnostics[0].hint
+
+
+def test_a_memo_renders_again_only_the_shots_an_edit_changed(tmp_path, monkeypatch):
+    """The language server's dear check keeps a GraphMemo: the same diagnostics as without one,
+    and after an edit only the edited shot's template is rendered and validated again."""
+    import shutil
+
+    import storylang.comfy.graphs as graphs
+    from storylang.resources import templates_dir
+
+    shutil.copytree(EXAMPLES, tmp_path / "ex", ignore=shutil.ignore_patterns("build"))
+    path = tmp_path / "ex" / "harbour.story"
+    text = path.read_text()
+    project = tmp_path / "ex" / "templates" / "graphs"
+    project.mkdir(parents=True, exist_ok=True)
+    shipped = (templates_dir() / "graphs" / "still.json.j2").read_text()
+    # a project's still template with a node the server lacks: an error on every shot
+    (project / "still.json.j2").write_text(shipped.replace('"SaveImage"', '"SaveImageX"'))
+    info = load_object_info("full")
+    validated = []
+    real = graphs.validate
+    monkeypatch.setattr(graphs, "validate", lambda graph, i: validated.append(1) or real(graph, i))
+
+    def diagnostics(memo):
+        film, _, _ = resolve_file(path)
+        return [d.model_dump() for sg in compile_film(film, path.parent, info, memo=memo) for d in sg.diagnostics]
+
+    memo = graphs.GraphMemo()
+    plain = diagnostics(None)
+    shots = len(validated)
+    assert sum(d["code"] == "graph-missing_node_type" for d in plain) == shots > 1
+    assert diagnostics(memo) == plain
+    validated.clear()
+    assert diagnostics(memo) == plain and validated == []  # nothing changed: nothing rendered again
+    action = text.index('action "') + len('action "')
+    path.write_text(text[:action] + "rain, " + text[action:])
+    assert diagnostics(memo) == diagnostics(None)
+    assert len(validated) == 1 + shots  # the edited shot's graph (and every one again without the memo)
+    validated.clear()
+    (project / "still.json.j2").write_text(shipped)  # a template changed: everything again
+    assert not [d for d in diagnostics(memo) if d["code"] == "graph-missing_node_type"]
+    assert len(validated) == shots
