@@ -4,16 +4,19 @@ Typing leaves the script broken most of the time, so the context comes from the 
 and its indentation (which is how the language nests), not from a parse: the nearest line
 above with less indentation says where the cursor stands (the film, a character, a scene, a
 shot). The words offered come from the language's own tables (keywords.py, vocabulary.py),
-the film's characters, espeak-ng's voices, the project's templates and the model families.
+the film's characters, espeak-ng's voices, the project's templates, the model families and the
+model files of the ComfyUI servers the user trusts (models.py).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from storylang import vocabulary as vocab
+from storylang.lsp.models import FOLDERS as MODEL_KEYS
 from storylang.syntax import keywords
 
 HEADING = re.compile(r"(INT\./EXT\.|INT\.|EXT\.|I/E|EST\.)\s", re.IGNORECASE)
@@ -22,7 +25,7 @@ HEADING = re.compile(r"(INT\./EXT\.|INT\.|EXT\.|I/E|EST\.)\s", re.IGNORECASE)
 @dataclass(frozen=True)
 class Item:
     label: str
-    kind: str  # "keyword", "character", "value", "voice", "template", "snippet"
+    kind: str  # "keyword", "character", "value", "voice", "template", "snippet", "model"
     detail: str = ""
     insert: str | None = None  # text to insert when it differs from the label
 
@@ -51,8 +54,10 @@ def place_of(lines: list[str], line: int) -> str:
     return "film"
 
 
-def complete(prefix: str, lines: list[str], line: int, characters: list[str], root: Path) -> list[Item]:
-    """What may be written at the end of `prefix` (the line up to the cursor)."""
+def complete(prefix: str, lines: list[str], line: int, characters: list[str], root: Path,
+             server_files: Callable[[str], list] | None = None) -> list[Item]:
+    """What may be written at the end of `prefix` (the line up to the cursor). `server_files`:
+    a statement → the model files its servers have for it (models.py), never waiting."""
     stripped = prefix.lstrip()
     words = stripped.split()
     at_word_start = not words or (len(words) == 1 and not prefix.endswith(" "))
@@ -66,6 +71,8 @@ def complete(prefix: str, lines: list[str], line: int, characters: list[str], ro
         return _voices(prefix[prefix.rfind('"') + 1:])
     if key == "template":
         return _templates(root)
+    if quoted and server_files is not None and key in MODEL_KEYS:
+        return _server_files(server_files(key))
     if key == "camera":
         return _camera(words[1:], prefix.endswith(" "))
     if key == "shot":
@@ -73,6 +80,15 @@ def complete(prefix: str, lines: list[str], line: int, characters: list[str], ro
     if key in ("model", "start") and not quoted and '"' in prefix and prefix.endswith(" "):
         return _families(root)  # `model "file" FAMILY`: where the file's name cannot tell it
     return []
+
+
+def _server_files(files: list) -> list[Item]:
+    from storylang.comfy.schema import FOLDER_WORDS
+
+    where: dict[str, list[str]] = {}
+    for f in files:
+        where.setdefault(f.name, []).append(f"{FOLDER_WORDS.get(f.folder, f.folder)} on {f.server}")
+    return [Item(name, "model", ", ".join(dict.fromkeys(on))) for name, on in sorted(where.items())]
 
 
 def _statements(place: str, characters: list[str]) -> list[Item]:

@@ -29,13 +29,15 @@ from storylang.diagnostics import Diagnostic, Span
 from storylang.lsp import describe
 from storylang.lsp.analysis import Analysis, OverlayLoader, analyse, valid_name
 from storylang.lsp.complete import complete
+from storylang.lsp.models import ServerModels
 
 PAUSE = 0.6  # seconds without a change before the dear checks run
 SEVERITY = {"error": lsp.DiagnosticSeverity.Error, "warning": lsp.DiagnosticSeverity.Warning,
             "note": lsp.DiagnosticSeverity.Information}
 KINDS = {"keyword": lsp.CompletionItemKind.Keyword, "character": lsp.CompletionItemKind.Variable,
          "value": lsp.CompletionItemKind.EnumMember, "voice": lsp.CompletionItemKind.Value,
-         "template": lsp.CompletionItemKind.File, "snippet": lsp.CompletionItemKind.Snippet}
+         "template": lsp.CompletionItemKind.File, "snippet": lsp.CompletionItemKind.Snippet,
+         "model": lsp.CompletionItemKind.File}
 SYMBOLS = {"scene": lsp.SymbolKind.Namespace, "shot": lsp.SymbolKind.Event, "character": lsp.SymbolKind.Class}
 
 
@@ -53,6 +55,7 @@ class StoryServer(LanguageServer):
         self.dear_lock = threading.Lock()
         self.dear_loader = OverlayLoader()
         self.graph_memo = GraphMemo()
+        self.models = ServerModels()
 
     # ------------------------------------------------------------------ documents
 
@@ -142,6 +145,7 @@ server = StoryServer()
 @server.feature(lsp.TEXT_DOCUMENT_DID_OPEN)
 def did_open(ls: StoryServer, params: lsp.DidOpenTextDocumentParams) -> None:
     ls.changed(params.text_document.uri)
+    ls.models.refresh(path_of(params.text_document.uri))  # in the background, for completion
 
 
 @server.feature(lsp.TEXT_DOCUMENT_DID_CHANGE)
@@ -170,8 +174,17 @@ def completion(ls: StoryServer, params: lsp.CompletionParams) -> lsp.CompletionL
     prefix = line[:char_column(line, params.position.character)]
     analysis = ls.analysis(params.text_document.uri)
     characters = analysis.characters() if analysis else []
-    items = complete(prefix, lines, params.position.line, characters, path_of(params.text_document.uri).parent)
-    return lsp.CompletionList(is_incomplete=False, items=[
+    script = path_of(params.text_document.uri)
+    known = {"complete": True}
+
+    def server_files(key: str) -> list:
+        files, complete_lists = ls.models.files(script, key)
+        known["complete"] = complete_lists
+        return files
+
+    items = complete(prefix, lines, params.position.line, characters, script.parent, server_files)
+    # incomplete while a server's lists are on their way: the editor asks again as the writer types
+    return lsp.CompletionList(is_incomplete=not known["complete"], items=[
         lsp.CompletionItem(label=i.label, kind=KINDS.get(i.kind), detail=i.detail or None, insert_text=i.insert)
         for i in items])
 

@@ -133,6 +133,7 @@ class FakeComfy(LoopServer):
         self.dir = Path(tempfile.mkdtemp(prefix="fakecomfy-"))
         self.submitted: list[str] = []  # prompt ids of every POST /prompt that was queued
         self.graphs: dict[str, dict] = {}  # prompt id → the graph submitted
+        self.model_lists_asked = 0  # GET /models and /models/{folder}
         self.uploads: list[str] = []  # names written by /upload/image
         self.executed: list[str] = []  # prompt ids that ran to the end
         self.loads: list[str] = []  # model loads (other checkpoints or UNETs than the last graph's)
@@ -279,9 +280,11 @@ class FakeComfy(LoopServer):
         return web.Response(body=self._info_body[1], content_type="application/json")
 
     async def h_models(self, request):
+        self.model_lists_asked += 1
         return web.json_response(list(self.models))
 
     async def h_models_folder(self, request):
+        self.model_lists_asked += 1
         folder = request.match_info["folder"]
         if folder not in self.models:
             return web.Response(status=404)

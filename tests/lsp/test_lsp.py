@@ -235,3 +235,46 @@ async def test_the_build_and_open_at_shot_commands(client: LanguageClient, proje
         command="storyc.openShot", arguments=[u, line]))
     assert opened["film"].endswith("lighthouse.mp4") and abs(opened["seconds"] - 7.5) < 1.0
     assert client.shown_documents[-1].uri.endswith(f"#t={opened['seconds']:.3f}")
+
+
+@pytest.mark.asyncio
+async def test_model_files_come_only_from_servers_the_user_trusts(client: LanguageClient, project):
+    """`model "` offers the checkpoints, `lora "` the LoRAs of the project's ComfyUI servers, fetched
+    in the background; a server that only the project file names is never asked."""
+    import os
+
+    sys.path.insert(0, str(ROOT / "tests" / "comfy"))
+    from fake_server import FakeComfy
+
+    comfy = FakeComfy(models={"checkpoints": ["dreamshaper_8.safetensors", "sdxl/juggernaut.safetensors"],
+                              "loras": ["mara_v2.safetensors"]}).start()
+    try:
+        (project / "storyc.toml").write_text(f'[comfy]\nservers = ["{comfy.url}"]\n')
+        film = project / "harbour.story"
+        text = film.read_text().replace('model "dreamshaper_8.safetensors"', 'model "dre', 1)
+        text = text.replace("  shot 2 wide on IDA 4s\n", '  shot 2 wide on IDA 4s\n    lora "\n', 1)
+        u = await open_doc(client, film, text)
+
+        async def offered(needle: str) -> tuple[dict, bool]:
+            done = await client.text_document_completion_async(lsp.CompletionParams(
+                text_document=lsp.TextDocumentIdentifier(uri=u), position=pos_of(text, needle, 0, len(needle))))
+            return {i.label: i.detail for i in done.items}, done.is_incomplete
+
+        await asyncio.sleep(0.5)
+        assert await offered('model "dre') == ({}, False)  # not trusted: nothing, and nothing asked
+        assert comfy.model_lists_asked == 0
+
+        config = Path(os.environ["XDG_CONFIG_HOME"]) / "storyc" / "config.toml"
+        config.parent.mkdir(parents=True, exist_ok=True)
+        config.write_text(f'[trust]\nservers = ["{comfy.url}"]\n')  # the user allows it
+        for _ in range(50):
+            files, incomplete = await offered('model "dre')
+            if not incomplete:
+                break
+            await asyncio.sleep(0.1)
+        host = comfy.url.removeprefix("http://").rstrip("/")
+        assert files == {"dreamshaper_8.safetensors": f"checkpoint on http://{host}",
+                         "sdxl/juggernaut.safetensors": f"checkpoint on http://{host}"}
+        assert await offered('    lora "') == ({"mara_v2.safetensors": f"LoRA on http://{host}"}, False)
+    finally:
+        comfy.stop()
