@@ -9,7 +9,7 @@ never as HTML.
 
 The state: the film and its version (the page reloads the video after each rebuild and keeps
 its place), the panels of the last edit list (each with its start frame, length and state:
-card, rendering with progress, rendered, failed with the reason), the last check's problems,
+card, queued, rendering with progress, rendered, failed with the reason), the last check's problems,
 and what the last rebuild redid and how long it took.
 """
 
@@ -24,7 +24,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from storylang.builddir import build_root, film_dir
-from storylang.progress import Progress
+from storylang.progress import QUEUED, Progress
 from storylang.resources import templates_dir
 
 CHUNK = 1 << 16
@@ -87,11 +87,16 @@ class PreviewState:
         state = self
 
         class Rows(Progress):
+            def waiting(self, shots: list[str]) -> None:
+                for shot in shots:
+                    state.panel(shot, state="queued", detail="")
+
             def row(self, key: str, text: str | None) -> None:
                 super().row(key, text)
                 m = re.fullmatch(r"shot (\S+)", key)
-                if m and text:
-                    state.panel(m.group(1), state="rendering", detail=text)
+                if m and text:  # "server: queued" until the server starts it, then its nodes and steps
+                    queued = text.endswith(f": {QUEUED}")
+                    state.panel(m.group(1), state="queued" if queued else "rendering", detail=text)
 
         return Rows()
 

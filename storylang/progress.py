@@ -8,6 +8,9 @@ from collections.abc import Callable
 from storylang.diagnostics import inert
 
 
+QUEUED = "queued"  # a shot's row ("server: queued") once submitted, until the server starts it
+
+
 class Progress:
     """The interface stages report to; this base class reports nothing but what it is told to `say`."""
 
@@ -30,6 +33,9 @@ class Progress:
 
     def row(self, key: str, text: str | None) -> None:
         """A live line beside the bar (a running shot: server, node, step); None removes it."""
+
+    def waiting(self, shots: list[str]) -> None:
+        """The shots a render stage will render, none of them started yet (the preview page shows them queued)."""
 
     def close(self) -> None:
         pass

@@ -34,11 +34,16 @@ EXT. HARBOUR - DAY
 @pytest.fixture
 def watching(tmp_path):
     """`storyc watch film.story --serve --port 0` in a process of its own; yields (url, script)."""
+    yield from watch(tmp_path, FILM)
+
+
+def watch(tmp_path, film, *options):
     script = tmp_path / "film.story"
-    script.write_text(FILM)
+    script.write_text(film)
     (tmp_path / ".git").mkdir()
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    proc = subprocess.Popen([sys.executable, "-m", "storylang.cli", "watch", "film.story", "--serve", "--port", "0"],
+    proc = subprocess.Popen([sys.executable, "-m", "storylang.cli", "watch", "film.story", "--serve", "--port", "0",
+                             *options],
                             cwd=tmp_path, env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
     url = None
     deadline = time.monotonic() + 30
@@ -80,6 +85,37 @@ def raw_get(url: str, path: str, headers: dict | None = None) -> tuple[int, byte
     conn.endheaders()
     r = conn.getresponse()
     return r.status, r.read(), dict(r.getheaders())
+
+
+def test_panels_are_queued_then_rendering_then_rendered_on_comfyui(tmp_path):
+    """Shots a rebuild renders on a ComfyUI test server: each panel is queued until the server
+    starts it, rendering with its node and step, then rendered."""
+    sys.path.insert(0, str(ROOT / "tests" / "comfy"))
+    from fake_server import FakeComfy
+
+    comfy = FakeComfy(step_delay=0.08).start()
+    try:
+        film = 'model "dreamshaper_8.safetensors"  steps 8\n' + FILM
+        for url, script in watch(tmp_path, film, "--comfy", comfy.url):
+            first = wait_for(lambda: (s := state(url))["film_version"] >= 1 and s)
+            assert [p["state"] for p in first["panels"]] == ["rendered"] * 3
+            script.write_text(film.replace("a rope", "a wet rope").replace("gulls over", "gulls low over"))
+            seen = set()
+
+            def rebuilt():
+                s = state(url)
+                seen.update((p["shot"], p["state"]) for p in s["panels"])
+                return s["film_version"] >= 2 and s
+
+            last = wait_for(rebuilt)
+            # one waits in the server's queue while the other renders (the first one's own wait
+            # may be too short for a poll to see)
+            assert {("2", "rendering"), ("3", "rendering")} <= seen
+            assert ("2", "queued") in seen or ("3", "queued") in seen
+            assert ("1", "queued") not in seen and ("1", "rendering") not in seen  # unchanged: from the cache
+            assert [p["state"] for p in last["panels"]] == ["rendered"] * 3
+    finally:
+        comfy.stop()
 
 
 def test_the_page_serves_the_film_and_nothing_outside_the_build(watching):

@@ -41,6 +41,7 @@ from storylang.comfy.run import (Cancelled, Events, Interrupted, Job, Lost, Outc
 from storylang.comfy.schema import MODEL_FOLDERS, ObjectInfo, live_object_info
 from storylang.diagnostics import Diagnostic, StoryError
 from storylang.film import Film, Shot
+from storylang.progress import QUEUED
 from storylang.render import Plan, RenderContext, Rendered, ShotPicture, rel
 from storylang.render.animatic import AnimaticRenderer
 from storylang.timing import ShotTiming, Timing
@@ -300,6 +301,7 @@ class ComfyRenderer:
         failures: dict[str, tuple[str, str | None, str]] = {}
         outcomes: dict[str, Outcome] = {}
         ctx.progress.stage(stage, len(jobs))
+        ctx.progress.waiting([j.shot_id for j in jobs])
         cancelled = threading.Event()
 
         def run(server: Server, job: Job) -> Outcome:
@@ -370,6 +372,7 @@ class ComfyRenderer:
                     server.running[got] = server.running.pop(pid)
                     pid = got
             journal.set(job, server.name, pid, "submitted")
+            ctx.progress.row(f"shot {shot.id}", f"{server.name}: {QUEUED}")  # until the server starts it
             try:
                 entry = wait_for(server, pid, events, self.settings.stall, self.settings.poll, cancelled,
                                  on_event=lambda kind, data: self._show(server, shot, kind, data, ctx))
