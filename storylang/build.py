@@ -10,6 +10,7 @@ import hashlib
 import itertools
 import json
 import os
+import re
 import shutil
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -29,7 +30,7 @@ from storylang.render.animatic import AnimaticRenderer
 from storylang.builddir import build_root, film_dir
 from storylang.filenames import film_folder
 from storylang.cache import Cache, digest, file_digest
-from storylang.diagnostics import Diagnostic, StoryError
+from storylang.diagnostics import Diagnostic, StoryError, did_you_mean
 from storylang.film import Film
 from storylang.progress import Progress
 from storylang.render.cards import card_warnings
@@ -100,6 +101,7 @@ class BuildOptions:
     edit_only: bool = False  # stop after the edit list: pictures, speech and timeline.json, no film (storyc board)
     fill_in: float = 30.0  # ComfyUI: re-cut the film as renders land, at most every so many seconds (0: never)
     voices: str = ""  # "espeak": every line spoken by espeak-ng, whatever engine a voice names
+    shots: tuple[str, ...] = ()  # --shot: a film of only these shots (a shot's preview), beside the film's own
 
 
 @dataclass
@@ -190,6 +192,8 @@ def _build(script: Path, options: BuildOptions, progress: Progress, scratch: Pat
     build_dir = build_root(script, create=not options.dry_run)
     cache = Cache(build_dir / "cache")
     film_dir = build_dir / film_folder(script.stem)
+    if options.shots:  # a shot's preview: its own folder, beside the film's files, never over them
+        film_dir = film_dir / "shots" / shots_folder(options.shots)
     output = _output(script, film, film_dir, options, sources)
     ff = find_ffmpeg(options.system_ffmpeg)
     renderer = RENDERERS[options.renderer](options)
@@ -249,7 +253,9 @@ def _build(script: Path, options: BuildOptions, progress: Progress, scratch: Pat
     states = _assemble(timeline, root, cache, scratch, output, options, ff, progress, renderer.name, origin,
                        film_dir / "sound-level.json", sides)
     explain.Record.of(film, timing, root, expansion.prompts).save(film_dir / "explain.json")
-    if rendered.failures or rendered.incomplete or expansion.notes or expansion.problems:
+    if options.shots:
+        pass  # the up-to-date stamp is the whole film's
+    elif rendered.failures or rendered.incomplete or expansion.notes or expansion.problems:
         stamp.remove(script)  # the next build retries the failed shots (and the prompts not expanded)
     else:
         stamp.write(script, stamp_options(options), __version__, stamp.inputs(film, script), output)
@@ -266,7 +272,8 @@ def _build(script: Path, options: BuildOptions, progress: Progress, scratch: Pat
 
 def _output(script: Path, film: Film, film_dir: Path, options: BuildOptions, sources) -> Path:
     """Where the film goes; BuildFailed if -o would replace something it must not (output.py)."""
-    output = options.output or (film_dir / f"{script.stem}{'-preview' if options.preview else ''}.mp4")
+    stem = script.stem + (f"-{shots_folder(options.shots)}" if options.shots else "")
+    output = options.output or (film_dir / f"{stem}{'-preview' if options.preview else ''}.mp4")
     blocked = output_mod.problem(output, options.force)
     if options.output is not None and not blocked:
         blocked = output_mod.export_problem(output, options.force, stamp.inputs(film, script) | {script.resolve()})
@@ -319,8 +326,41 @@ def _resolved(script: Path, options: BuildOptions) -> tuple[Film, dict[str, str]
         raise BuildFailed([Diagnostic(severity="error", code="renderer", file=str(script),
                                       message=f'unknown renderer "{options.renderer}"',
                                       hint="renderers: " + ", ".join(RENDERERS))], sources)
+    if options.shots:
+        film = only_shots(film, options.shots, script, sources)
     cut = card_warnings(film) if options.renderer == "animatic" else []
     return film, sources, [d for d in diags if d.severity == "warning"] + cut
+
+
+def only_shots(film: Film, ids: tuple[str, ...], script: Path, sources) -> Film:
+    """The film of only the shots `ids` (and the shots they continue, whose last frames they start
+    from), with no title or end card: a shot's preview. Its renders are the film's own (the
+    cache is keyed by content), so the whole film's build reuses them."""
+    known = [s.id for s in film.shots]
+    for wanted in ids:
+        if wanted not in known:
+            guess = did_you_mean(wanted, known)
+            raise BuildFailed([Diagnostic(severity="error", code="unknown-shot", file=str(script),
+                                          message=f"--shot {wanted}: the film has no such shot",
+                                          hint=f"did you mean {guess}?" if guess else "shots: " + ", ".join(known))],
+                              sources)
+    keep = set(ids)
+    for i in range(len(film.shots) - 1, 0, -1):
+        if film.shots[i].id in keep and film.shots[i].continues:
+            keep.add(film.shots[i - 1].id)
+    return film.model_copy(update={"shots": tuple(s for s in film.shots if s.id in keep), "title_frames": 0,
+                                   "end_frames": 0, "fade_in": 0, "fade_out": 0})
+
+
+def shot_preview_path(script: Path, ids: tuple[str, ...]) -> Path:
+    """The film `storyc build --shot ID...` writes (no -o)."""
+    folder = shots_folder(ids)
+    return build_root(script, create=False) / film_folder(script.stem) / "shots" / folder / f"{script.stem}-{folder}.mp4"
+
+
+def shots_folder(ids: tuple[str, ...]) -> str:
+    """build/<film>/shots/<this>: where a preview of these shots goes (a name safe as a file's)."""
+    return "shot-" + "+".join(re.sub(r"[^A-Za-z0-9._-]", "_", i) for i in ids)
 
 
 def _plan_speech(film: Film, script: Path, cache: Cache, options: BuildOptions, sources):
@@ -674,7 +714,8 @@ def _explain(film, timing, plan, speech, to_speak, seconds, root: Path, cache: C
 
 
 def _plan_report(film, timing, options, film_dir, script, rendered, reused, to_speak, lines, warnings) -> BuildReport:
-    output = options.output or (film_dir / f"{script.stem}{'-preview' if options.preview else ''}.mp4")
+    stem = script.stem + (f"-{shots_folder(options.shots)}" if options.shots else "")
+    output = options.output or (film_dir / f"{stem}{'-preview' if options.preview else ''}.mp4")
     return BuildReport(output=output, timeline=film_dir / "timeline.json",
                        subtitles=(film_dir / f"{script.stem}.srt", film_dir / f"{script.stem}.vtt"),
                        frames=timing.frames, fps=film.fps, shots=len(film.shots), rendered=rendered, reused=reused,

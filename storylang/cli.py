@@ -249,8 +249,10 @@ def fmt(files: tuple[Path, ...], check_only: bool, number: bool, diff: bool) -> 
 @click.option("--locked", is_flag=True, help="Ask no LLM and no speech server: what the lock does not pin (or the cache lacks) fails (CI).")
 @click.option("--export", "exports", default="", metavar="FORMATS",
               help="Also write these timelines beside the film, e.g. otio,edl (otio, edl, fcp7, fcpx).")
+@click.option("--shot", "shots", multiple=True, metavar="ID",
+              help="Build only this shot (repeatable), as a short film of its own in build/<film>/shots/.")
 def build(script: Path, output, renderer, comfy, skip_missing, strict, fill_in, voices, jobs, burn_subtitles,
-          preview, release, cache_size, system_ffmpeg, dry_run, force, expand, locked, exports) -> None:
+          preview, release, cache_size, system_ffmpeg, dry_run, force, expand, locked, exports, shots) -> None:
     """Build the film: pictures (animatic or ComfyUI), voices, edit list and the finished MP4."""
     import os
     import time
@@ -263,7 +265,7 @@ def build(script: Path, output, renderer, comfy, skip_missing, strict, fill_in, 
                    "(storyc export --format fountain writes the screenplay)", err=True)
         sys.exit(2)
     if _nothing_changed(script, output, renderer, comfy, burn_subtitles, preview, release, system_ffmpeg,
-                        dry_run or force or expand or locked or bool(formats) or bool(voices), t0):
+                        dry_run or force or expand or locked or bool(formats) or bool(voices) or bool(shots), t0):
         return
 
     from rich.console import Console
@@ -282,7 +284,7 @@ def build(script: Path, output, renderer, comfy, skip_missing, strict, fill_in, 
     options = BuildOptions(output=output, renderer=renderer, jobs=jobs or max(os.cpu_count() or 1, 1),
                            burn_subtitles=burn_subtitles, preview=preview, system_ffmpeg=system_ffmpeg,
                            dry_run=dry_run, force=force, comfy=settings, release=release, cache_size=limit,
-                           expand=expand, locked=locked, fill_in=fill_in, voices=voices or "")
+                           expand=expand, locked=locked, fill_in=fill_in, voices=voices or "", shots=tuple(shots))
     progress = _progress(console, live=not dry_run)
     failed = "cannot plan the build" if dry_run else "build failed"  # a dry run (storyc status) builds nothing
     try:

@@ -406,3 +406,26 @@ def test_a_huge_word_in_an_action_builds_a_card(write_story):
     path.write_text('format 384x216 @ 12fps\nEXT. A - DAY\n  shot 1 wide 1s\n    action "' + "x" * 1_200_000 + '"\n')
     result = CliRunner().invoke(main, ["build", str(path), "--preview"])
     assert result.exit_code == 1 and "film.story:4:1: error: line 4 is longer than 20,000 characters" in result.output
+
+
+def test_one_shot_is_built_alone_beside_the_film(tmp_path):
+    """`build --shot 2`: a short film of the shot alone (and the shot it continues), in
+    build/<film>/shots/; the film's own files are left alone and its next build reuses the render."""
+    (tmp_path / ".git").mkdir()
+    script = tmp_path / "film.story"
+    script.write_text(FILM.replace('  music "theme.ogg" volume -18dB fade in 1s duck -12dB\n', "")
+                      .replace("  shot 3 medium on MARA 2s", "  > continue\n  shot 3 medium on MARA 2s", 1))
+    runner = CliRunner()
+    one = runner.invoke(main, ["build", str(script), "--shot", "2"])
+    assert one.exit_code == 0, one.output
+    clip = tmp_path / "build" / "film" / "shots" / "shot-2" / "film-shot-2.mp4"
+    assert count_frames(clip) == 24 and audio_seconds(clip) > 0.5  # 2 s at 12 fps, and MARA's line
+    assert not (tmp_path / "build" / "film" / "film.mp4").exists()
+    chained = runner.invoke(main, ["build", str(script), "--shot", "3"])  # shot 3 continues shot 2
+    timeline = json.loads((tmp_path / "build" / "film" / "shots" / "shot-3" / "timeline.json").read_text())
+    assert chained.exit_code == 0 and [c["shot"] for c in timeline["clips"] if c.get("shot")] == ["2", "3"]
+    whole = runner.invoke(main, ["build", str(script)])
+    assert whole.exit_code == 0 and "2 reused" in whole.output
+    wrong = runner.invoke(main, ["build", str(script), "--shot", "22"])
+    assert wrong.exit_code == 1 and "--shot 22: the film has no such shot" in wrong.output
+    assert "did you mean 2?" in wrong.output and "Traceback" not in wrong.output

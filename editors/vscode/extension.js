@@ -1,5 +1,6 @@
 // Starts `storyc lsp` from the user's environment (setting storylang.path) and wires the
-// commands to the server's: build the film, open the built film at the shot under the cursor.
+// commands to the server's: build the film, build the shot under the cursor alone and open it,
+// open the built film at the shot under the cursor.
 const vscode = require("vscode");
 const { LanguageClient } = require("vscode-languageclient/node");
 
@@ -19,6 +20,14 @@ function activate(context) {
       if (editor) {
         return client.sendRequest("workspace/executeCommand", {
           command: "storyc.build", arguments: [editor.document.uri.toString()],
+        });
+      }
+    }),
+    vscode.commands.registerCommand("storylang.previewShot", () => {
+      const editor = vscode.window.activeTextEditor;
+      if (editor) {
+        return client.sendRequest("workspace/executeCommand", {
+          command: "storyc.previewShot", arguments: [editor.document.uri.toString(), editor.selection.active.line],
         });
       }
     }),

@@ -332,16 +332,43 @@ def code_actions(ls: StoryServer, params: lsp.CodeActionParams) -> list[lsp.Code
 def build_command(ls: StoryServer, uri: str, *options: str) -> dict:
     """Build the film (the editor's saved files): the CLI's own summary comes back as a message."""
     path = path_of(uri)
+    run_build(ls, path, list(options))
+    return {"started": str(path)}
+
+
+@server.command("storyc.previewShot")
+def preview_shot(ls: StoryServer, uri: str, line: int) -> dict | None:
+    """Build the shot on this line (0-based) alone, as a short film of its own (`storyc build
+    --shot`), then open it; its renders and lines are the film's own, so the film reuses them."""
+    from storylang.build import shot_preview_path
+
+    path = path_of(uri)
+    analysis = ls.analysis(uri)
+    shot = analysis.shot_at(str(path), line + 1) if analysis else None
+    if shot is None:
+        ls.window_show_message(lsp.ShowMessageParams(type=lsp.MessageType.Warning,
+                                                     message="no shot here: put the cursor in a shot to preview it"))
+        return None
+    script = analysis.path
+    clip = shot_preview_path(script, (shot.id,))
+    run_build(ls, script, ["--shot", shot.id],
+              lambda: ls.window_show_document(lsp.ShowDocumentParams(uri=from_fs_path(str(clip)), external=True)))
+    return {"shot": shot.id, "film": str(clip)}
+
+
+def run_build(ls: StoryServer, script: Path, options: list[str], then=None) -> None:
+    """`storyc build` in the background; its last line as a message, then `then` if it succeeded."""
 
     def run() -> None:
-        proc = subprocess.run([sys.executable, "-m", "storylang.cli", "build", *options, str(path)],
-                              capture_output=True, text=True, cwd=path.parent)
+        proc = subprocess.run([sys.executable, "-m", "storylang.cli", "build", *options, str(script)],
+                              capture_output=True, text=True, cwd=script.parent)
         last = (proc.stderr.strip().splitlines() or proc.stdout.strip().splitlines() or ["built"])[-1]
         kind = lsp.MessageType.Info if proc.returncode == 0 else lsp.MessageType.Error
         ls.window_show_message(lsp.ShowMessageParams(type=kind, message=last))
+        if proc.returncode == 0 and then is not None:
+            then()
 
     threading.Thread(target=run, daemon=True).start()
-    return {"started": str(path)}
 
 
 @server.command("storyc.openShot")

@@ -226,11 +226,28 @@ async def test_the_build_and_open_at_shot_commands(client: LanguageClient, proje
         await asyncio.sleep(0.1)
     assert client.messages and "written" in client.messages[0].message, client.messages
     assert client.messages[0].type == lsp.MessageType.Info
-    # the full film (not the preview) opens at a shot; built now
+    # one shot built alone, then opened: a short film of its own beside the film's
+    line = film.read_text().split("\n").index("  shot 2 close on MARA 3s")
+    previewed = await client.workspace_execute_command_async(lsp.ExecuteCommandParams(
+        command="storyc.previewShot", arguments=[u, line + 1]))
+    assert previewed["shot"] == "2"
+    for _ in range(600):
+        if client.shown_documents:
+            break
+        await asyncio.sleep(0.1)
+    clip = Path(previewed["film"])
+    assert client.shown_documents[-1].uri == clip.as_uri() and clip.parent.parent.name == "shots"
+    assert "written" in client.messages[-1].message
+    sys.path.insert(0, str(ROOT / "tests"))
+    from media import count_frames
+
+    assert count_frames(clip) == 72  # 3 s at 24 fps: the shot alone, no title card, no other shot
+    # the full film (not the preview) opens at a shot; built now, from what the builds before drew
     import subprocess
 
-    subprocess.run([sys.executable, "-m", "storylang.cli", "build", str(film)], check=True, capture_output=True)
-    line = film.read_text().split("\n").index("  shot 2 close on MARA 3s")
+    built = subprocess.run([sys.executable, "-m", "storylang.cli", "build", str(film)], check=True,
+                           capture_output=True, text=True)
+    assert "0 drawn" in built.stderr + built.stdout
     opened = await client.workspace_execute_command_async(lsp.ExecuteCommandParams(
         command="storyc.openShot", arguments=[u, line]))
     assert opened["film"].endswith("lighthouse.mp4") and abs(opened["seconds"] - 7.5) < 1.0
