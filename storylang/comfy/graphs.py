@@ -601,8 +601,9 @@ def _render_graph(env: SandboxedEnvironment, found: str, ctx: dict, info: Object
                   memo: GraphMemo | None) -> tuple[dict, tuple[str, ...], tuple[GraphProblem, ...]]:
     """The template's graph, the warnings it gave, and what the server would refuse in it."""
     key = memo.key(found, ctx) if memo is not None else None
-    if key is not None and key in memo.entries:
-        return memo.entries[key]
+    known = memo.get(key) if memo is not None else None
+    if known is not None:
+        return known
     collected: list[str] = []
 
     def warn(message: str) -> _Silent:
@@ -622,12 +623,12 @@ class GraphMemo:
     edit, only the shots whose inputs changed are rendered and validated again.
 
     A key is the template's name and the whole context given to it; the memo is emptied when the
-    server's node list or any template file (a project's or the shipped ones) changes."""
-
-    LIMIT = 20_000  # entries; then it starts again empty
+    server's node list or any template file (a project's or the shipped ones) changes. It keeps
+    what the last run and this one made, no more: what an edit replaced is forgotten a run later."""
 
     def __init__(self) -> None:
-        self.entries: dict[tuple[str, str], tuple] = {}
+        self.entries: dict[tuple[str, str], tuple] = {}  # this run's
+        self.previous: dict[tuple[str, str], tuple] = {}  # the run before's
         self.found: dict[str, str | None] = {}  # template name → its file
         self._info: ObjectInfo | None = None
         self._stamp: tuple = ()
@@ -637,16 +638,21 @@ class GraphMemo:
         """The template environment (kept, with the templates it compiled, while no file changes)."""
         env = template_env(root / "templates")
         stamp = (str(root), tuple(env.loader.searchpath), _templates_stamp(env))
-        if info is not self._info or stamp != self._stamp or len(self.entries) > self.LIMIT:
-            self.entries.clear()
-            self.found.clear()
-            self._env = env
+        if info is not self._info or stamp != self._stamp:
+            self.entries, self.found, self._env = {}, {}, env
+        self.previous, self.entries = self.entries, {}
         self._info, self._stamp = info, stamp
         return self._env
 
     def key(self, found: str, ctx: dict) -> tuple[str, str]:
-        given = {k: v for k, v in ctx.items() if k != "nodes"}  # the node list is the memo's own (start)
+        given = {k: v for k, v in ctx.items() if k != "nodes"}  # the node list is the memo's own (environment)
         return found, json.dumps(given, sort_keys=True, default=repr)
+
+    def get(self, key: tuple[str, str]) -> tuple | None:
+        made = self.entries.get(key) or self.previous.get(key)
+        if made is not None:
+            self.entries[key] = made
+        return made
 
     def put(self, key: tuple[str, str], made: tuple) -> None:
         self.entries[key] = made
