@@ -253,12 +253,8 @@ def _build(script: Path, options: BuildOptions, progress: Progress, scratch: Pat
     states = _assemble(timeline, root, cache, scratch, output, options, ff, progress, renderer.name, origin,
                        film_dir / "sound-level.json", sides)
     explain.Record.of(film, timing, root, expansion.prompts).save(film_dir / "explain.json")
-    if options.shots:
-        pass  # the up-to-date stamp is the whole film's
-    elif rendered.failures or rendered.incomplete or expansion.notes or expansion.problems:
-        stamp.remove(script)  # the next build retries the failed shots (and the prompts not expanded)
-    else:
-        stamp.write(script, stamp_options(options), __version__, stamp.inputs(film, script), output)
+    _stamp(script, options, film, output, complete=not (rendered.failures or rendered.incomplete
+                                                         or expansion.notes or expansion.problems))
     progress.close()
     return BuildReport(output=output, timeline=film_dir / "timeline.json", subtitles=(srt, vtt),
                        frames=timeline.frames, fps=timeline.fps, shots=len(film.shots), rendered=rendered.made,
@@ -268,6 +264,17 @@ def _build(script: Path, options: BuildOptions, progress: Progress, scratch: Pat
                        + ([states["trimmed"]] if "trimmed" in states else []),
                        labels_drawn=rendered.labels_drawn, warnings=warnings,
                        sources=sources, failures=rendered.failures, renderer=renderer.name, provenance=origin)
+
+
+def _stamp(script: Path, options: BuildOptions, film: Film, output: Path, complete: bool) -> None:
+    """The up-to-date stamp of the whole film (a build of some shots leaves it alone); an
+    incomplete build removes it, so that the next one retries the failed shots and prompts."""
+    if options.shots:
+        return
+    if complete:
+        stamp.write(script, stamp_options(options), __version__, stamp.inputs(film, script), output)
+    else:
+        stamp.remove(script)
 
 
 def _output(script: Path, film: Film, film_dir: Path, options: BuildOptions, sources) -> Path:
