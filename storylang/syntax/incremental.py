@@ -89,7 +89,7 @@ class Reparser:
         chunks = split(text)
         if sum(chunk not in self._chunks for _, chunk in chunks) * 2 > len(chunks):
             return self._parse_whole(text, file, chunks)  # mostly new: one parse costs less than many
-        known, pieces = {}, []
+        known, pieces, errors_seen = {}, [], 0
         for k, (line, chunk) in enumerate(chunks):
             before = _context(chunks, pieces, k)
             key = (before[1], chunk)
@@ -98,11 +98,15 @@ class Reparser:
                 piece = _parse_piece(before, chunk, line, file)
             elif piece.line != line:
                 piece = _moved(piece, line)
+            errors_seen += piece.syntax_errors
+            if not piece.parsed or errors_seen > MAX_SYNTAX_ERRORS:
+                # the whole file's verdict, as one parse gives it (and no piece after this one is
+                # parsed: each would be parsed after all the broken ones before it)
+                self._remember({})
+                return parse_text(text, file)
             known[key] = piece
             pieces.append(piece)
         self._remember(known)
-        if any(not p.parsed for p in pieces) or sum(p.syntax_errors for p in pieces) > MAX_SYNTAX_ERRORS:
-            return parse_text(text, file)  # the whole file's verdict, as one parse gives it
         items = tuple(i for p in pieces for i in p.items)
         comments = tuple(c for p in pieces for c in p.comments)
         errors = [d for p in pieces for d in p.diagnostics[: p.syntax_errors]]

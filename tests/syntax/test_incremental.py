@@ -105,3 +105,15 @@ def test_a_long_text_keeps_its_column_zero_lines_in_its_item():
     text = 'character MARA\n  look """\nEXT. NOT A HEADING\n"""\nEXT. DOCK - DAY\n'
     assert [line for line, _ in split(text)] == [1, 5]
     assert [line for line, _ in split(text + "EXT. PIER - DAY\n  \"\"\" but not here\nEXT. END - DAY\n")] == [1, 8]
+
+
+def test_a_paste_of_many_broken_lines_stops_at_the_error_limit(monkeypatch):
+    """Each broken piece is parsed after the broken ones before it, so the pieces stop being
+    parsed one by one at the limit of syntax errors, and the whole file gives the verdict."""
+    reparser = Reparser()
+    good = "".join(f"EXT. PLACE {i} - DAY\n  shot {i} wide 1s\n" for i in range(200))
+    reparser.parse(good, "film.story")
+    parsed = parses(monkeypatch)
+    pasted = good + "".join(f"broken{i} ?\n" for i in range(150))
+    assert again(reparser, pasted) == whole(pasted)
+    assert len(parsed) <= 27
