@@ -48,6 +48,8 @@ class Analysis:
     diagnostics: list[Diagnostic]
     loaded: Loaded
     trees: dict[str, t.Script] = field(default_factory=dict)  # by display name (absolute path)
+    draft: Film | None = None  # the film, or while the script has errors what of it resolved
+
 
     # ------------------------------------------------------------------ names
 
@@ -77,11 +79,27 @@ class Analysis:
         return None
 
     def shot_at(self, file: str, line: int):
-        """The film's shot whose heading is on this line, else the shot whose body holds it."""
-        if self.film is None:
+        """The film's shot whose heading is on this line, else the shot whose body holds it (of the
+        draft while the script has errors: a shot with errors is none)."""
+        if self.draft is None:
             return None
-        here = [s for s in self.film.shots if s.where.file == file and s.where.line <= line]
-        return max(here, key=lambda s: s.where.line) if here else None
+        here = [s for s in self.draft.shots if s.where.file == file and s.where.line <= line]
+        found = max(here, key=lambda s: s.where.line) if here else None
+        if found is not None and self.film is None and self._shot_line(file, line) != found.where.line:
+            return None  # the shot written here did not resolve: the one above it is not the answer
+        return found
+
+    def _shot_line(self, file: str, line: int) -> int | None:
+        """The heading line of the shot whose text holds this line, from the syntax tree (a shot's
+        span runs on into the indent of the line after it: the latest heading wins)."""
+        best = None
+        for place_file, node in self._walk():
+            if place_file == file and isinstance(node, t.Shot) and node.span.line <= line:
+                end = _whole(node)
+                if (line < end.end_line or line == end.end_line and end.end_column > 1) and (
+                        best is None or node.span.line > best):
+                    best = node.span.line
+        return best
 
     def include_at(self, file: str, line: int, column: int) -> Path | None:
         """The file an `include "..."` at this position names."""
@@ -148,17 +166,17 @@ class Analysis:
 
 def analyse(path: Path, loader: OverlayLoader) -> Analysis:
     """Load and resolve the script at `path` (and what it includes), its unsaved text included."""
-    from storylang.resolve import resolve
+    from storylang.resolve import resolve_draft
 
     display = str(path)
     loaded = loader.load(path, display)
-    film, diagnostics = resolve(loaded, path.resolve().parent, display)
+    film, draft, diagnostics = resolve_draft(loaded, path.resolve().parent, display)
     trees = {}
     for name in loaded.sources:
         tree, _, _ = loader.parse(Path(name), name)
         if tree is not None:
             trees[name] = tree
-    return Analysis(path=path, film=film, diagnostics=diagnostics, loaded=loaded, trees=trees)
+    return Analysis(path=path, film=film, diagnostics=diagnostics, loaded=loaded, trees=trees, draft=draft)
 
 
 def _names_of(node) -> list[tuple[str, Span]]:

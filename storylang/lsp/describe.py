@@ -22,12 +22,13 @@ MOVES = {
 
 
 def hover(analysis: Analysis, file: str, line: int, column: int, timing=None) -> str | None:
-    film = analysis.film
+    film = analysis.draft  # while the script has errors, what of it resolved
     name = analysis.name_at(file, line, column)
     if name is not None:
-        if film is None and any(p.kind == "declaration" for p in analysis.places(name)):
+        known = film.character(name) if film and name in {c.name for c in film.characters} else None
+        if known is None and any(p.kind == "declaration" for p in analysis.places(name)):
             return f"**{name}**: its look and voice show once the script's errors are fixed"
-        return character(film.character(name) if film and name in {c.name for c in film.characters} else None, name)
+        return character(known, name)
     found = analysis.setting_at(file, line, column)
     shot = analysis.shot_at(file, line)
     if found is not None and found[0].key == "camera" and shot is not None and shot.camera:

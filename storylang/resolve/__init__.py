@@ -94,17 +94,24 @@ class _Resolver(Settings):
         film_fade_in, film_fade_out = self._place_transitions(transitions, shots)
         self._check_transition_lengths(shots, shot_sources, film_fade_in, film_fade_out)
         self._warn_unused(char_src, used, items[0][0])
+        made = dict(width=width, height=height, narrator=base.narrator, fade_in=film_fade_in, fade_out=film_fade_out,
+                    characters=tuple(characters.values()), scenes=tuple(scenes))
         if has_errors(self.diagnostics):
+            # what did resolve, for an editor's hovers while the script has errors
+            try:
+                self.draft = self._film(film, display, **made, shots=tuple(s for s in shots if s is not None))
+            except ValueError:  # pydantic's ValidationError: a film too broken to show
+                self.draft = None
             return None
+        return self._film(film, display, **made, shots=tuple(shots))
+
+    def _film(self, film: dict, display: str, **made) -> f.Film:
         return f.Film(
             title=film.get("title", Path(display).stem.replace("_", " ").title()),
             author=film.get("author", ""),
             title_frames=film.get("title_frames", 0), end=film.get("end", ""), end_frames=film.get("end_frames", 0),
-            card_where=film.get("card_where", {}),
-            width=width, height=height, fps_num=self.fps.numerator, fps_den=self.fps.denominator,
-            narrator=base.narrator, llm=film.get("llm"), fade_in=film_fade_in, fade_out=film_fade_out,
-            characters=tuple(characters.values()), scenes=tuple(scenes), shots=tuple(shots),
-            script=self.files[0] if self.files else display, files=tuple(self.files),
+            card_where=film.get("card_where", {}), fps_num=self.fps.numerator, fps_den=self.fps.denominator,
+            llm=film.get("llm"), script=self.files[0] if self.files else display, files=tuple(self.files), **made,
         )
 
     def _characters(self, items, base: _Defaults):
@@ -419,6 +426,13 @@ def _family_of(render: dict, known: dict):
 
 def resolve(loaded: Loaded, root: Path, display: str) -> tuple[f.Film | None, list[Diagnostic]]:
     """Resolve a loaded script. Returns (film or None, diagnostics of loading and resolving)."""
+    film, _, diagnostics = resolve_draft(loaded, root, display)
+    return film, diagnostics
+
+
+def resolve_draft(loaded: Loaded, root: Path, display: str) -> tuple[f.Film | None, f.Film | None, list[Diagnostic]]:
+    """As resolve, with the draft: while the script has errors, a film of what did resolve (the
+    shots without errors), for an editor to describe. Nothing that builds may use a draft."""
     r = _Resolver(root)
     r.diagnostics.extend(loaded.diagnostics)
     with paused_gc():
@@ -427,8 +441,8 @@ def resolve(loaded: Loaded, root: Path, display: str) -> tuple[f.Film | None, li
     if loaded.recovered:
         # Statements with syntax errors were set aside: keep only what cannot be their echo.
         diagnostics = [d for d in diagnostics if d.code not in _CASCADING]
-        film = None
-    return film, diagnostics
+        r.draft, film = film or r.draft, None
+    return film, (film or r.draft), diagnostics
 
 
 def resolve_file(path: Path, display: str | None = None,

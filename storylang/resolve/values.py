@@ -35,6 +35,7 @@ class Values:
         self.fps = Fraction(24)
         self.reads = trust.Reads((root,))  # the loaded script's (see resolve)
         self._families: dict | None = None
+        self.draft = None  # the film of what resolved, when the script has errors (resolve_draft)
         # found once per resolve, as most shots share them: "4s" at this fps → frames; a (family,
         # model) → its family and how it was found; a family → its defaults as a dict
         self._frames: dict[tuple[str, Fraction], int] = {}

@@ -295,3 +295,23 @@ async def test_model_files_come_only_from_servers_the_user_trusts(client: Langua
         assert await offered('    lora "') == ({"mara_v2.safetensors": f"LoRA on http://{host}"}, False)
     finally:
         comfy.stop()
+
+
+@pytest.mark.asyncio
+async def test_hover_describes_what_resolved_while_the_script_has_errors(client: LanguageClient, project):
+    """A misspelt cue in shot 7: the other shots and the characters are still described; shot 7
+    itself (which did not resolve) is not passed off as the shot above it."""
+    film = project / "harbour.story"
+    text = film.read_text().replace("    IDA: Fog's coming in early.", "    IDAA: Fog's coming in early.", 1)
+    u = await open_doc(client, film, text)
+    assert any(d.severity == lsp.DiagnosticSeverity.Error for d in client.diagnostics[u])
+
+    async def hover_at(needle: str, offset: int = 0):
+        found = await client.text_document_hover_async(lsp.HoverParams(
+            text_document=lsp.TextDocumentIdentifier(uri=u), position=pos_of(text, needle, 0, offset)))
+        return found.contents.value if found else None
+
+    assert "**shot 8**" in await hover_at("  shot 8 close on TOMAS 4s", 3)
+    assert "old fisherman" in await hover_at("  shot 8 close on TOMAS 4s", len("  shot 8 close on ") + 1)
+    assert await hover_at("  shot 7 over the shoulder on IDA 4s", 3) is None
+    assert await hover_at("    action \"Ida watches the horizon", 5) is None
