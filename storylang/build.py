@@ -191,9 +191,7 @@ def _build(script: Path, options: BuildOptions, progress: Progress, scratch: Pat
     root = script.resolve().parent
     build_dir = build_root(script, create=not options.dry_run)
     cache = Cache(build_dir / "cache")
-    film_dir = build_dir / film_folder(script.stem)
-    if options.shots:  # a shot's preview: its own folder, beside the film's files, never over them
-        film_dir = film_dir / "shots" / shots_folder(options.shots)
+    film_dir = output_dir(build_dir, script, options)
     output = _output(script, film, film_dir, options, sources)
     ff = find_ffmpeg(options.system_ffmpeg)
     renderer = RENDERERS[options.renderer](options)
@@ -279,8 +277,7 @@ def _stamp(script: Path, options: BuildOptions, film: Film, output: Path, comple
 
 def _output(script: Path, film: Film, film_dir: Path, options: BuildOptions, sources) -> Path:
     """Where the film goes; BuildFailed if -o would replace something it must not (output.py)."""
-    stem = script.stem + (f"-{shots_folder(options.shots)}" if options.shots else "")
-    output = options.output or (film_dir / f"{stem}{'-preview' if options.preview else ''}.mp4")
+    output = options.output or default_output(script, film_dir, options)
     blocked = output_mod.problem(output, options.force)
     if options.output is not None and not blocked:
         blocked = output_mod.export_problem(output, options.force, stamp.inputs(film, script) | {script.resolve()})
@@ -351,18 +348,29 @@ def only_shots(film: Film, ids: tuple[str, ...], script: Path, sources) -> Film:
                                           message=f"--shot {wanted}: the film has no such shot",
                                           hint=f"did you mean {guess}?" if guess else "shots: " + ", ".join(known))],
                               sources)
-    keep = set(ids)
-    for i in range(len(film.shots) - 1, 0, -1):
-        if film.shots[i].id in keep and film.shots[i].continues:
-            keep.add(film.shots[i - 1].id)
+    from storylang.comfy.graphs import with_predecessors
+
+    keep = with_predecessors(film, set(ids))
     return film.model_copy(update={"shots": tuple(s for s in film.shots if s.id in keep), "title_frames": 0,
                                    "end_frames": 0, "fade_in": 0, "fade_out": 0})
 
 
 def shot_preview_path(script: Path, ids: tuple[str, ...]) -> Path:
     """The film `storyc build --shot ID...` writes (no -o)."""
-    folder = shots_folder(ids)
-    return build_root(script, create=False) / film_folder(script.stem) / "shots" / folder / f"{script.stem}-{folder}.mp4"
+    options = BuildOptions(shots=ids)
+    return default_output(script, output_dir(build_root(script, create=False), script, options), options)
+
+
+def output_dir(build_dir: Path, script: Path, options: BuildOptions) -> Path:
+    """build/<film>, or for a build of some shots its own folder under it (never over the film's files)."""
+    folder = build_dir / film_folder(script.stem)
+    return folder / "shots" / shots_folder(options.shots) if options.shots else folder
+
+
+def default_output(script: Path, film_dir: Path, options: BuildOptions) -> Path:
+    """Where the film goes without -o."""
+    stem = script.stem + (f"-{shots_folder(options.shots)}" if options.shots else "")
+    return film_dir / f"{stem}{'-preview' if options.preview else ''}.mp4"
 
 
 def shots_folder(ids: tuple[str, ...]) -> str:
@@ -721,8 +729,7 @@ def _explain(film, timing, plan, speech, to_speak, seconds, root: Path, cache: C
 
 
 def _plan_report(film, timing, options, film_dir, script, rendered, reused, to_speak, lines, warnings) -> BuildReport:
-    stem = script.stem + (f"-{shots_folder(options.shots)}" if options.shots else "")
-    output = options.output or (film_dir / f"{stem}{'-preview' if options.preview else ''}.mp4")
+    output = options.output or default_output(script, film_dir, options)
     return BuildReport(output=output, timeline=film_dir / "timeline.json",
                        subtitles=(film_dir / f"{script.stem}.srt", film_dir / f"{script.stem}.vtt"),
                        frames=timing.frames, fps=film.fps, shots=len(film.shots), rendered=rendered, reused=reused,

@@ -134,8 +134,8 @@ def _folder_families(folder: Path) -> dict[str, Family]:
         entries = sorted(os.scandir(folder), key=lambda e: e.name)
     except OSError:
         return {}
-    stamp = tuple((e.name, e.is_symlink(), e.stat().st_size, e.stat().st_mtime_ns)
-                  for e in entries if e.name.endswith(".toml"))
+    stamp = tuple((e.name, e.is_symlink(), st.st_size, st.st_mtime_ns)
+                  for e in entries if e.name.endswith(".toml") for st in (e.stat(),))
     return dict(_read_folder(str(folder), stamp))
 
 

@@ -681,7 +681,7 @@ def _problem(shot: Shot, label: str, p: GraphProblem) -> Diagnostic:
     return _diag(shot, "error", f"graph-{p.code}", f"{label}: {p.text()}", p.hint)
 
 
-def _with_predecessors(film: Film, only: set[str] | None) -> set[str] | None:
+def with_predecessors(film: Film, only: set[str] | None) -> set[str] | None:
     """`only` and the shots they continue, back to the start of each chain: a continuing shot's
     graph names its predecessor's, so that one is compiled too."""
     if only is None:
@@ -703,7 +703,7 @@ def compile_film(film: Film, root: Path, info: ObjectInfo, only: set[str] | None
     prompts = prompts or {}
     sheets = _sheets(film, root, env, info)
     compiled, previous = [], None
-    needed = _with_predecessors(film, only)
+    needed = with_predecessors(film, only)
     for shot in film.shots:
         if needed is not None and shot.id not in needed:
             previous = None

@@ -16,6 +16,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from storylang.trust import shown_url
+
 # a statement → the server's model folders its quoted file comes from
 FOLDERS = {
     "model": ("checkpoints", "diffusion_models"), "start": ("checkpoints", "diffusion_models"),
@@ -52,7 +54,7 @@ class ServerModels:
             if lists is None:
                 complete = False
                 continue
-            out += [ModelFile(name, folder, shown(url)) for folder in folders for name in lists.get(folder, [])]
+            out += [ModelFile(name, folder, shown_url(url)) for folder in folders for name in lists.get(folder, [])]
         return out, complete
 
     def refresh(self, script: Path) -> None:
@@ -93,9 +95,3 @@ def trusted_servers(script: Path) -> list[str]:
         return list(comfy_servers(script, ())[2])
     except (ConfigError, OSError):
         return []
-
-
-def shown(url: str) -> str:
-    from storylang.trust import shown_url
-
-    return shown_url(url)
